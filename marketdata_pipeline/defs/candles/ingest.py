@@ -1,0 +1,160 @@
+"""What a candle asset does for one run: symbols -> plan -> fetch -> validate -> Output.
+
+Shared by `stock_daily_candles` and `crypto_daily_candles`; the asset class is the only
+difference. The order matters: every check is evaluated on the batch *before* `Output`, and a
+structural failure raises there, because in Dagster 1.13 a failed blocking check does not stop
+the IO manager from writing (reference/dagster_notes.md section 3).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field
+
+from marketdata_pipeline.defs.candles import checks
+from marketdata_pipeline.lib.candles.batch import CandleBatch
+from marketdata_pipeline.lib.candles.quality import DEFAULT_JUMP_THRESHOLD
+from marketdata_pipeline.lib.candles.schema import CANDLE_SQL_TYPES
+from marketdata_pipeline.lib.candles.validation import (
+    check_structure,
+    drop_helper_columns,
+    quarantine,
+)
+from marketdata_pipeline.lib.errors import InputError
+from marketdata_pipeline.lib.polygon.resource import PolygonResource
+from marketdata_pipeline.lib.postgres.database import PostgresDatabase
+from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols, record_failures
+from marketdata_pipeline.lib.symbols import AssetClass, Symbol, parse_symbol
+
+
+class CandleConfig(dg.Config):
+    """Run configuration of a candle asset (all optional)."""
+
+    symbols: list[str] | None = Field(
+        default=None,
+        description="Only these symbols (e.g. AAPL, X:BTCUSD). Default: every active tracked "
+        "symbol of the asset's class in marketdata.tracked_symbols.",
+    )
+    strategy: Literal["auto", "range", "grouped"] = Field(
+        default="auto",
+        description="Request plan: 'auto' picks the cheapest; 'range'/'grouped' force one.",
+    )
+    jump_threshold: float = Field(
+        default=DEFAULT_JUMP_THRESHOLD,
+        description="Close-to-close move (fraction) above which price_jumps warns.",
+    )
+
+
+def column_schema() -> dg.TableSchema:
+    """The table's columns for the Dagster UI (`dagster/column_schema`)."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name,
+                sqltype.split(" NOT NULL")[0].split(" DEFAULT")[0],
+                constraints=dg.TableColumnConstraints(nullable="NOT NULL" not in sqltype),
+            )
+            for name, sqltype in CANDLE_SQL_TYPES.items()
+        ],
+        constraints=dg.TableConstraints(other=["PRIMARY KEY (symbol, day)"]),
+    )
+
+
+def resolve_symbols(
+    config: CandleConfig, asset_class: AssetClass, database: PostgresDatabase
+) -> tuple[list[Symbol], dict[str, str]]:
+    """The symbols this run fetches, plus tracked rows that are invalid (symbol -> reason)."""
+    if config.symbols is not None:
+        chosen: list[Symbol] = []
+        for raw in config.symbols:
+            try:
+                sym = parse_symbol(raw, asset_class)
+            except InputError as exc:
+                raise dg.Failure(f"run config symbols: {exc}") from None
+            chosen.append(sym)
+        return sorted(set(chosen)), {}
+    with database.connect() as conn:
+        return active_symbols(conn, asset_class)
+
+
+def run_window(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
+    """First and last day (inclusive) of the run's partition range."""
+    window = context.partition_time_window
+    return window.start.date(), window.end.date() - dt.timedelta(days=1)
+
+
+def materialise_candles(
+    context: dg.AssetExecutionContext,
+    config: CandleConfig,
+    asset_class: AssetClass,
+    polygon: PolygonResource,
+    database: PostgresDatabase,
+) -> Iterator[dg.AssetCheckResult | dg.Output]:
+    """Fetch, validate and emit one run's candles for `asset_class` (see module docstring)."""
+    asset = context.asset_key.path[-1]
+    start, end = run_window(context)
+    symbols, invalid = resolve_symbols(config, asset_class, database)
+    context.log.info(f"{asset}: {len(symbols)} symbols, {start}..{end}")
+    strategy = None if config.strategy == "auto" else config.strategy
+    result = polygon.fetch_candles(
+        asset_class, symbols, start, end, log=context.log, force_strategy=strategy
+    )
+    errors = {
+        **{s: f"invalid tracked symbol: {why}" for s, why in invalid.items()},
+        **result.errors,
+    }
+
+    candles = drop_helper_columns(result.frame)
+    report = check_structure(candles, start=start, end=end, symbols=result.fetched)
+    if not report.passed:
+        yield checks.structural_result(report)
+        message = "structural validation failed, nothing written: " + "; ".join(report.problems)
+        with database.connect() as conn:
+            record_failures(conn, asset_class, {**dict.fromkeys(result.fetched, message), **errors})
+        raise dg.Failure(
+            description=f"{asset} {start}..{end}: {message}",
+            metadata={"problems": dg.MetadataValue.json(report.problems)},
+        )
+    good, rejected = quarantine(result.frame, asset=asset)
+    if errors:
+        with database.connect() as conn:
+            record_failures(conn, asset_class, errors)
+
+    yield checks.structural_result(report)
+    yield checks.fetch_result(len(symbols) + len(invalid), errors)
+    yield from checks.quality_results(
+        candles=good,
+        rejected=rejected,
+        asset_class=asset_class,
+        start=start,
+        end=end,
+        symbols=result.fetched,
+        jump_threshold=config.jump_threshold,
+    )
+    per_symbol = good.group_by("symbol").len().sort("symbol")
+    yield dg.Output(
+        CandleBatch(
+            asset_class=asset_class,
+            start=start,
+            end=end,
+            symbols=tuple(result.fetched),
+            candles=good,
+            rejected=rejected,
+        ),
+        metadata={
+            "dagster/row_count": good.height,
+            "dagster/column_schema": column_schema(),
+            "window": f"{start}..{end}",
+            "symbols": dg.MetadataValue.json(result.fetched),
+            "symbols_failed": dg.MetadataValue.json(sorted(errors)),
+            "rows_per_symbol": dg.MetadataValue.json(dict(per_symbol.iter_rows())),
+            "plan": dg.MetadataValue.json(result.plan.as_metadata()),
+            "requests": dg.MetadataValue.json(result.requests),
+            "requests_made": int(result.requests.get("requests", 0)),
+            "rows_rejected": rejected.height,
+        },
+    )

@@ -1,0 +1,15 @@
+"""The job that materialises both candle assets in one run (CLI backfills, the schedule)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from marketdata_pipeline.defs.candles.assets import crypto_daily_candles, stock_daily_candles
+from marketdata_pipeline.defs.candles.partitions import daily_candle_partitions
+
+candles_job = dg.define_asset_job(
+    "candles_job",
+    selection=dg.AssetSelection.assets(stock_daily_candles, crypto_daily_candles),
+    partitions_def=daily_candle_partitions,
+    description="Stock and crypto daily candles for a partition range, as one run.",
+)

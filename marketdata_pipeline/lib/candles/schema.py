@@ -1,0 +1,73 @@
+"""The one candle schema shared by stocks and crypto, in polars and in Postgres.
+
+Both asset classes land in the same shape, so checks, the IO manager and downstream users never
+branch on the market. `day` is the trading date (New York for stocks, UTC for crypto) and `ts`
+the start of that day in the market's time zone.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+UTC_DATETIME = pl.Datetime("us", "UTC")
+
+#: Columns of `marketdata.stock_daily_candles` / `crypto_daily_candles`, in table order.
+CANDLE_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.String(),
+    "day": pl.Date(),
+    "ts": UTC_DATETIME,
+    "open": pl.Float64(),
+    "high": pl.Float64(),
+    "low": pl.Float64(),
+    "close": pl.Float64(),
+    "volume": pl.Float64(),
+    "vwap": pl.Float64(),
+    "transactions": pl.Int64(),
+    "adjusted": pl.Boolean(),
+    "provisional": pl.Boolean(),
+    "source": pl.String(),
+    "fetched_at": UTC_DATETIME,
+}
+
+CANDLE_COLUMNS: tuple[str, ...] = tuple(CANDLE_SCHEMA)
+PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
+#: Columns that may be null (the vendor omits `vw` and `n` on some bars).
+NULLABLE_COLUMNS: frozenset[str] = frozenset({"vwap", "transactions"})
+REQUIRED_COLUMNS: tuple[str, ...] = tuple(c for c in CANDLE_COLUMNS if c not in NULLABLE_COLUMNS)
+KEY_COLUMNS: tuple[str, ...] = ("symbol", "day")
+
+#: Quarantined vendor rows: the candle columns plus why they were refused.
+REJECTED_SCHEMA: dict[str, pl.DataType] = {
+    "asset": pl.String(),
+    **CANDLE_SCHEMA,
+    "vendor_t": pl.Int64(),
+    "reason": pl.String(),
+}
+
+#: Postgres column types for the candle tables (DESIGN.md storage contract).
+CANDLE_SQL_TYPES: dict[str, str] = {
+    "symbol": "text NOT NULL",
+    "day": "date NOT NULL",
+    "ts": "timestamptz NOT NULL",
+    "open": "double precision NOT NULL",
+    "high": "double precision NOT NULL",
+    "low": "double precision NOT NULL",
+    "close": "double precision NOT NULL",
+    "volume": "double precision NOT NULL",
+    "vwap": "double precision",
+    "transactions": "bigint",
+    "adjusted": "boolean NOT NULL",
+    "provisional": "boolean NOT NULL DEFAULT false",
+    "source": "text NOT NULL",
+    "fetched_at": "timestamptz NOT NULL",
+}
+
+
+def empty_candles() -> pl.DataFrame:
+    """An empty frame with the candle schema."""
+    return pl.DataFrame(schema=CANDLE_SCHEMA)
+
+
+def empty_rejected() -> pl.DataFrame:
+    """An empty frame with the rejected-candle schema."""
+    return pl.DataFrame(schema=REJECTED_SCHEMA)

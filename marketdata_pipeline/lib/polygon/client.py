@@ -1,0 +1,369 @@
+"""The HTTP client behind `PolygonResource`: httpx for transport, tenacity for retries.
+
+One `httpx.Client` (connection pool, keep-alive) serves a whole run and is shared by the worker
+threads. Every attempt first spends one unit of the request budget. What is retried and what is not
+follows the API's documented behaviour (reference/polygon_api.md section 6):
+
+- 429, 499 and 5xx, timeouts, connection errors and truncated bodies are transient: retried with
+  exponential backoff and jitter, honouring `Retry-After` when the server sends one, and never
+  sooner than one budget slot (60 / requests-per-minute) after a 429.
+- 400/404 (bad request) and 401/403 (key or plan) are final: retrying cannot fix them and would
+  spend quota, so they raise at once with the API's own message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import logging
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import polars as pl
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from marketdata_pipeline import __version__
+from marketdata_pipeline.lib.polygon.errors import (
+    PolygonAuthError,
+    PolygonError,
+    PolygonPayloadError,
+    PolygonRequestError,
+    PolygonUnavailableError,
+    TransientError,
+    redact,
+)
+from marketdata_pipeline.lib.polygon.payload import Page, normalise_bars, parse_page
+from marketdata_pipeline.lib.polygon.rate_budget import RateBudget
+from marketdata_pipeline.lib.symbols import AssetClass, Symbol
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = frozenset({429, 499, 500, 502, 503, 504})
+#: Largest page the aggregates endpoint serves (in base bars): ~198 years of daily bars.
+MAX_LIMIT = 50_000
+
+
+@dataclass
+class RequestStats:
+    """Counters of what a client actually sent, for run metadata, logs and benchmarks."""
+
+    attempts: int = 0
+    retries: int = 0
+    by_kind: Counter[str] = field(default_factory=Counter)
+    by_status: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, kind: str, status: str) -> None:
+        """Count one attempt of `kind` ("range"/"grouped") that ended with `status`."""
+        with self._lock:
+            self.attempts += 1
+            self.by_kind[kind] += 1
+            self.by_status[status] += 1
+
+    def record_retry(self) -> None:
+        """Count one retry (an attempt after a transient failure)."""
+        with self._lock:
+            self.retries += 1
+
+    def as_metadata(self) -> dict[str, object]:
+        """A JSON-friendly summary."""
+        with self._lock:
+            return {
+                "requests": self.attempts,
+                "retries": self.retries,
+                "by_kind": dict(self.by_kind),
+                "by_status": dict(self.by_status),
+            }
+
+
+def _api_message(response: httpx.Response) -> str:
+    """The API's own error message: `error` (ERROR bodies) or `message` (NOT_AUTHORIZED)."""
+    try:
+        doc = response.json()
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict):
+        for key in ("error", "message"):
+            if isinstance(doc.get(key), str):
+                return doc[key][:300]
+        if isinstance(doc.get("status"), str):
+            return doc["status"]
+    # 5xx from the load balancer come as HTML: keep the message short and single-line.
+    text = " ".join(response.text.split())
+    return (text[:120] + "...") if len(text) > 120 else text or response.reason_phrase
+
+
+def _retry_after_seconds(response: httpx.Response) -> float | None:
+    """Parse `Retry-After` (seconds or an HTTP date); None when absent or unreadable."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+class PolygonClient:
+    """Polygon aggregates over HTTP with retries, a request budget and pagination guards."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        budget: RateBudget,
+        timeout_seconds: float = 30.0,
+        max_attempts: int = 8,
+        backoff_initial_seconds: float = 1.0,
+        backoff_max_seconds: float = 60.0,
+        max_retry_after_seconds: float = 300.0,
+        max_pages: int = 100,
+        max_connections: int = 32,
+        adjusted: bool = True,
+        page_limit: int = MAX_LIMIT,
+    ) -> None:
+        if not api_key:
+            raise PolygonAuthError("no Polygon API key configured (set POLYGON_API_KEY)")
+        self._api_key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.budget = budget
+        self.max_attempts = max_attempts
+        self.backoff_initial_seconds = backoff_initial_seconds
+        self.backoff_max_seconds = backoff_max_seconds
+        self.max_retry_after_seconds = max_retry_after_seconds
+        self.max_pages = max_pages
+        self.adjusted = adjusted
+        if not 1 <= page_limit <= MAX_LIMIT:
+            raise ValueError(f"page_limit must be between 1 and {MAX_LIMIT}, got {page_limit}")
+        self.page_limit = page_limit
+        self.stats = RequestStats()
+        # The key goes in the Authorization header only: never in a URL, so it cannot reach
+        # httpx's exception messages, our logs or Polygon's next_url echo.
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "Accept-Encoding": "gzip",
+                "User-Agent": f"marketdata-pipeline/{__version__}",
+            },
+            timeout=httpx.Timeout(timeout_seconds),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> PolygonClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- one request, with retries ------------------------------------------------------------
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        backoff = wait_exponential_jitter(
+            initial=self.backoff_initial_seconds, max=self.backoff_max_seconds
+        )(state)
+        if isinstance(exc, TransientError):
+            if exc.retry_after is not None:
+                return min(exc.retry_after, self.max_retry_after_seconds)
+            if exc.status_code == 429:
+                # Without Retry-After, wait at least one budget slot: retrying sooner is
+                # guaranteed to be refused again and spends quota.
+                return max(backoff, 60.0 / self.budget.requests_per_minute)
+        return backoff
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        self.stats.record_retry()
+        exc = state.outcome.exception() if state.outcome else None
+        delay = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "%s; retry %d/%d in %.1fs",
+            redact(str(exc), self._api_key),
+            state.attempt_number,
+            self.max_attempts - 1,
+            delay,
+        )
+
+    def _attempt(self, path: str, params: dict[str, str] | None, kind: str, what: str) -> Page:
+        self.budget.acquire()
+        try:
+            response = self._http.get(path, params=params)
+        except httpx.TimeoutException as exc:
+            self.stats.record(kind, "timeout")
+            raise TransientError(f"{what}: timed out ({exc.__class__.__name__})") from None
+        except httpx.TransportError as exc:
+            # Connection refused/reset, incomplete body: the server or network hiccuped.
+            self.stats.record(kind, "connection-error")
+            raise TransientError(f"{what}: connection failed ({exc.__class__.__name__})") from None
+        self.stats.record(kind, str(response.status_code))
+        status = response.status_code
+        if status == 200:
+            try:
+                return parse_page(response.content, request=what)
+            except PolygonPayloadError as exc:
+                # A cut-off or garbled 200 is usually a proxy hiccup: worth another try, and
+                # reported as a payload error if it persists.
+                raise TransientError(str(exc), status_code=200) from None
+        message = _api_message(response)
+        if status in RETRYABLE_STATUS:
+            raise TransientError(
+                f"{what}: HTTP {status} {message}",
+                status_code=status,
+                retry_after=_retry_after_seconds(response),
+            )
+        if status in (401, 403):
+            hint = (
+                "check POLYGON_API_KEY"
+                if status == 401
+                else "the API plan does not cover this data (dates too old or in the future?)"
+            )
+            raise PolygonAuthError(
+                f"Polygon refused {what}: HTTP {status} {message} ({hint}; not retried)",
+                request=what,
+                status_code=status,
+                api_message=message,
+            )
+        raise PolygonRequestError(
+            f"Polygon rejected {what}: HTTP {status} {message} (not retried)",
+            request=what,
+            status_code=status,
+            api_message=message,
+        )
+
+    def get_page(
+        self, path: str, params: dict[str, str] | None = None, *, kind: str, what: str
+    ) -> Page:
+        """GET one page, retrying transient failures; raise a `PolygonError` when final."""
+        retrying = Retrying(
+            retry=retry_if_exception_type(TransientError),
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(self._attempt, path, params, kind, what)
+        except TransientError as exc:
+            text = redact(str(exc), self._api_key)
+            error_cls = PolygonPayloadError if exc.status_code == 200 else PolygonUnavailableError
+            raise error_cls(
+                f"{text} (gave up after {self.max_attempts} attempts)",
+                request=what,
+                status_code=exc.status_code,
+            ) from None
+        except PolygonError as exc:
+            exc.args = (redact(str(exc), self._api_key),)
+            raise
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    def _next_path(self, next_url: str, what: str) -> tuple[str, dict[str, str]]:
+        """Path and query of a `next_url`, to be joined onto our own base URL.
+
+        The host in `next_url` is never trusted (it has been seen as `:443:443`); only the path
+        and the cursor are kept, as the official client does, and auth stays in the header.
+        """
+        parts = urlsplit(next_url)
+        if not parts.path.startswith("/v2/aggs/"):
+            raise PolygonPayloadError(
+                f"Polygon response for {what} has an unexpected next_url path {parts.path!r}",
+                request=what,
+            )
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items() if k.lower() != "apikey"}
+        return parts.path, query
+
+    def range_pages(self, symbol: Symbol, start: dt.date, end: dt.date) -> Iterator[Page]:
+        """Every page of daily bars for `symbol` from `start` to `end` (inclusive)."""
+        what = f"{symbol.symbol} ({symbol.asset_class}) {start}..{end}"
+        path = f"/v2/aggs/ticker/{symbol.api_ticker}/range/1/day/{start}/{end}"
+        params: dict[str, str] = {
+            "adjusted": "true" if self.adjusted else "false",
+            "sort": "asc",
+            "limit": str(self.page_limit),
+        }
+        seen: set[str] = set()
+        for page_number in range(1, self.max_pages + 1):
+            page = self.get_page(path, params, kind="range", what=what)
+            if page.ticker is not None and page.ticker != symbol.api_ticker:
+                raise PolygonPayloadError(
+                    f"Polygon response for {what} is for ticker {page.ticker!r}",
+                    request=what,
+                )
+            yield page
+            if not page.next_url:
+                return
+            path, params = self._next_path(page.next_url, what)
+            cursor_key = f"{path}?{sorted(params.items())}"
+            if cursor_key in seen:
+                raise PolygonPayloadError(
+                    f"Polygon pagination for {what} repeats a next_url after page "
+                    f"{page_number}: stopping instead of looping",
+                    request=what,
+                )
+            seen.add(cursor_key)
+        raise PolygonPayloadError(
+            f"Polygon pagination for {what} exceeds {self.max_pages} pages: stopping",
+            request=what,
+        )
+
+    def fetch_range(self, symbol: Symbol, start: dt.date, end: dt.date) -> pl.DataFrame:
+        """Normalised daily bars (candle schema plus helper columns) for one symbol."""
+        fetched_at = dt.datetime.now(dt.UTC)
+        frames = [
+            normalise_bars(
+                page.bars,
+                asset_class=symbol.asset_class,
+                endpoint="range",
+                symbol=symbol.symbol,
+                adjusted=page.adjusted if page.adjusted is not None else self.adjusted,
+                provisional=page.provisional,
+                fetched_at=fetched_at,
+                source="polygon:range",
+            )
+            for page in self.range_pages(symbol, start, end)
+        ]
+        return pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
+
+    def fetch_grouped(self, asset_class: AssetClass, day: dt.date) -> pl.DataFrame:
+        """Normalised bars of the whole market for one day (grouped daily endpoint)."""
+        if asset_class is AssetClass.STOCK:
+            path = f"/v2/aggs/grouped/locale/us/market/stocks/{day}"
+        else:
+            path = f"/v2/aggs/grouped/locale/global/market/crypto/{day}"
+        what = f"grouped daily {asset_class} {day}"
+        params = {"adjusted": "true" if self.adjusted else "false"}
+        fetched_at = dt.datetime.now(dt.UTC)
+        page = self.get_page(path, params, kind="grouped", what=what)
+        return normalise_bars(
+            page.bars,
+            asset_class=asset_class,
+            endpoint="grouped",
+            adjusted=page.adjusted if page.adjusted is not None else self.adjusted,
+            provisional=page.provisional,
+            fetched_at=fetched_at,
+            source="polygon:grouped",
+        )
+

@@ -1,0 +1,104 @@
+"""Request planning: the cheapest set of API requests that covers (window x symbols).
+
+Requests are the scarce resource (5 a minute on the free tier), so the plan is chosen by cost:
+
+- **range**: one request per symbol over the window's first..last trading day (a daily page holds
+  up to 50,000 bars, ~198 years, so one page per symbol in practice);
+- **grouped**: one grouped-daily request per trading day, each returning the whole market, which
+  is then filtered to our symbols.
+
+Non-trading days never cost a request (stocks follow the NYSE calendar; crypto trades daily), and
+a window without a single trading day costs nothing at all. Ties go to **range**: a failure then
+only affects one symbol and responses stay small.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from marketdata_pipeline.lib.calendar import trading_days
+from marketdata_pipeline.lib.polygon.client import MAX_LIMIT
+from marketdata_pipeline.lib.symbols import AssetClass, Symbol
+
+Strategy = Literal["range", "grouped", "none"]
+
+
+@dataclass(frozen=True)
+class RequestPlan:
+    """What will be requested for one asset class, and what each alternative would cost."""
+
+    asset_class: AssetClass
+    symbols: tuple[Symbol, ...]
+    start: dt.date
+    end: dt.date
+    days: tuple[dt.date, ...]
+    range_cost: int
+    grouped_cost: int
+    strategy: Strategy
+
+    @property
+    def cost(self) -> int:
+        """Requests the chosen strategy makes when nothing needs a retry."""
+        if self.strategy == "range":
+            return self.range_cost
+        if self.strategy == "grouped":
+            return self.grouped_cost
+        return 0
+
+    @property
+    def naive_cost(self) -> int:
+        """Requests of the naive one-request-per-symbol-per-day approach, for comparison."""
+        return len(self.symbols) * len(self.days)
+
+    @property
+    def range_window(self) -> tuple[dt.date, dt.date] | None:
+        """First and last trading day in the window (what a range request asks for)."""
+        return (self.days[0], self.days[-1]) if self.days else None
+
+    def describe(self) -> str:
+        """One line for logs: strategy, cost and the alternative's cost."""
+        return (
+            f"{self.asset_class} plan: {self.strategy} ({self.cost} requests) for "
+            f"{len(self.symbols)} symbols x {len(self.days)} trading days "
+            f"{self.start}..{self.end}; "
+            f"range would cost {self.range_cost}, grouped {self.grouped_cost}, "
+            f"naive per-symbol-per-day {self.naive_cost}"
+        )
+
+    def as_metadata(self) -> dict[str, object]:
+        """A JSON-friendly summary for Dagster metadata."""
+        return {
+            "strategy": self.strategy,
+            "planned_requests": self.cost,
+            "range_cost": self.range_cost,
+            "grouped_cost": self.grouped_cost,
+            "naive_cost": self.naive_cost,
+            "trading_days": len(self.days),
+            "symbols": len(self.symbols),
+        }
+
+
+def plan_requests(
+    asset_class: AssetClass,
+    symbols: list[Symbol] | tuple[Symbol, ...],
+    start: dt.date,
+    end: dt.date,
+    *,
+    force: Strategy | None = None,
+) -> RequestPlan:
+    """Choose the cheapest plan for `symbols` over `start`..`end` (inclusive).
+
+    `force` picks a strategy regardless of cost (tests and the plan-equivalence check).
+    """
+    days = tuple(trading_days(asset_class, start, end)) if end >= start else ()
+    syms = tuple(sorted(set(symbols)))
+    if not days or not syms:
+        return RequestPlan(asset_class, syms, start, end, days, 0, 0, "none")
+    pages_per_symbol = math.ceil(len(days) / MAX_LIMIT)
+    range_cost = len(syms) * pages_per_symbol
+    grouped_cost = len(days)
+    strategy: Strategy = force or ("grouped" if grouped_cost < range_cost else "range")
+    return RequestPlan(asset_class, syms, start, end, days, range_cost, grouped_cost, strategy)

@@ -1,0 +1,235 @@
+"""`PolygonResource`: the Dagster resource that fetches daily candles from Polygon (Massive).
+
+It owns one `PolygonClient` per run (httpx connection pool, tenacity retries, request budget),
+plans the cheapest requests for (window x symbols), runs them concurrently within the budget,
+and returns normalised frames plus a per-symbol outcome, so one failing symbol never stops the
+others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+import polars as pl
+from pydantic import PrivateAttr
+
+from marketdata_pipeline.lib.candles.schema import CANDLE_SCHEMA
+from marketdata_pipeline.lib.errors import ConfigError
+from marketdata_pipeline.lib.polygon.client import PolygonClient
+from marketdata_pipeline.lib.polygon.errors import PolygonAuthError, redact
+from marketdata_pipeline.lib.polygon.planner import RequestPlan, Strategy, plan_requests
+from marketdata_pipeline.lib.polygon.rate_budget import (
+    LocalRateBudget,
+    PostgresRateBudget,
+    RateBudget,
+    budget_name,
+)
+from marketdata_pipeline.lib.settings import (
+    DEFAULT_BASE_URL,
+    DEFAULT_REQUESTS_PER_MINUTE,
+    validate_base_url,
+    validate_requests_per_minute,
+)
+from marketdata_pipeline.lib.symbols import AssetClass, Symbol
+
+#: At most this many progress lines per fetch, so a 1,000-symbol backfill does not flood the
+#: event log.
+MAX_PROGRESS_LINES = 40
+
+
+@dataclass
+class FetchResult:
+    """What a fetch produced: bars of the symbols that succeeded, and why the others failed."""
+
+    plan: RequestPlan
+    frame: pl.DataFrame
+    fetched: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    requests: dict[str, Any] = field(default_factory=dict)
+
+
+def _empty_normalised() -> pl.DataFrame:
+    return pl.DataFrame(schema={**CANDLE_SCHEMA, "vendor_t": pl.Int64, "t_aligned": pl.Boolean})
+
+
+class PolygonResource(dg.ConfigurableResource):
+    """Daily aggregates from the Polygon.io / Massive REST API.
+
+    Configure `api_key` with `dg.EnvVar("POLYGON_API_KEY")` so the UI never shows it; it is sent
+    only as an `Authorization: Bearer` header. `requests_per_minute` is the client-side budget
+    (5 on the free tier); with `shared_budget` it is enforced through a Postgres table for every
+    process using the same key, so concurrent runs share it.
+    """
+
+    api_key: str
+    base_url: str = DEFAULT_BASE_URL
+    requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE
+    shared_budget: bool = True
+    budget_database_url: str | None = None
+    max_concurrent_requests: int = 8
+    timeout_seconds: float = 30.0
+    max_attempts: int = 8
+    backoff_initial_seconds: float = 1.0
+    backoff_max_seconds: float = 60.0
+    max_retry_after_seconds: float = 300.0
+    max_pages: int = 100
+    adjusted: bool = True
+    page_limit: int = 50_000
+
+    _client: PolygonClient | None = PrivateAttr(default=None)
+    _budget: RateBudget | None = PrivateAttr(default=None)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def _make_budget(self, rpm: int, base_url: str) -> RateBudget:
+        if not self.shared_budget:
+            return LocalRateBudget(rpm)
+        from marketdata_pipeline.lib.postgres.database import ensure_schema, resolve_database_url
+
+        url = resolve_database_url(self.budget_database_url)
+        ensure_schema(url)  # the bucket table lives in the marketdata schema
+        return PostgresRateBudget(rpm, database_url=url, name=budget_name(self.api_key, base_url))
+
+    def get_client(self) -> PolygonClient:
+        """The run's client, created on first use (validated configuration)."""
+        with self._lock:
+            if self._client is None:
+                if not self.api_key or not self.api_key.strip():
+                    raise ConfigError(
+                        "no Polygon API key: set POLYGON_API_KEY (or MASSIVE_API_KEY), "
+                        "or run `marketdata simulator` and point POLYGON_BASE_URL at it"
+                    )
+                base_url = validate_base_url(self.base_url, "PolygonResource.base_url")
+                rpm = validate_requests_per_minute(
+                    self.requests_per_minute, "PolygonResource.requests_per_minute"
+                )
+                if self.max_concurrent_requests < 1:
+                    raise ConfigError("PolygonResource.max_concurrent_requests must be >= 1")
+                self._budget = self._make_budget(rpm, base_url)
+                self._client = PolygonClient(
+                    api_key=self.api_key.strip(),
+                    base_url=base_url,
+                    budget=self._budget,
+                    timeout_seconds=self.timeout_seconds,
+                    max_attempts=self.max_attempts,
+                    backoff_initial_seconds=self.backoff_initial_seconds,
+                    backoff_max_seconds=self.backoff_max_seconds,
+                    max_retry_after_seconds=self.max_retry_after_seconds,
+                    max_pages=self.max_pages,
+                    max_connections=max(4, self.max_concurrent_requests),
+                    adjusted=self.adjusted,
+                    page_limit=self.page_limit,
+                )
+            return self._client
+
+    def close(self) -> None:
+        """Close the HTTP pool and the budget's connections."""
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+            if self._budget is not None:
+                self._budget.close()
+                self._budget = None
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Release the run's connections."""
+        self.close()
+
+    def fetch_candles(
+        self,
+        asset_class: AssetClass,
+        symbols: list[Symbol],
+        start: dt.date,
+        end: dt.date,
+        *,
+        log: logging.Logger | Any | None = None,
+        force_strategy: Strategy | None = None,
+    ) -> FetchResult:
+        """Fetch normalised daily bars for `symbols` over `start`..`end` (inclusive).
+
+        Chooses the cheapest request plan; a symbol that fails is reported in `errors` with a
+        message naming it, while the others are returned in `frame`.
+        """
+        log = log or logging.getLogger(__name__)
+        plan = plan_requests(asset_class, symbols, start, end, force=force_strategy)
+        log.info(plan.describe())
+        if plan.strategy == "none":
+            return FetchResult(plan, _empty_normalised(), fetched=[s.symbol for s in plan.symbols])
+        client = self.get_client()
+        before = client.stats.as_metadata()["requests"]
+        if plan.strategy == "range":
+            result = self._fetch_by_symbol(client, plan, log)
+        else:
+            result = self._fetch_by_day(client, plan, log)
+        result.requests = {**client.stats.as_metadata(), "requests": client.stats.attempts - before}
+        return result
+
+    def _progress_every(self, total: int) -> int:
+        return max(1, total // MAX_PROGRESS_LINES)
+
+    def _fetch_by_symbol(self, client: PolygonClient, plan: RequestPlan, log: Any) -> FetchResult:
+        first, last = plan.range_window or (plan.start, plan.end)
+        frames: list[pl.DataFrame] = []
+        fetched: list[str] = []
+        errors: dict[str, str] = {}
+        auth_failure: list[str] = []
+        every = self._progress_every(len(plan.symbols))
+
+        def one(sym: Symbol) -> pl.DataFrame:
+            if auth_failure:  # the key is refused: do not spend requests on the rest
+                raise PolygonAuthError(auth_failure[0])
+            return client.fetch_range(sym, first, last)
+
+        with ThreadPoolExecutor(max_workers=self.max_concurrent_requests) as pool:
+            futures = {pool.submit(one, sym): sym for sym in plan.symbols}
+            for done, future in enumerate(as_completed(futures), start=1):
+                sym = futures[future]
+                try:
+                    frame = future.result()
+                except Exception as exc:
+                    message = redact(f"{exc}", self.api_key) or exc.__class__.__name__
+                    if isinstance(exc, PolygonAuthError) and exc.status_code == 401:
+                        auth_failure.append(message)
+                    errors[sym.symbol] = message
+                    log.error(f"{sym.symbol}: {message}")
+                    continue
+                frames.append(frame)
+                fetched.append(sym.symbol)
+                if done % every == 0 or done == len(futures):
+                    log.info(
+                        f"fetched {done}/{len(futures)} symbols ({sym.symbol}: {frame.height} bars)"
+                    )
+        frame = pl.concat(frames, how="vertical") if frames else _empty_normalised()
+        return FetchResult(plan, frame, sorted(fetched), errors)
+
+    def _fetch_by_day(self, client: PolygonClient, plan: RequestPlan, log: Any) -> FetchResult:
+        wanted = [s.symbol for s in plan.symbols]
+        frames: list[pl.DataFrame] = []
+        failures: list[str] = []
+        every = self._progress_every(len(plan.days))
+        with ThreadPoolExecutor(max_workers=self.max_concurrent_requests) as pool:
+            futures = {pool.submit(client.fetch_grouped, plan.asset_class, d): d for d in plan.days}
+            for done, future in enumerate(as_completed(futures), start=1):
+                day = futures[future]
+                try:
+                    frames.append(future.result().filter(pl.col("symbol").is_in(wanted)))
+                except Exception as exc:
+                    failures.append(redact(f"{exc}", self.api_key) or exc.__class__.__name__)
+                    log.error(failures[-1])
+                    continue
+                if done % every == 0 or done == len(futures):
+                    log.info(f"fetched grouped daily {done}/{len(futures)} days ({day})")
+        if failures:
+            # A missing day would make every symbol's slice incomplete, and writing it would
+            # delete stored rows for that day: fail every symbol instead, so nothing is replaced.
+            message = f"grouped daily request failed ({len(failures)} of {len(plan.days)} days): "
+            message += failures[0]
+            return FetchResult(plan, _empty_normalised(), [], dict.fromkeys(wanted, message))
+        frame = pl.concat(frames, how="vertical") if frames else _empty_normalised()
+        return FetchResult(plan, frame, sorted(wanted), {})

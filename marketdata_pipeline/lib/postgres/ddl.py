@@ -1,0 +1,128 @@
+"""The `marketdata` schema: tables, constraints and the migrations that create them.
+
+Migrations are numbered and applied once, in order, under a transaction-scoped advisory lock, so
+several processes starting together (code server, daemon, CLI) cannot race each other.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from marketdata_pipeline.lib.candles.schema import CANDLE_SQL_TYPES
+
+SCHEMA = "marketdata"
+CANDLE_TABLES = ("stock_daily_candles", "crypto_daily_candles")
+# Any constant works as long as every process uses the same one.
+_MIGRATION_LOCK_ID = 7_461_022_301
+
+_MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE SEQUENCE IF NOT EXISTS marketdata.tracked_symbols_change_seq;
+
+        CREATE TABLE IF NOT EXISTS marketdata.tracked_symbols (
+            symbol           text        NOT NULL
+                CHECK (symbol ~ '^[A-Z0-9][A-Z0-9.]{0,19}$'),
+            asset_class      text        NOT NULL CHECK (asset_class IN ('stock', 'crypto')),
+            active           boolean     NOT NULL DEFAULT true,
+            added_at         timestamptz NOT NULL DEFAULT now(),
+            updated_at       timestamptz NOT NULL DEFAULT now(),
+            status           text        NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'ok', 'error')),
+            last_success_day date,
+            last_attempt_at  timestamptz,
+            last_error       text,
+            change_seq       bigint      NOT NULL
+                DEFAULT nextval('marketdata.tracked_symbols_change_seq'),
+            PRIMARY KEY (asset_class, symbol)
+        );
+        COMMENT ON COLUMN marketdata.tracked_symbols.change_seq IS
+            'Bumped when a symbol is added or re-activated; the symbol sensor''s cursor.';
+
+        -- Rows added or re-activated by plain SQL must wake the sensor too, so the bump lives
+        -- in the database rather than in the command line.
+        CREATE OR REPLACE FUNCTION marketdata.tracked_symbols_touch() RETURNS trigger AS $$
+        BEGIN
+            IF TG_OP = 'INSERT' THEN
+                NEW.change_seq := nextval('marketdata.tracked_symbols_change_seq');
+            ELSIF NEW.active AND NOT OLD.active THEN
+                NEW.change_seq := nextval('marketdata.tracked_symbols_change_seq');
+            END IF;
+            IF TG_OP = 'UPDATE' AND (NEW.active IS DISTINCT FROM OLD.active) THEN
+                NEW.updated_at := now();
+            END IF;
+            RETURN NEW;
+        END;
+        $$ LANGUAGE plpgsql;
+
+        DROP TRIGGER IF EXISTS tracked_symbols_touch ON marketdata.tracked_symbols;
+        CREATE TRIGGER tracked_symbols_touch BEFORE INSERT OR UPDATE
+            ON marketdata.tracked_symbols
+            FOR EACH ROW EXECUTE FUNCTION marketdata.tracked_symbols_touch();
+
+        CREATE TABLE IF NOT EXISTS marketdata.rejected_candles (
+            asset        text             NOT NULL,
+            symbol       text             NOT NULL,
+            day          date,
+            ts           timestamptz,
+            open         double precision,
+            high         double precision,
+            low          double precision,
+            close        double precision,
+            volume       double precision,
+            vwap         double precision,
+            transactions bigint,
+            adjusted     boolean,
+            provisional  boolean,
+            source       text,
+            fetched_at   timestamptz,
+            vendor_t     bigint,
+            reason       text             NOT NULL,
+            rejected_at  timestamptz      NOT NULL DEFAULT now()
+        );
+        CREATE INDEX IF NOT EXISTS rejected_candles_slice
+            ON marketdata.rejected_candles (asset, symbol, day);
+        """,
+    ),
+]
+
+
+def candle_table_ddl(table: str) -> sql.Composed:
+    """CREATE TABLE IF NOT EXISTS for one candle table, keyed on (symbol, day)."""
+    columns = sql.SQL(",\n    ").join(
+        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(sqltype))
+        for name, sqltype in CANDLE_SQL_TYPES.items()
+    )
+    return sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {schema}.{table} (\n    {columns},\n"
+        "    PRIMARY KEY (symbol, day)\n)"
+    ).format(schema=sql.Identifier(SCHEMA), table=sql.Identifier(table), columns=columns)
+
+
+def migrate(conn: psycopg.Connection) -> list[int]:
+    """Apply pending migrations and create the candle tables; return the versions applied.
+
+    Runs in its own transaction on `conn` and commits it.
+    """
+    applied: list[int] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_ID,))
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS marketdata.schema_migrations ("
+            " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r[0] for r in conn.execute("SELECT version FROM marketdata.schema_migrations")}
+        for version, statement in _MIGRATIONS:
+            if version in done:
+                continue
+            conn.execute(statement)
+            conn.execute(
+                "INSERT INTO marketdata.schema_migrations (version) VALUES (%s)", (version,)
+            )
+            applied.append(version)
+        for table in CANDLE_TABLES:
+            conn.execute(candle_table_ddl(table))
+    return applied

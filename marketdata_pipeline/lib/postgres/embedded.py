@@ -1,0 +1,63 @@
+"""The embedded Postgres used when `MARKETDATA_DATABASE_URL` is unset.
+
+pgserver ships Postgres binaries in a wheel, so a fresh clone needs nothing installed by hand,
+and it works as root (it runs the server as an unprivileged `pgserver` user). The server listens
+on a Unix socket inside its data directory, is left running when the process exits, and is reused
+by the next command (`cleanup_mode=None`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+from psycopg import sql
+
+CANDLE_DATABASE = "marketdata"
+DAGSTER_DATABASE = "dagster"
+
+
+def _server(data_dir: Path, *, keep_running: bool = True):
+    import pgserver
+
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    return pgserver.get_server(data_dir, cleanup_mode=None if keep_running else "stop")
+
+
+def socket_dir(url: str) -> str | None:
+    """The socket directory of a pgserver URL (`...?host=/path`)."""
+    marker = "host="
+    return url.split(marker, 1)[1].split("&", 1)[0] if marker in url else None
+
+
+def ensure_embedded(data_dir: Path, *, keep_running: bool = True) -> dict[str, str]:
+    """Start (or reuse) the embedded server and return its URLs.
+
+    Returns `candles` (psycopg URL of the candle store database) and `dagster` (a SQLAlchemy
+    `postgresql+psycopg2://` URL for dagster-postgres: SQLAlchemy 2.1 would map a bare
+    `postgresql://` to psycopg 3, which dagster-postgres does not support).
+    """
+    server = _server(data_dir, keep_running=keep_running)
+    admin_url = server.get_uri()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        existing = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+        for name in (CANDLE_DATABASE, DAGSTER_DATABASE):
+            if name not in existing:
+                # Another process may create it between our check and now.
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    host = socket_dir(admin_url) or str(data_dir)
+    return {
+        "candles": f"postgresql://postgres:@/{CANDLE_DATABASE}?host={quote(host)}",
+        "dagster": f"postgresql+psycopg2://postgres:@/{DAGSTER_DATABASE}?host={quote(host)}",
+    }
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The dagster-postgres (SQLAlchemy, psycopg2) form of a `postgresql://` URL."""
+    for prefix in ("postgresql+psycopg2://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    raise ValueError("not a postgresql:// URL")

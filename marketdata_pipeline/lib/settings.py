@@ -1,0 +1,129 @@
+"""Settings read from the environment, validated, with the defaults of DESIGN.md section 3.
+
+| variable | meaning | default |
+|---|---|---|
+| POLYGON_API_KEY / MASSIVE_API_KEY | API key (header only, never logged) | unset |
+| POLYGON_BASE_URL | API root | https://api.massive.com |
+| POLYGON_REQUESTS_PER_MINUTE | client-side request budget | 5 |
+| MARKETDATA_DATABASE_URL | Postgres URL of the candle store | embedded under .marketdata/ |
+| MARKETDATA_START_DATE | first daily partition | 2020-01-01 |
+| MARKETDATA_HOME | where the embedded Postgres and Dagster home live | ./.marketdata |
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from marketdata_pipeline.lib.errors import ConfigError, InputError
+
+DEFAULT_BASE_URL = "https://api.massive.com"
+DEFAULT_REQUESTS_PER_MINUTE = 5
+DEFAULT_START_DATE = dt.date(2020, 1, 1)
+API_KEY_VARIABLES = ("POLYGON_API_KEY", "MASSIVE_API_KEY")
+#: The earliest start the trading calendar (and Polygon's stock history) supports.
+EARLIEST_START_DATE = dt.date(1990, 1, 2)
+
+
+def parse_date(value: str, what: str) -> dt.date:
+    """Parse a strict YYYY-MM-DD date or raise InputError naming `what`."""
+    text = (value or "").strip()
+    try:
+        if len(text) != 10:
+            raise ValueError
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{what} {value!r} is not a date: expected YYYY-MM-DD") from None
+
+
+def validate_base_url(value: str, what: str = "POLYGON_BASE_URL") -> str:
+    """Return the API root without a trailing slash, or raise ConfigError explaining the rule."""
+    parts = urlsplit((value or "").strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{what} {value!r} is not an http(s) URL with a host")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigError(f"{what} {value!r} must not carry a query, fragment or credentials")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ConfigError(f"{what} {value!r} has an invalid port") from None
+    return value.strip().rstrip("/")
+
+
+def validate_requests_per_minute(
+    value: str | int, what: str = "POLYGON_REQUESTS_PER_MINUTE"
+) -> int:
+    """Return a positive integer budget or raise ConfigError."""
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"{what} {value!r} is not a whole number") from None
+    if not 1 <= number <= 1_000_000:
+        raise ConfigError(f"{what} {value!r} must be between 1 and 1000000")
+    return number
+
+
+def validate_database_url(value: str, what: str = "MARKETDATA_DATABASE_URL") -> str:
+    """Check that `value` looks like a Postgres URL (connection is tried later)."""
+    parts = urlsplit((value or "").strip())
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError(
+            f"{what} must be a postgresql:// URL, got scheme {parts.scheme or '(none)'!r}"
+        )
+    return value.strip()
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by `***`, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated environment."""
+
+    api_key: str | None
+    api_key_variable: str | None
+    base_url: str
+    requests_per_minute: int
+    database_url: str | None
+    start_date: dt.date
+    home: Path
+
+    @property
+    def dagster_home(self) -> Path:
+        """Default Dagster instance directory used by the make targets and the CLI."""
+        return self.home / "dagster_home"
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the environment; raise ConfigError/InputError naming the variable."""
+    env = os.environ if env is None else env
+    key_var = next((v for v in API_KEY_VARIABLES if env.get(v, "").strip()), None)
+    start = (
+        parse_date(env["MARKETDATA_START_DATE"], "MARKETDATA_START_DATE")
+        if env.get("MARKETDATA_START_DATE", "").strip()
+        else DEFAULT_START_DATE
+    )
+    if start < EARLIEST_START_DATE:
+        raise ConfigError(f"MARKETDATA_START_DATE {start} is before {EARLIEST_START_DATE}")
+    db = env.get("MARKETDATA_DATABASE_URL", "").strip()
+    return Settings(
+        api_key=env[key_var].strip() if key_var else None,
+        api_key_variable=key_var,
+        base_url=validate_base_url(env.get("POLYGON_BASE_URL") or DEFAULT_BASE_URL),
+        requests_per_minute=validate_requests_per_minute(
+            env.get("POLYGON_REQUESTS_PER_MINUTE") or DEFAULT_REQUESTS_PER_MINUTE
+        ),
+        database_url=validate_database_url(db) if db else None,
+        start_date=start,
+        home=Path(env.get("MARKETDATA_HOME") or Path.cwd() / ".marketdata").resolve(),
+    )

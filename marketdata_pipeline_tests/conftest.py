@@ -1,0 +1,142 @@
+"""Shared fixtures: a throwaway real Postgres, the real simulator over HTTP, wired resources.
+
+The suite never touches the user's environment: the variables below are fixed before any
+project module is imported (partitions read MARKETDATA_START_DATE at import), and the embedded
+database home points at a temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+for _var in (
+    "POLYGON_API_KEY",
+    "MASSIVE_API_KEY",
+    "POLYGON_BASE_URL",
+    "POLYGON_REQUESTS_PER_MINUTE",
+    "MARKETDATA_DATABASE_URL",
+    "MARKETDATA_DAGSTER_STORAGE_URL",
+    "DAGSTER_HOME",
+):
+    os.environ.pop(_var, None)
+os.environ["MARKETDATA_START_DATE"] = "2000-01-03"
+os.environ["MARKETDATA_HOME"] = tempfile.mkdtemp(prefix="md-test-home-")
+
+import psycopg  # noqa: E402
+import pytest  # noqa: E402
+from psycopg import sql  # noqa: E402
+
+from marketdata_pipeline.lib.polygon.resource import PolygonResource  # noqa: E402
+from marketdata_pipeline.lib.postgres.database import PostgresDatabase  # noqa: E402
+from marketdata_pipeline.lib.postgres.ddl import migrate  # noqa: E402
+from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager  # noqa: E402
+from marketdata_pipeline.lib.simulator.server import SimulatorServer  # noqa: E402
+
+#: A distinctive key: tests grep logs, events and errors for it.
+TEST_API_KEY = "sk-test-9f3c2d1e-NEVER-LOG-ME"
+TEMPLATE_DB = "md_template"
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real Postgres server for the whole session (pgserver: embedded binaries)."""
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    yield server
+    server.cleanup()
+
+
+def _url(server, database: str) -> str:
+    return server.get_uri(database)
+
+
+@pytest.fixture(scope="session")
+def template_database(pg_server) -> str:
+    """A database with the schema migrated, copied for each test (fast and isolated)."""
+    admin = _url(pg_server, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(TEMPLATE_DB)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE_DB)))
+    with psycopg.connect(_url(pg_server, TEMPLATE_DB)) as conn:
+        migrate(conn)
+    return TEMPLATE_DB
+
+
+@pytest.fixture
+def database_url(pg_server, template_database) -> Iterator[str]:
+    """URL of a fresh database (schema migrated) for one test; dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = _url(pg_server, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template_database)
+            )
+        )
+    yield _url(pg_server, name)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def database(database_url: str) -> PostgresDatabase:
+    """The `database` resource on the test's fresh database."""
+    return PostgresDatabase(url=database_url)
+
+
+@pytest.fixture(scope="session")
+def simulator_server() -> Iterator[SimulatorServer]:
+    """The project's Polygon simulator, on a real port, for the whole session."""
+    with SimulatorServer(api_key=TEST_API_KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def sim(simulator_server: SimulatorServer) -> Iterator[SimulatorServer]:
+    """The simulator with counters, faults and config reset around each test."""
+    simulator_server.reset(reset_config=True)
+    yield simulator_server
+    simulator_server.reset(reset_config=True)
+
+
+def make_polygon(sim: SimulatorServer, **overrides) -> PolygonResource:
+    """A PolygonResource on the simulator with fast retries (tests must not sleep long)."""
+    config = dict(
+        api_key=sim.api_key,
+        base_url=sim.base_url,
+        requests_per_minute=60_000,
+        shared_budget=False,
+        backoff_initial_seconds=0.01,
+        backoff_max_seconds=0.1,
+        max_attempts=4,
+        timeout_seconds=5.0,
+    )
+    config.update(overrides)
+    return PolygonResource(**config)
+
+
+@pytest.fixture
+def polygon(sim: SimulatorServer) -> PolygonResource:
+    """The `polygon` resource pointed at the simulator."""
+    return make_polygon(sim)
+
+
+@pytest.fixture
+def resources(polygon: PolygonResource, database: PostgresDatabase) -> dict:
+    """Every resource the candle assets need, on real parts."""
+    return {
+        "polygon": polygon,
+        "database": database,
+        "candle_io_manager": PostgresCandleIOManager(database=database),
+    }
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    """The real Polygon response samples in ../shared/fixtures/polygon (copied into the repo)."""
+    return Path(__file__).parent / "fixtures" / "polygon"

@@ -1,0 +1,59 @@
+"""Small helpers the tests share: run a partition range through Dagster, read tables back."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import dagster as dg
+import polars as pl
+import psycopg
+
+from marketdata_pipeline.defs.candles.assets import CANDLE_ASSETS
+from marketdata_pipeline.defs.candles.partitions import range_tags
+from marketdata_pipeline.lib.postgres.io_manager import read_slice
+
+
+def materialise(
+    start: dt.date,
+    end: dt.date,
+    resources: dict,
+    *,
+    assets: Sequence[dg.AssetsDefinition] = CANDLE_ASSETS,
+    symbols: dict[str, list[str]] | None = None,
+    config: dict[str, dict] | None = None,
+    instance: dg.DagsterInstance | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Materialise `assets` for the partitions start..end (inclusive) as one run."""
+    ops: dict[str, dict] = {}
+    for asset, syms in (symbols or {}).items():
+        ops.setdefault(asset, {"config": {}})["config"]["symbols"] = syms
+    for asset, extra in (config or {}).items():
+        ops.setdefault(asset, {"config": {}})["config"].update(extra)
+    return dg.materialize(
+        list(assets),
+        resources=resources,
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        tags=range_tags(start, end),
+        run_config={"ops": ops} if ops else {},
+        raise_on_error=False,
+    )
+
+
+def read_table(database_url: str, table: str) -> pl.DataFrame:
+    """Every row of `marketdata.<table>`, ordered by symbol and day."""
+    with psycopg.connect(database_url) as conn:
+        return read_slice(conn, table=table)
+
+
+def query(database_url: str, statement: str, params: Sequence[object] = ()) -> list[tuple]:
+    """Rows of a SQL query on the test database."""
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(statement, params).fetchall()
+
+
+def check_evaluations(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    """Check evaluations of a run by "asset:check" name."""
+    return {
+        f"{e.asset_key.path[-1]}:{e.check_name}": e for e in result.get_asset_check_evaluations()
+    }
