@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from marketdata_pipeline.defs.candles.assets import CANDLE_ASSETS
+from marketdata_pipeline.defs.candles.freshness import freshness_checks, freshness_sensor
 from marketdata_pipeline.defs.candles.jobs import candles_job
 from marketdata_pipeline.defs.candles.schedules import (
     build_revision_schedule,
@@ -12,16 +13,6 @@ from marketdata_pipeline.defs.candles.schedules import (
 )
 from marketdata_pipeline.defs.resources import build_resources
 from marketdata_pipeline.defs.symbols.sensors import tracked_symbols_sensor
-
-# "Yesterday's candles exist by 09:00 UTC": partition-aware freshness for both assets.
-freshness_checks = dg.build_time_partition_freshness_checks(
-    assets=list(CANDLE_ASSETS), deadline_cron="0 9 * * *", timezone="UTC"
-)
-freshness_sensor = dg.build_sensor_for_freshness_checks(
-    freshness_checks=freshness_checks,
-    name="candle_freshness_sensor",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
 
 defs = dg.Definitions(
     assets=list(CANDLE_ASSETS),

@@ -5,11 +5,15 @@ from __future__ import annotations
 import dagster as dg
 
 from marketdata_pipeline.defs.candles.assets import crypto_daily_candles, stock_daily_candles
+from marketdata_pipeline.defs.candles.freshness import freshness_checks
 from marketdata_pipeline.defs.candles.partitions import daily_candle_partitions
 
 candles_job = dg.define_asset_job(
     "candles_job",
-    selection=dg.AssetSelection.assets(stock_daily_candles, crypto_daily_candles),
+    # The in-asset checks run with their asset; the freshness checks run on their own sensor,
+    # not inside a backfill.
+    selection=dg.AssetSelection.assets(stock_daily_candles, crypto_daily_candles)
+    - dg.AssetSelection.checks(*freshness_checks),
     partitions_def=daily_candle_partitions,
     description="Stock and crypto daily candles for a partition range, as one run.",
 )

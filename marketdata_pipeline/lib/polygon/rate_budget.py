@@ -80,14 +80,14 @@ class PostgresRateBudget:
         from pyrate_limiter import PostgresBucket
 
         self.requests_per_minute = requests_per_minute
-        # autocommit: each bucket statement commits at once, so the table lock taken for the
-        # check-and-put is released immediately and other processes see the recorded request.
+        # Each bucket operation runs in one pooled-connection transaction: its table lock makes
+        # check-and-record atomic and is released at the commit when the connection returns.
         self._pool = ConnectionPool(
             database_url,
             min_size=1,
             max_size=4,
             open=True,
-            kwargs={"autocommit": True, "options": "-c search_path=marketdata,public"},
+            kwargs={"options": "-c search_path=marketdata,public"},
         )
         self._bucket = PostgresBucket(self._pool, name, budget_rates(requests_per_minute))
         self._limiter = Limiter(self._bucket, buffer_ms=20)

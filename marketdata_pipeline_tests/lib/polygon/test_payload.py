@@ -28,7 +28,9 @@ def _normalise(page, asset_class, endpoint, symbol=None) -> pl.DataFrame:
 
 
 def test_range_sample_parses_to_new_york_dates_across_the_2005_dst_change(fixtures_dir: Path):
-    body = (fixtures_dir / "v2_aggs_ticker_AAPL_range_1_day_2005-04-01_2005-04-04.json").read_bytes()
+    body = (
+        fixtures_dir / "v2_aggs_ticker_AAPL_range_1_day_2005-04-01_2005-04-04.json"
+    ).read_bytes()
     page = parse_page(body, request="AAPL")
     frame = _normalise(page, AssetClass.STOCK, "range", "AAPL")
     assert frame.get_column("day").to_list() == [dt.date(2005, 4, 1), dt.date(2005, 4, 4)]
@@ -70,7 +72,9 @@ def test_grouped_sample_reads_tickers_from_T_and_the_close_stamp_gives_the_sessi
     assert frame.get_column("symbol").to_list() == ["KIMpL", "TANH", "VSAT"]
     # t = 1602705600000 = 2020-10-14 20:00Z = 16:00 New York: the session of 2020-10-14.
     assert frame.get_column("day").unique().to_list() == [dt.date(2020, 10, 14)]
-    assert frame.get_column("ts").unique().to_list() == [dt.datetime(2020, 10, 14, 4, tzinfo=dt.UTC)]
+    assert frame.get_column("ts").unique().to_list() == [
+        dt.datetime(2020, 10, 14, 4, tzinfo=dt.UTC)
+    ]
     assert frame.filter(pl.col("symbol") == "TANH").get_column("volume").item() == 25933.6
 
 
