@@ -1,0 +1,12 @@
+"""Benchmarks of marketdata_pipeline: `python -m bench` (or `make bench`) runs all six.
+
+Importing the package fixes the environment first: partitions read MARKETDATA_START_DATE when
+first imported, and the ten-year benchmark needs an early start; and the benchmarks only ever
+talk to the simulator and their own throwaway Postgres, never to a configured API or database.
+"""
+
+import os
+
+os.environ["MARKETDATA_START_DATE"] = "2000-01-03"
+for _var in ("POLYGON_API_KEY", "MASSIVE_API_KEY", "POLYGON_BASE_URL", "MARKETDATA_DATABASE_URL"):
+    os.environ.pop(_var, None)

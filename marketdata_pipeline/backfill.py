@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from marketdata_pipeline.lib.calendar import last_complete_day
 from marketdata_pipeline.lib.errors import InputError
-from marketdata_pipeline.lib.postgres.database import connect
 from marketdata_pipeline.lib.postgres.ddl import CANDLE_TABLES
 from marketdata_pipeline.lib.settings import parse_date
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol, parse_symbol
@@ -89,6 +88,10 @@ def summarise(
     database_url: str, start: dt.date, end: dt.date, assets: tuple[str, ...]
 ) -> list[str]:
     """Lines describing rows per symbol and their day range for the window."""
+    # Imported here: the database module pulls in Dagster, which validating a range (and
+    # refusing a bad one at once) does not need.
+    from marketdata_pipeline.lib.postgres.database import connect
+
     lines = []
     with connect(database_url) as conn:
         for table in assets:

@@ -16,15 +16,17 @@ Exit codes scripts can rely on: 0 success, 1 the run failed, 2 invalid input (sy
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 
-from marketdata_pipeline.lib.errors import InputError, MarketdataError
+from marketdata_pipeline.lib.errors import ConfigError, InputError, MarketdataError
 from marketdata_pipeline.lib.settings import redact_url
 
 EXIT_RUN_FAILED = 1
@@ -53,12 +55,14 @@ class _Parser(argparse.ArgumentParser):
 
 def cmd_symbols_add(args: argparse.Namespace) -> int:
     """Track symbols (validated all-or-nothing before anything is written)."""
+    from marketdata_pipeline.lib.symbols import parse_symbols
+
+    # Validate first: a refusal then needs none of the heavy imports below (Dagster).
+    symbols = parse_symbols(args.symbols, args.asset_class)
     from marketdata_pipeline.lib.postgres.database import connect
     from marketdata_pipeline.lib.postgres.tracked_symbols import add_symbols
-    from marketdata_pipeline.lib.symbols import parse_symbols
     from marketdata_pipeline.runtime import prepare
 
-    symbols = parse_symbols(args.symbols, args.asset_class)
     runtime = prepare(with_dagster_home=False)
     with connect(runtime.database_url) as conn:
         changes = add_symbols(conn, symbols)
@@ -74,13 +78,14 @@ def cmd_symbols_add(args: argparse.Namespace) -> int:
 
 def cmd_symbols_remove(args: argparse.Namespace) -> int:
     """Deactivate symbols; their candles stay in the tables."""
+    from marketdata_pipeline.lib.symbols import parse_symbol
+
+    # Validate every argument before touching the table (and before the heavy imports).
+    parsed = [parse_symbol(raw, args.asset_class) for raw in args.symbols]
     from marketdata_pipeline.lib.postgres.database import connect
     from marketdata_pipeline.lib.postgres.tracked_symbols import find_symbols, remove_symbols
-    from marketdata_pipeline.lib.symbols import parse_symbol
     from marketdata_pipeline.runtime import prepare
 
-    # Validate every argument before touching the table.
-    parsed = [parse_symbol(raw, args.asset_class) for raw in args.symbols]
     runtime = prepare(with_dagster_home=False)
     with connect(runtime.database_url) as conn:
         targets = []
@@ -148,6 +153,13 @@ def run_backfill(
 
     settings = load_settings()
     start, end = validate_range(start_text, end_text, first=settings.start_date)
+    if not settings.api_key:
+        # Refuse here, before anything runs: Dagster would otherwise fail resolving the
+        # EnvVar with a config-error traceback.
+        raise ConfigError(
+            "no Polygon API key: set POLYGON_API_KEY (or MASSIVE_API_KEY); without a key, "
+            "`marketdata demo` and `marketdata dev` use the local simulator"
+        )
     chosen = tuple(assets) if assets else ("stock_daily_candles", "crypto_daily_candles")
     # Symbols are validated before any database or Dagster work: each must be a plausible
     # stock or crypto symbol; which of the two is settled below from the tracked table.
@@ -281,16 +293,73 @@ def cmd_demo(args: argparse.Namespace) -> int:
             server.__exit__(None, None, None)
 
 
+#: How long `dagster dev` gets to stop its webserver, daemon and code server after Ctrl-C
+#: (it waits up to 60 s for each of its children itself) before the rest is killed.
+DEV_SHUTDOWN_SECONDS = 90
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Send `sig` to a process group; False when no process of the group is left."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _stop_group(pgid: int, timeout: float = 10.0) -> None:
+    """Make sure no process of the group survives: SIGTERM, then SIGKILL after `timeout`."""
+    if not _signal_group(pgid, signal.SIGTERM):
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        if not _signal_group(pgid, 0):
+            return
+    _signal_group(pgid, signal.SIGKILL)
+
+
+def _wait_until_serving(url: str, process: subprocess.Popen) -> None:
+    """Print once the UI answers (Dagster takes a few seconds to load the code location)."""
+    import httpx
+
+    while process.poll() is None:
+        try:
+            if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
+                print(f"Dagster UI ready: {url}  (Ctrl-C stops everything)", flush=True)
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
-    """Run the Dagster webserver and daemon (via `dagster dev`) on the embedded defaults."""
+    """Run the Dagster webserver and daemon (via `dagster dev`) on the embedded defaults.
+
+    `dagster dev` runs in its own session, so a Ctrl-C in the terminal reaches only this
+    process, which then asks `dagster dev` (one SIGINT) to stop its webserver, daemon and code
+    server in order. If they all got the terminal's SIGINT at once, `dagster dev` 1.13 would
+    restart the code server that exited first and leave that copy running. Whatever is still
+    alive in its process group afterwards (runs in flight included) is terminated. The embedded
+    Postgres stays up on purpose: every command reuses it.
+    """
+    import threading
+
     from marketdata_pipeline.runtime import WORKSPACE_FILE, prepare
 
     server = _start_simulator_if_no_key()
+    process: subprocess.Popen | None = None
+    # SIGINT too: a shell starting us in the background may have set it to "ignore".
+    previous = {
+        sig: signal.signal(sig, signal.default_int_handler)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    }
     try:
         runtime = prepare()
+        url = f"http://{args.host}:{args.port}"
         print(
-            f"Dagster UI: http://{args.host}:{args.port}  (instance {runtime.dagster_home}, "
-            "Ctrl-C stops everything)",
+            f"Dagster UI: {url}  (webserver + daemon; instance {runtime.dagster_home}, "
+            "runs and events in Postgres). Ctrl-C stops everything.",
             flush=True,
         )
         command = [
@@ -303,17 +372,22 @@ def cmd_dev(args: argparse.Namespace) -> int:
             "-p",
             str(args.port),
         ]
-        process = subprocess.Popen(command, start_new_session=False)
+        process = subprocess.Popen(command, start_new_session=True)
+        threading.Thread(target=_wait_until_serving, args=(url, process), daemon=True).start()
         try:
             return process.wait()
         except KeyboardInterrupt:
+            print("\nstopping Dagster (webserver, daemon, code server)...", flush=True)
             process.send_signal(signal.SIGINT)
-            try:
-                return process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                return 130
+            # A second Ctrl-C, or a shutdown that takes too long: the group is killed below.
+            with contextlib.suppress(subprocess.TimeoutExpired, KeyboardInterrupt):
+                process.wait(timeout=DEV_SHUTDOWN_SECONDS)
+            return 130
     finally:
+        if process is not None:
+            _stop_group(process.pid)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if server is not None:
             server.__exit__(None, None, None)
 

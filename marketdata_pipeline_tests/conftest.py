@@ -8,6 +8,7 @@ database home points at a temporary directory.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -23,7 +24,9 @@ for _var in (
     "DAGSTER_HOME",
 ):
     os.environ.pop(_var, None)
-os.environ["MARKETDATA_START_DATE"] = "2000-01-03"
+# A recent start keeps history backfills small: Dagster records one materialisation (and one
+# planned check evaluation per check) per partition of a single-run range, ~10 ms each.
+os.environ["MARKETDATA_START_DATE"] = "2024-01-01"
 os.environ["MARKETDATA_HOME"] = tempfile.mkdtemp(prefix="md-test-home-")
 
 import psycopg  # noqa: E402
@@ -42,13 +45,19 @@ TEMPLATE_DB = "md_template"
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory):
-    """A real Postgres server for the whole session (pgserver: embedded binaries)."""
+def pg_server():
+    """A real Postgres server for the whole session (pgserver: embedded binaries).
+
+    Its data directory comes from `tempfile`, not pytest's tmp_path_factory: pytest prunes old
+    basetemp directories, which would delete a server still used by a concurrent session.
+    """
     import pgserver
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    data_dir = Path(tempfile.mkdtemp(prefix="md-test-pg-"))
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")
     yield server
     server.cleanup()
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _url(server, database: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,13 +78,22 @@ def validate_database_url(value: str, what: str = "MARKETDATA_DATABASE_URL") -> 
     return value.strip()
 
 
+_PASSWORD_PARAM = re.compile(r"((?:^|&)password=)[^&]*", re.IGNORECASE)
+
+
 def redact_url(url: str) -> str:
     """The URL with any password replaced by `***`, for messages and logs."""
     parts = urlsplit(url)
+    changed = False
     if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
+        changed = True
+    # libpq also takes the password as a query parameter (`?password=...`).
+    query = _PASSWORD_PARAM.sub(r"\1***", parts.query)
+    if query != parts.query:
+        parts = parts._replace(query=query)
+        changed = True
+    return parts.geturl() if changed else url
 
 
 @dataclass(frozen=True)
@@ -108,11 +118,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the environment; raise ConfigError/InputError naming the variable."""
     env = os.environ if env is None else env
     key_var = next((v for v in API_KEY_VARIABLES if env.get(v, "").strip()), None)
-    start = (
-        parse_date(env["MARKETDATA_START_DATE"], "MARKETDATA_START_DATE")
-        if env.get("MARKETDATA_START_DATE", "").strip()
-        else DEFAULT_START_DATE
-    )
+    try:
+        start = (
+            parse_date(env["MARKETDATA_START_DATE"], "MARKETDATA_START_DATE")
+            if env.get("MARKETDATA_START_DATE", "").strip()
+            else DEFAULT_START_DATE
+        )
+    except InputError as exc:
+        # An environment variable is configuration (exit 3), not command input (exit 2).
+        raise ConfigError(str(exc)) from None
     if start < EARLIEST_START_DATE:
         raise ConfigError(f"MARKETDATA_START_DATE {start} is before {EARLIEST_START_DATE}")
     db = env.get("MARKETDATA_DATABASE_URL", "").strip()

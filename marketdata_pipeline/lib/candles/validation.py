@@ -40,6 +40,10 @@ REJECT_RULES: dict[str, pl.Expr] = {
 }
 
 
+#: Examples are rendered by polars: a vendor day in year 0 or 20000 has no Python `date`.
+_DAY_TEXT = pl.col("day").cast(pl.String)
+
+
 @dataclass
 class StructuralReport:
     """Outcome of the structural check: problems found (empty when the batch is sound)."""
@@ -90,14 +94,14 @@ def check_structure(
         report.problems.append(f"{non_finite} rows with non-finite prices")
     dupes = frame.filter(pl.struct("symbol", "day").is_duplicated())
     if dupes.height:
-        example = dupes.select("symbol", "day").row(0)
+        example = dupes.select("symbol", _DAY_TEXT).row(0)
         report.counts["duplicates"] = dupes.height
         report.problems.append(
             f"{dupes.height} rows share a (symbol, day), e.g. {example[0]} {example[1]}"
         )
     outside = frame.filter((pl.col("day") < start) | (pl.col("day") > end))
     if outside.height:
-        example = outside.select("symbol", "day").row(0)
+        example = outside.select("symbol", _DAY_TEXT).row(0)
         report.counts["outside_window"] = outside.height
         report.problems.append(
             f"{outside.height} rows outside the window {start}..{end}, "

@@ -72,7 +72,10 @@ class PolygonResource(dg.ConfigurableResource):
     requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE
     shared_budget: bool = True
     budget_database_url: str | None = None
-    max_concurrent_requests: int = 8
+    # Requests in flight at once. A paid tier's 100 requests/s at ~100 ms per response needs
+    # at least 10; 16 reaches the budget's floor with headroom (docs/benchmarks.md). The free
+    # tier is limited by the budget, not by this.
+    max_concurrent_requests: int = 16
     timeout_seconds: float = 30.0
     max_attempts: int = 8
     backoff_initial_seconds: float = 1.0
@@ -183,8 +186,19 @@ class PolygonResource(dg.ConfigurableResource):
 
         def one(sym: Symbol) -> pl.DataFrame:
             if auth_failure:  # the key is refused: do not spend requests on the rest
-                raise PolygonAuthError(auth_failure[0])
-            return client.fetch_range(sym, first, last)
+                raise PolygonAuthError(
+                    f"{sym.symbol} ({sym.asset_class}) {first}..{last} not requested: the API "
+                    f"key was refused on an earlier request ({auth_failure[0]})",
+                    status_code=401,
+                )
+            try:
+                return client.fetch_range(sym, first, last)
+            except PolygonAuthError as exc:
+                # Flag it from the worker itself, so queued symbols see it at once instead of
+                # after the main thread gets round to reading this future.
+                if exc.status_code == 401 and not auth_failure:
+                    auth_failure.append(redact(f"{exc}", self.api_key))
+                raise
 
         with ThreadPoolExecutor(max_workers=self.max_concurrent_requests) as pool:
             futures = {pool.submit(one, sym): sym for sym in plan.symbols}
@@ -194,8 +208,6 @@ class PolygonResource(dg.ConfigurableResource):
                     frame = future.result()
                 except Exception as exc:
                     message = redact(f"{exc}", self.api_key) or exc.__class__.__name__
-                    if isinstance(exc, PolygonAuthError) and exc.status_code == 401:
-                        auth_failure.append(message)
                     errors[sym.symbol] = message
                     log.error(f"{sym.symbol}: {message}")
                     continue

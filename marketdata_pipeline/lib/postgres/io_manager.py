@@ -14,6 +14,7 @@ import datetime as dt
 import io
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 import polars as pl
@@ -26,6 +27,7 @@ from marketdata_pipeline.lib.candles.schema import (
     CANDLE_SCHEMA,
     REJECTED_SCHEMA,
 )
+from marketdata_pipeline.lib.errors import MarketdataError
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.ddl import SCHEMA, candle_table_ddl
 from marketdata_pipeline.lib.postgres.tracked_symbols import record_success
@@ -51,8 +53,18 @@ def copy_frame(
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
         table, sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     )
-    with conn.cursor() as cur, cur.copy(statement) as copy:
-        for chunk in _csv_chunks(frame, columns):
+    # Render chunk n+1 (polars, in Rust, without the GIL) on another core while Postgres parses
+    # chunk n: the rendering then hides behind the server's own work instead of adding to it.
+    # At most two chunks exist at once, so memory stays bounded (docs/benchmarks.md).
+    chunks = _csv_chunks(frame, columns)
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="copy-render") as render,
+        conn.cursor() as cur,
+        cur.copy(statement) as copy,
+    ):
+        pending = render.submit(next, chunks, None)
+        while (chunk := pending.result()) is not None:
+            pending = render.submit(next, chunks, None)
             copy.write(chunk)
     return frame.height
 
@@ -127,17 +139,14 @@ def read_slice(
     symbols: Sequence[str] | None = None,
 ) -> pl.DataFrame:
     """Read rows of `table` as a polars frame (COPY TO STDOUT, parsed by polars)."""
-    conditions = [sql.SQL("true")]
-    params: list[object] = []
+    # COPY takes no bind parameters: values are composed as literals, quoted by psycopg.
+    conditions: list[sql.Composable] = [sql.SQL("true")]
     if start is not None:
-        conditions.append(sql.SQL("day >= %s"))
-        params.append(start)
+        conditions.append(sql.SQL("day >= {}").format(sql.Literal(start)))
     if end_exclusive is not None:
-        conditions.append(sql.SQL("day < %s"))
-        params.append(end_exclusive)
+        conditions.append(sql.SQL("day < {}").format(sql.Literal(end_exclusive)))
     if symbols is not None:
-        conditions.append(sql.SQL("symbol = ANY(%s)"))
-        params.append(list(symbols))
+        conditions.append(sql.SQL("symbol = ANY({})").format(sql.Literal(list(symbols))))
     query = sql.SQL(
         "COPY (SELECT {cols} FROM {table} WHERE {where} ORDER BY symbol, day) TO STDOUT "
         "(FORMAT csv)"
@@ -146,14 +155,10 @@ def read_slice(
         table=sql.Identifier(SCHEMA, table),
         where=sql.SQL(" AND ").join(conditions),
     )
-    # COPY cannot take bind parameters: render them client-side with psycopg's quoting.
-    rendered = query.as_string(conn)
-    with conn.cursor() as cur:
-        rendered = cur.mogrify(rendered, params) if params else rendered
-        buffer = io.BytesIO()
-        with cur.copy(rendered) as copy:
-            for block in copy:
-                buffer.write(block)
+    buffer = io.BytesIO()
+    with conn.cursor() as cur, cur.copy(query) as copy:
+        for block in copy:
+            buffer.write(block)
     if buffer.tell() == 0:
         return pl.DataFrame(schema=CANDLE_SCHEMA)
     buffer.seek(0)
@@ -234,17 +239,28 @@ class PostgresCandleIOManager(dg.ConfigurableIOManager):
                 record_success(conn, obj.asset_class, list(obj.symbols), obj.end)
 
         began = time.perf_counter()
-        with self.database.connect() as conn:
-            counts = write_slice(
-                conn,
-                table=table,
-                candles=candles,
-                start=start,
-                end_exclusive=end_exclusive,
-                symbols=symbols,
-                rejected=rejected,
-                on_commit_ready=_record,
-            )
+        try:
+            with self.database.connect() as conn:
+                counts = write_slice(
+                    conn,
+                    table=table,
+                    candles=candles,
+                    start=start,
+                    end_exclusive=end_exclusive,
+                    symbols=symbols,
+                    rejected=rejected,
+                    on_commit_ready=_record,
+                )
+        except psycopg.OperationalError as exc:
+            # Postgres went away mid-write (stopped, crashed, network). Say what that means
+            # for the data instead of surfacing a bare driver message.
+            reason = " ".join(str(exc).split())
+            raise MarketdataError(
+                f"writing {SCHEMA}.{table} {start}..{end_exclusive} (exclusive) for "
+                f"{len(symbols)} symbols failed: the database connection was lost ({reason}). "
+                "The write is one transaction: the slice keeps its previous rows (or, only if "
+                "the commit itself got through, all of the new ones); rerun to fill it."
+            ) from exc
         seconds = time.perf_counter() - began
         context.log.info(
             f"{SCHEMA}.{table}: replaced {counts['deleted']} rows with {counts['inserted']} "

@@ -116,7 +116,7 @@ def test_null_fields_are_structural_and_block_the_write(sim, resources, database
 def test_crypto_accepts_btcusd_and_x_prefixed_symbols_and_keeps_fractional_volume(
     sim, resources, database_url
 ):
-    start, end = dt.date(2024, 1, 1), dt.date(2024, 1, 7)
+    start, end = dt.date(2024, 1, 1), dt.date(2024, 1, 7)  # the first partitions
     result = materialise(
         start,
         end,

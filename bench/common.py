@@ -1,0 +1,389 @@
+"""What every benchmark shares: a throwaway Postgres, the simulator, timers, figures, RSS.
+
+Every figure is measured against its anchor *in the same run, on the same machine*, so the ratio
+means something even when the absolute numbers move from one machine to the next. A figure prints
+as one line, `name: value unit (ratio vs anchor)`, with the target and whether it was met.
+
+The simulator runs in a child process (`SimulatorProcess`): in the benchmark's own process
+uvicorn would take the GIL from the client being measured, and with two cores a separate process
+is closer to a remote API. Postgres is a pgserver instance in a temporary directory, stopped and
+deleted at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from psycopg import sql
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BENCH_API_KEY = "bench-key-not-secret"
+
+
+# --- figures ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    """One measured figure, with its ratio against the anchor measured in the same run."""
+
+    name: str
+    value: float
+    unit: str
+    ratio: float | None = None
+    anchor: str | None = None
+    target: str | None = None
+    met: bool | None = None
+    note: str | None = None
+    #: How to say the ratio when "Nx vs anchor" reads wrong, e.g. "IO manager {ratio:.1f}x faster".
+    phrase: str | None = None
+
+    def line(self) -> str:
+        """`name: value unit (ratio vs anchor) [target: met|MISSED] -- note`."""
+        text = f"{self.name}: {_fmt(self.value)} {self.unit}"
+        if self.ratio is not None and self.phrase:
+            text += " (" + self.phrase.format(ratio=self.ratio) + ")"
+        elif self.ratio is not None:
+            text += f" ({self.ratio:.2f}x vs {self.anchor})"
+        elif self.anchor:
+            text += f" ({self.anchor})"
+        if self.target:
+            verdict = "met" if self.met else "MISSED"
+            text += f" [target {self.target}: {verdict}]"
+        if self.note:
+            text += f" -- {self.note}"
+        return text
+
+
+def _fmt(value: float) -> str:
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def emit(figure: Figure, sink: list[Figure] | None = None) -> Figure:
+    """Print one figure's line (flushed, so progress shows) and collect it."""
+    print(figure.line(), flush=True)
+    if sink is not None:
+        sink.append(figure)
+    return figure
+
+
+def figures_as_json(figures: list[Figure]) -> list[dict[str, Any]]:
+    """The figures as plain dicts (for `--json`)."""
+    return [asdict(f) for f in figures]
+
+
+# --- timing and memory --------------------------------------------------------------------------
+
+
+@dataclass
+class Timer:
+    """`with Timer() as t: ...; t.seconds`."""
+
+    seconds: float = 0.0
+    _began: float = field(default=0.0, repr=False)
+
+    def __enter__(self) -> Timer:
+        self._began = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self._began
+
+
+def best_of(repeats: int, action: Callable[[], Any], before: Callable[[], Any] | None = None):
+    """Run `action` `repeats` times (calling `before` untimed first); return the fastest time."""
+    times = []
+    for _ in range(repeats):
+        if before is not None:
+            before()
+        with Timer() as timer:
+            action()
+        times.append(timer.seconds)
+    return min(times)
+
+
+def current_rss_bytes() -> int:
+    """This process's resident set size now (Linux /proc; what polars' allocations count in)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_rss_bytes() -> int:
+    """This process's high-water resident set size so far (getrusage ru_maxrss, in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+@dataclass
+class ChildResult:
+    """What a benchmark child process reported, and what the kernel says it used."""
+
+    payload: dict[str, Any]
+    max_rss_bytes: int
+    wall_seconds: float
+
+
+def run_child(module: str, args: dict[str, Any], *, timeout: float = 900.0) -> ChildResult:
+    """Run `python -m <module> --child '<json args>'` and read its peak RSS from `wait4`.
+
+    The child prints one JSON object as its last stdout line. Its stderr (Dagster's logs) goes
+    to a temporary file that is shown only when the child fails.
+    """
+    env = _child_env()
+    with tempfile.TemporaryFile("w+") as stderr:
+        began = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module, "--child", json.dumps(args)],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+        try:
+            out = _read_with_timeout(proc, timeout)
+        except TimeoutError:
+            proc.kill()
+            raise
+        # wait4 reaps the child and hands back its own resource usage (not the whole tree's).
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - began
+        if proc.returncode != 0:
+            stderr.seek(0)
+            tail = stderr.read()[-4000:]
+            raise RuntimeError(f"{module} child failed (exit {proc.returncode}):\n{tail}")
+    lines = [line for line in out.splitlines() if line.strip()]
+    return ChildResult(json.loads(lines[-1]), usage.ru_maxrss * 1024, wall)
+
+
+def _child_env() -> dict[str, str]:
+    """This environment, with the repository importable (for `python -m bench.<module>`)."""
+    paths = [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+
+
+def quiet_logs() -> None:
+    """Keep Dagster's INFO lines and library warnings out of the benchmark output."""
+    import logging
+    import warnings
+
+    warnings.simplefilter("ignore")
+    logging.getLogger("dagster").setLevel(logging.WARNING)
+
+
+def _read_with_timeout(proc: subprocess.Popen, timeout: float) -> str:
+    import threading
+
+    chunks: list[str] = []
+    reader = threading.Thread(target=lambda: chunks.append(proc.stdout.read()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if reader.is_alive():
+        raise TimeoutError(f"benchmark child did not finish within {timeout:.0f} s")
+    return "".join(chunks)
+
+
+# --- Postgres -----------------------------------------------------------------------------------
+
+
+class BenchPostgres:
+    """A Postgres server for benchmarks; `database()` makes a fresh database on it."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+
+    def url(self, database: str = "postgres") -> str:
+        """psycopg URL of `database` on this server."""
+        return self.server.get_uri(database)
+
+    def create_database(self, prefix: str = "bench") -> str:
+        """A new empty database with the `marketdata` schema migrated; returns its URL."""
+        from marketdata_pipeline.lib.postgres.ddl import migrate
+
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        url = self.url(name)
+        with psycopg.connect(url) as conn:
+            migrate(conn)
+        return url
+
+    def drop_database(self, url: str) -> None:
+        """Drop a database made by `create_database`."""
+        name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+    def version(self) -> str:
+        """`server_version` of the server."""
+        with psycopg.connect(self.url()) as conn:
+            return conn.execute("SHOW server_version").fetchone()[0]
+
+    @contextlib.contextmanager
+    def temporary_database(self, prefix: str = "bench") -> Iterator[str]:
+        """A migrated database for the duration of the block."""
+        url = self.create_database(prefix)
+        try:
+            yield url
+        finally:
+            self.drop_database(url)
+
+
+@contextlib.contextmanager
+def temp_postgres() -> Iterator[BenchPostgres]:
+    """A pgserver Postgres in a temporary directory, stopped and deleted afterwards."""
+    import pgserver
+
+    directory = Path(tempfile.mkdtemp(prefix="md-bench-pg-"))
+    server = pgserver.get_server(directory, cleanup_mode="delete")
+    try:
+        yield BenchPostgres(server)
+    finally:
+        server.cleanup()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def postgres(existing: BenchPostgres | None) -> Iterator[BenchPostgres]:
+    """`existing` when given (shared by `python -m bench`), else a new temporary server."""
+    if existing is not None:
+        yield existing
+        return
+    with temp_postgres() as server:
+        yield server
+
+
+# --- the simulator in a child process -----------------------------------------------------------
+
+
+class SimulatorProcess:
+    """The project's `SimulatorServer` in a child process, steered over its `/_sim/` API.
+
+    Same operations as the in-process server: `stats()`, `configure()`, `reset()`.
+    """
+
+    def __init__(self, *, api_key: str = BENCH_API_KEY, **config: Any) -> None:
+        self.api_key = api_key
+        self.config = config
+        self.base_url = ""
+        self._proc: subprocess.Popen | None = None
+        self._control: httpx.Client | None = None
+
+    def start(self, timeout: float = 60.0) -> SimulatorProcess:
+        """Start the child and wait for its base URL."""
+        env = _child_env()
+        args = json.dumps({"api_key": self.api_key, **self.config})
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.common", "--serve-simulator", args],
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + timeout
+        line = self._proc.stdout.readline()
+        if not line or time.monotonic() > deadline:
+            self.stop()
+            raise RuntimeError("the simulator child process did not start")
+        self.base_url = json.loads(line)["base_url"]
+        self._control = httpx.Client(base_url=self.base_url, timeout=30.0)
+        return self
+
+    def stats(self) -> dict[str, Any]:
+        """Request counters (no log)."""
+        return self._control.get("/_sim/stats", params={"log": "false"}).raise_for_status().json()
+
+    def configure(self, **changes: Any) -> dict[str, Any]:
+        """Change config fields live."""
+        return self._control.post("/_sim/config", json=changes).raise_for_status().json()
+
+    def reset(self, **config: Any) -> None:
+        """Clear counters, faults and the rate-limit window (config kept, plus `config`)."""
+        self._control.post("/_sim/reset", json={"config": config}).raise_for_status()
+
+    def stop(self) -> None:
+        """Ask the child to stop (stdin closed), and kill it only if it does not."""
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+        if self._proc is not None:
+            with contextlib.suppress(OSError):
+                self._proc.stdin.close()
+            try:
+                self._proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+
+    def __enter__(self) -> SimulatorProcess:
+        return self.start() if self._proc is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _serve_simulator(args: dict[str, Any]) -> None:
+    from marketdata_pipeline.lib.simulator.server import SimulatorServer
+
+    with SimulatorServer(**args) as server:
+        print(json.dumps({"base_url": server.base_url}), flush=True)
+        sys.stdin.read()  # until the parent closes our stdin
+
+
+# --- machine ------------------------------------------------------------------------------------
+
+
+def machine_description(pg: BenchPostgres | None = None) -> dict[str, str]:
+    """nproc, RAM, CPU model, Python and (when given) the Postgres version."""
+    info = {
+        "nproc": str(os.cpu_count()),
+        "python": sys.version.split()[0],
+    }
+    with contextlib.suppress(OSError):
+        meminfo = Path("/proc/meminfo").read_text().split("\n")[0].split()
+        info["ram"] = f"{int(meminfo[1]) / 1024 / 1024:.1f} GiB"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    if pg is not None:
+        info["postgres"] = pg.version()
+    import polars
+
+    info["polars"] = polars.__version__
+    info["psycopg"] = psycopg.__version__
+    return info
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-simulator":
+        _serve_simulator(json.loads(sys.argv[2]))
+    else:
+        sys.exit("usage: python -m bench.common --serve-simulator '<json config>'")

@@ -1,0 +1,37 @@
+"""A Polygon.io / Massive REST API simulator: real HTTP, real response shapes, SIMULATED data.
+
+It serves the endpoints the pipeline uses (range aggregates and grouped daily, stocks and
+crypto) with deterministic synthetic candles, NYSE holidays, `next_url` pagination, key checking,
+a free-tier rate limit and switchable faults, and counts every request for tests and benchmarks.
+
+- `market`: the synthetic data (`bars`, `stock_universe`, `crypto_universe`).
+- `faults`: `FaultRule` and what each fault kind sends.
+- `state`: `SimulatorConfig` and `SimulatorState` (config, faults, counters, log).
+- `app`: `create_app(state)`, the Starlette app.
+- `server`: `SimulatorServer` (background thread, for tests) and `serve` (the CLI command).
+"""
+
+from marketdata_pipeline.lib.simulator.app import create_app
+from marketdata_pipeline.lib.simulator.faults import FaultRule
+from marketdata_pipeline.lib.simulator.market import bars, crypto_universe, stock_universe
+from marketdata_pipeline.lib.simulator.server import SimulatorServer, serve
+from marketdata_pipeline.lib.simulator.state import (
+    SIMULATOR_API_KEY,
+    ConfigError,
+    SimulatorConfig,
+    SimulatorState,
+)
+
+__all__ = [
+    "SIMULATOR_API_KEY",
+    "ConfigError",
+    "FaultRule",
+    "SimulatorConfig",
+    "SimulatorServer",
+    "SimulatorState",
+    "bars",
+    "create_app",
+    "crypto_universe",
+    "serve",
+    "stock_universe",
+]

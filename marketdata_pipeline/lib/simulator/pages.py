@@ -1,0 +1,245 @@
+"""Response bodies of the simulated endpoints, in the real Polygon shapes, with a bounded cache.
+
+Serialising thousands of bars dominates a request's cost, so the `results` array of a page is
+cached as JSON text per (ticker, days, sort, limit, revision) and spliced into a small envelope
+that carries the per-request parts (`request_id`, `adjusted`, `next_url`). Faults that edit a
+body use `as_dict()` instead, which is slower but only runs when a fault fires.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import numpy as np
+
+from marketdata_pipeline.lib.simulator import market
+
+RANGE_FIELDS = ("v", "vw", "o", "c", "h", "l", "t", "n")  # key order of the real range mocks
+GROUPED_FIELDS = ("T", "v", "vw", "o", "c", "h", "l", "t", "n")  # ... and of the grouped mock
+DEFAULT_LIMIT = 5000
+MAX_LIMIT = 50_000
+_PLACEHOLDER = "@@RESULTS@@"  # cannot occur in a ticker, so safe to splice on
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON like the real API (no spaces)."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+class BodyCache:
+    """A thread-safe LRU of JSON texts bounded by entry count and total size.
+
+    The default size holds ten years of bars for ~550 tickers (~330 kB each), so a benchmark
+    that backfills a few hundred symbols twice is served from the cache the second time.
+    """
+
+    def __init__(self, max_entries: int = 2048, max_chars: int = 192_000_000) -> None:
+        """Create an empty cache with the given bounds."""
+        self.max_entries = max_entries
+        self.max_chars = max_chars
+        self._lock = threading.Lock()
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._chars = 0
+
+    def get_or_build(self, key: Any, build: Callable[[], Any], size: Callable[[Any], int]) -> Any:
+        """The cached value for `key`, or `build()` stored (building happens outside the lock)."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = build()
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = value
+                self._chars += size(value)
+                while self._items and (
+                    len(self._items) > self.max_entries or self._chars > self.max_chars
+                ):
+                    _, old = self._items.popitem(last=False)
+                    self._chars -= size(old)
+        return value
+
+    def clear(self) -> None:
+        """Drop everything."""
+        with self._lock:
+            self._items.clear()
+            self._chars = 0
+
+
+def _rows_json(columns: dict[str, np.ndarray], fields: tuple[str, ...]) -> bytes:
+    """A JSON array of row objects, built with %-formatting (twice as fast as json.dumps).
+
+    `%r` of a Python float or int is exactly what json.dumps writes for it; text columns are
+    JSON-encoded first and inserted with `%s`.
+    """
+    lists = []
+    parts = []
+    for field in fields:
+        values = columns[field].tolist()
+        if columns[field].dtype == object:
+            lists.append([json.dumps(v) for v in values])
+            parts.append(f'"{field}":%s')
+        else:
+            lists.append(values)
+            parts.append(f'"{field}":%r')
+    template = "{" + ",".join(parts) + "}"
+    rows = ",".join([template % row for row in zip(*lists, strict=True)])
+    return ("[" + rows + "]").encode()
+
+
+# --- range aggregates ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RangePage:
+    """One page of range bars: the `results` JSON (None when empty) and where the next starts."""
+
+    results_json: bytes | None
+    count: int
+    next_ms: int | None  # t of the first bar of the next page (asc: later, desc: earlier)
+
+
+def build_range_page(
+    ticker: str,
+    start: dt.date,
+    end: dt.date,
+    *,
+    sort: str,
+    limit: int,
+    revision: int,
+    revision_from: dt.date | None,
+) -> RangePage:
+    """Compute a page: the first `limit` bars of [start, end] in `sort` order."""
+    days = market.bar_days(ticker, start, end)
+    if sort == "desc":
+        days = days[::-1]
+    page_days, rest = days[:limit], days[limit:]
+    next_ms = int(market.range_timestamps(ticker, rest[:1])[0]) if len(rest) else None
+    if not len(page_days):
+        return RangePage(None, 0, None)
+    columns = market.bars_on_days(ticker, page_days, revision=revision, revision_from=revision_from)
+    return RangePage(_rows_json(columns, RANGE_FIELDS), len(page_days), next_ms)
+
+
+def encode_cursor(limit: int, sort: str, adjusted: bool) -> str:
+    """The opaque `cursor` of a next_url: urlsafe base64 of `limit=..&sort=..&adjusted=..`.
+
+    The real cursor decodes to `limit=5000&sort=asc`; we add `adjusted` so it survives paging.
+    """
+    text = urlencode({"limit": limit, "sort": sort, "adjusted": "true" if adjusted else "false"})
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> dict[str, str]:
+    """Inverse of `encode_cursor`; raises ValueError for anything that is not such a cursor."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError("cursor is not base64") from exc
+    pairs = parse_qsl(raw, keep_blank_values=True, strict_parsing=True)
+    params = dict(pairs)
+    if not params or set(params) - {"limit", "sort", "adjusted"}:
+        raise ValueError("cursor does not hold limit/sort/adjusted")
+    return params
+
+
+def _envelope(
+    head: dict[str, Any],
+    page: RangePage | GroupedPage,
+    adjusted: bool,
+    request_id: str,
+    next_url: str | None,
+) -> bytes:
+    """`head` + resultsCount, adjusted, results, status, request_id, count, next_url as bytes.
+
+    The cached `results` bytes are spliced in with one join instead of being re-serialised.
+    """
+    body = dict(head)
+    body["resultsCount"] = page.count
+    body["adjusted"] = adjusted
+    if page.results_json is not None:
+        body["results"] = _PLACEHOLDER
+    body["status"] = "OK"
+    body["request_id"] = request_id
+    if page.results_json is not None:
+        body["count"] = page.count  # the real empty answer has no `count` either
+    if next_url is not None:
+        body["next_url"] = next_url
+    text = dumps(body).encode()
+    if page.results_json is None:
+        return text
+    before, after = text.split(f'"{_PLACEHOLDER}"'.encode(), 1)
+    return b"".join((before, page.results_json, after))
+
+
+@dataclass
+class RangeBody:
+    """A range response body, built lazily as bytes (fast path) or as a dict (for faults)."""
+
+    ticker: str
+    adjusted: bool
+    page: RangePage
+    request_id: str
+    next_url: str | None
+
+    def to_bytes(self) -> bytes:
+        """The body as the real API sends it; `results` and `count` are omitted when empty."""
+        head = {"ticker": self.ticker, "queryCount": self.page.count}
+        return _envelope(head, self.page, self.adjusted, self.request_id, self.next_url)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The same body as a dict (keys in the same order)."""
+        return json.loads(self.to_bytes())
+
+
+# --- grouped daily ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupedPage:
+    """The `results` JSON of one grouped-daily response (None when the market was closed)."""
+
+    results_json: bytes | None
+    count: int
+
+
+def build_grouped_page(
+    tickers: tuple[str, ...],
+    day: dt.date,
+    *,
+    revision: int,
+    revision_from: dt.date | None,
+) -> GroupedPage:
+    """All `tickers`' bars on `day` (the caller decides whether the market traded)."""
+    if not tickers:
+        return GroupedPage(None, 0)
+    columns = market.grouped_bars(tickers, day, revision=revision, revision_from=revision_from)
+    return GroupedPage(_rows_json(columns, GROUPED_FIELDS), len(tickers))
+
+
+@dataclass
+class GroupedBody:
+    """A grouped-daily response body (no top-level ticker, no pagination)."""
+
+    adjusted: bool
+    page: GroupedPage
+    request_id: str
+    next_url: str | None = None  # only ever set by the next_url_loop fault
+
+    def to_bytes(self) -> bytes:
+        """The body as the real API sends it; `results` and `count` are omitted when empty."""
+        head = {"queryCount": self.page.count}
+        return _envelope(head, self.page, self.adjusted, self.request_id, self.next_url)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The same body as a dict (keys in the same order)."""
+        return json.loads(self.to_bytes())

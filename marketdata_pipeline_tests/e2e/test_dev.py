@@ -1,0 +1,138 @@
+"""`make dev` (`marketdata dev`): the UI comes up, and Ctrl-C stops everything it started.
+
+The command runs as in a terminal: its own process group, which a Ctrl-C signals as a whole.
+No Polygon key is set, so it starts the simulator; the databases are fresh ones on the session
+Postgres (the embedded server would outlive the test by design). After the SIGINT, no process
+that `marketdata dev` started may be left: not `dagster dev`, its webserver, daemon or code
+server, nor a code server `dagster dev` restarted while shutting down (the bug this guards).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from psycopg import sql
+
+from marketdata_pipeline.lib.postgres.embedded import sqlalchemy_url
+from marketdata_pipeline_tests.e2e.conftest import BIN, REPO, _free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+READY_TIMEOUT = 120
+STOP_TIMEOUT = 120
+
+
+def _processes() -> dict[int, tuple[int, int, str]]:
+    """pid -> (ppid, pgid, state) of every live (non-zombie) process."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name may contain spaces and parentheses: split after the last ')'.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        state, ppid, pgid = fields[0], int(fields[1]), int(fields[2])
+        if state != "Z":
+            found[int(entry.name)] = (ppid, pgid, state)
+    return found
+
+
+def _descendants(root: int) -> set[int]:
+    processes = _processes()
+    found: set[int] = set()
+    frontier = {root}
+    while frontier:
+        children = {pid for pid, (ppid, _, _) in processes.items() if ppid in frontier}
+        frontier = children - found
+        found |= children
+    return found
+
+
+def _fresh_database(pg_server, name: str) -> str:
+    with psycopg.connect(pg_server.get_uri("postgres"), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return pg_server.get_uri(name)
+
+
+def test_make_dev_serves_the_ui_and_ctrl_c_leaves_nothing_running(pg_server, tmp_path):
+    port = _free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("POLYGON_", "MASSIVE_", "MARKETDATA_", "DAGSTER_"))
+    }
+    env.update(
+        MARKETDATA_HOME=str(tmp_path / "home"),
+        MARKETDATA_DATABASE_URL=_fresh_database(pg_server, "dev_candles"),
+        MARKETDATA_DAGSTER_STORAGE_URL=sqlalchemy_url(_fresh_database(pg_server, "dev_dagster")),
+        DAGSTER_HOME=str(tmp_path / "dagster_home"),
+        MARKETDATA_START_DATE=(dt.date.today() - dt.timedelta(days=30)).isoformat(),
+        PYTHONWARNINGS="ignore",
+    )
+    log_path = tmp_path / "dev.log"
+    with log_path.open("wb") as log:
+        dev = subprocess.Popen(
+            [str(BIN / "marketdata"), "dev", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # like a terminal's foreground job
+        )
+    started: set[int] = set()
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while "Dagster UI ready" not in log_path.read_text(errors="replace"):
+            assert dev.poll() is None, f"marketdata dev exited:\n{log_path.read_text()}"
+            assert time.monotonic() < deadline, (
+                f"no UI after {READY_TIMEOUT} s:\n" + (log_path.read_text()[-4000:])
+            )
+            time.sleep(0.5)
+        text = log_path.read_text()
+        assert "using the local SIMULATOR" in text
+        assert f"Dagster UI: http://127.0.0.1:{port}" in text
+        page = httpx.get(f"http://127.0.0.1:{port}/assets/stock_daily_candles", timeout=30)
+        assert page.status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=30).json()[
+            "dagster_webserver_version"
+        ]
+
+        started = _descendants(dev.pid)
+        names = {(Path("/proc") / str(p) / "cmdline").read_bytes() for p in started}
+        assert any(b"dagster_webserver" in n for n in names), names
+        assert any(b"dagster._daemon" in n for n in names), names
+        assert any(b"code-server" in n for n in names), names
+
+        began = time.monotonic()
+        os.killpg(dev.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        code = dev.wait(timeout=STOP_TIMEOUT)
+        stopped_in = time.monotonic() - began
+        assert code == 130, log_path.read_text()[-4000:]
+        time.sleep(1)
+        left = started & set(_processes())
+        assert not left, {p: _processes().get(p) for p in left}
+        print(f"marketdata dev stopped everything in {stopped_in:.1f} s")
+    finally:
+        # Only groups that still hold a process we started (pids may be reused later).
+        live = _processes()
+        groups = {live[p][1] for p in started | {dev.pid} if p in live}
+        for pgid in groups & {dev.pid, *started}:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
+        dev.wait(timeout=10)
