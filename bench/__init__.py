@@ -10,3 +10,8 @@ import os
 os.environ["MARKETDATA_START_DATE"] = "2000-01-03"
 for _var in ("POLYGON_API_KEY", "MASSIVE_API_KEY", "POLYGON_BASE_URL", "MARKETDATA_DATABASE_URL"):
     os.environ.pop(_var, None)
+
+import warnings  # noqa: E402
+
+# Dagster flags `backfill_policy` and friends as beta on every import: noise in benchmark output.
+warnings.filterwarnings("ignore", message=r".*is currently in (beta|preview).*")

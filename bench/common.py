@@ -218,16 +218,17 @@ class BenchPostgres:
         """psycopg URL of `database` on this server."""
         return self.server.get_uri(database)
 
-    def create_database(self, prefix: str = "bench") -> str:
-        """A new empty database with the `marketdata` schema migrated; returns its URL."""
+    def create_database(self, prefix: str = "bench", *, migrated: bool = True) -> str:
+        """A new database, with the `marketdata` schema migrated unless told not; its URL."""
         from marketdata_pipeline.lib.postgres.ddl import migrate
 
         name = f"{prefix}_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         url = self.url(name)
-        with psycopg.connect(url) as conn:
-            migrate(conn)
+        if migrated:
+            with psycopg.connect(url) as conn:
+                migrate(conn)
         return url
 
     def drop_database(self, url: str) -> None:
@@ -244,9 +245,9 @@ class BenchPostgres:
             return conn.execute("SHOW server_version").fetchone()[0]
 
     @contextlib.contextmanager
-    def temporary_database(self, prefix: str = "bench") -> Iterator[str]:
-        """A migrated database for the duration of the block."""
-        url = self.create_database(prefix)
+    def temporary_database(self, prefix: str = "bench", *, migrated: bool = True) -> Iterator[str]:
+        """A database (see `create_database`) for the duration of the block."""
+        url = self.create_database(prefix, migrated=migrated)
         try:
             yield url
         finally:
@@ -275,6 +276,102 @@ def postgres(existing: BenchPostgres | None) -> Iterator[BenchPostgres]:
         return
     with temp_postgres() as server:
         yield server
+
+
+# --- Dagster ------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def dagster_instance(storage_url: str) -> Iterator[Any]:
+    """A real Dagster instance whose runs and events live in Postgres (like dagster.yaml's).
+
+    `storage_url` is a psycopg URL of an empty database; dagster-postgres creates its tables.
+    """
+    import dagster as dg
+
+    from marketdata_pipeline.lib.postgres.embedded import sqlalchemy_url
+
+    with tempfile.TemporaryDirectory(prefix="md-bench-dagster-") as home:
+        Path(home, "dagster.yaml").write_text(
+            "storage:\n"
+            "  postgres:\n"
+            f"    postgres_url: {json.dumps(sqlalchemy_url(storage_url))}\n"
+            "telemetry:\n"
+            "  enabled: false\n"
+        )
+        instance = dg.DagsterInstance.from_config(home)
+        try:
+            yield instance
+        finally:
+            instance.dispose()
+
+
+def candle_resources(sim: Any, database_url: str) -> dict[str, Any]:
+    """The candle assets' resources on the simulator and a benchmark database."""
+    from marketdata_pipeline.lib.polygon.resource import PolygonResource
+    from marketdata_pipeline.lib.postgres.database import PostgresDatabase
+    from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
+
+    database = PostgresDatabase(url=database_url)
+    return {
+        "polygon": PolygonResource(
+            api_key=sim.api_key,
+            base_url=sim.base_url,
+            requests_per_minute=60_000,
+            shared_budget=False,
+        ),
+        "database": database,
+        "candle_io_manager": PostgresCandleIOManager(database=database),
+    }
+
+
+def candle_run_config(asset: str, symbols: list[str]) -> dict[str, Any]:
+    """Run config: these symbols, and Dagster's console logger at WARNING (no event spam)."""
+    return {
+        "ops": {asset: {"config": {"symbols": symbols}}},
+        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+    }
+
+
+def run_phases(instance: Any, run_id: str, wall_seconds: float) -> dict[str, float]:
+    """Split a candle run's wall time into our pipeline's work and Dagster's bookkeeping.
+
+    - `pipeline_seconds`: STEP_START to the last STEP_OUTPUT (plan, fetch, normalise,
+      validate, checks) plus the IO manager's own `write_seconds`;
+    - `dagster_seconds`: the rest of the wall time (run and event-log bookkeeping, chiefly one
+      planned and one materialisation event per partition);
+    - `partitions`: materialisation events written.
+    """
+    import dagster as dg
+
+    types = {
+        dg.DagsterEventType.STEP_START,
+        dg.DagsterEventType.STEP_OUTPUT,
+        dg.DagsterEventType.ASSET_MATERIALIZATION,
+    }
+    start = last_output = None
+    write = 0.0
+    partitions = 0
+    for record in instance.get_records_for_run(run_id, of_type=types, limit=None).records:
+        entry = record.event_log_entry
+        kind = entry.dagster_event.event_type
+        if kind == dg.DagsterEventType.STEP_START:
+            start = entry.timestamp
+        elif kind == dg.DagsterEventType.STEP_OUTPUT:
+            last_output = entry.timestamp
+        else:
+            partitions += 1
+            if partitions == 1:
+                metadata = entry.dagster_event.event_specific_data.materialization.metadata
+                write = float(metadata["write_seconds"].value)
+    compute = (last_output - start) if start is not None and last_output is not None else 0.0
+    pipeline = compute + write
+    return {
+        "pipeline_seconds": pipeline,
+        "dagster_seconds": max(0.0, wall_seconds - pipeline),
+        "partitions": partitions,
+        "write_seconds": write,
+    }
 
 
 # --- the simulator in a child process -----------------------------------------------------------

@@ -34,6 +34,9 @@ SMOKE_CASES = (
     ("3x1y", 3, dt.date(2024, 1, 1), dt.date(2024, 12, 31)),
 )
 
+FULL = {"cases": FULL_CASES}
+SMOKE = {"cases": SMOKE_CASES}
+
 
 def measure_case(
     sim: Any, label: str, n_symbols: int, start: dt.date, end: dt.date
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds)")
     args = parser.parse_args(argv)
     quiet_logs()
-    return run(cases=SMOKE_CASES if args.smoke else FULL_CASES)
+    return run(**(SMOKE if args.smoke else FULL))
 
 
 if __name__ == "__main__":

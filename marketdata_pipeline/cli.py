@@ -307,15 +307,21 @@ def _signal_group(pgid: int, sig: int) -> bool:
     return True
 
 
-def _stop_group(pgid: int, timeout: float = 10.0) -> None:
-    """Make sure no process of the group survives: SIGTERM, then SIGKILL after `timeout`."""
-    if not _signal_group(pgid, signal.SIGTERM):
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        if not _signal_group(pgid, 0):
+def _stop_group(pgid: int) -> None:
+    """Make sure no process of the group survives: SIGINT, then SIGTERM, then SIGKILL.
+
+    What is left once `dagster dev` is gone is mostly runs in flight. SIGINT first, as a Ctrl-C
+    under plain `dagster dev` would: a run worker then records the run as failed ("execution was
+    interrupted") instead of staying STARTED in the instance, holding a slot of the run queue.
+    """
+    for sig, grace in ((signal.SIGINT, 20.0), (signal.SIGTERM, 5.0)):
+        if not _signal_group(pgid, sig):
             return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            if not _signal_group(pgid, 0):
+                return
     _signal_group(pgid, signal.SIGKILL)
 
 

@@ -102,7 +102,7 @@ def _dismiss_welcome(page) -> None:
     """The first visit to a fresh instance shows a 'Join the Dagster community' dialog."""
     skip = page.get_by_role("button", name="Skip")
     try:
-        skip.wait_for(state="visible", timeout=5_000)
+        skip.wait_for(state="visible", timeout=10_000)
     except Exception:  # Playwright's TimeoutError: no dialog this time
         return
     skip.click()

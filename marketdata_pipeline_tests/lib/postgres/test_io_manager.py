@@ -1,6 +1,5 @@
 """The Postgres IO manager on a real server: exact round trips, slice replacement, concurrency."""
 
-
 import datetime as dt
 import threading
 

@@ -1,0 +1,73 @@
+"""`python -m bench` (`make bench`): all six benchmarks, one line per figure, ratios in-run.
+
+Options: `--smoke` for tiny sizes (seconds, to check they still work), `--only NAME...` to run
+some of them, `--json PATH` to save every figure with the machine description.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import time
+from pathlib import Path
+
+from bench import backfill_overhead, ingest, normalise, paid_tier, requests, scale
+from bench.common import Figure, figures_as_json, machine_description, quiet_logs, temp_postgres
+
+BENCHMARKS = {
+    "ingest": ingest,
+    "normalise": normalise,
+    "requests": requests,
+    "paid_tier": paid_tier,
+    "backfill_overhead": backfill_overhead,
+    "scale": scale,
+}
+_USES_POSTGRES = {"ingest", "backfill_overhead", "scale"}
+
+
+def main(argv: list[str] | None = None) -> list[Figure]:
+    """Run the chosen benchmarks on one throwaway Postgres; print and optionally save figures."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds)")
+    parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), metavar="NAME")
+    parser.add_argument("--json", type=Path, help="also write the figures here as JSON")
+    args = parser.parse_args(argv)
+    quiet_logs()
+    chosen = args.only or list(BENCHMARKS)
+    figures: list[Figure] = []
+    began = time.perf_counter()
+    with temp_postgres() as pg:
+        machine = machine_description(pg)
+        print("machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()), flush=True)
+        print("command: python -m bench" + (" --smoke" if args.smoke else ""), flush=True)
+        for name in chosen:
+            module = BENCHMARKS[name]
+            sizes = dict(module.SMOKE if args.smoke else module.FULL)
+            if name in _USES_POSTGRES:
+                sizes["pg"] = pg
+            print(f"\n== {name}", flush=True)
+            with_time = time.perf_counter()
+            figures += module.run(**sizes)
+            print(f"({name} took {time.perf_counter() - with_time:.0f} s)", flush=True)
+    total = time.perf_counter() - began
+    missed = [f.name for f in figures if f.target and not f.met]
+    print(f"\nall benchmarks took {total:.0f} s; targets missed: {', '.join(missed) or 'none'}")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                    "machine": machine,
+                    "smoke": args.smoke,
+                    "total_seconds": round(total, 1),
+                    "figures": figures_as_json(figures),
+                },
+                indent=2,
+            )
+        )
+    return figures
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""Benchmark 5, backfill overhead: one single-run backfill against one run per partition.
+
+Through a real Dagster instance (runs and events in Postgres, as in production), on the simulator,
+`stock_daily_candles` for 50 symbols over one year (366 daily partitions in 2024):
+
+- **Measured**: the year as one run (`dg.materialize` with the partition-range tags, what
+  `BackfillPolicy.single_run()` makes a UI backfill do);
+- **Anchor**: one run per partition (`dg.materialize(partition_key=...)`) for the first N
+  partitions of the year, weekends and the New Year holiday included, scaled to 366.
+
+Both start warm: the instance has run once, and the simulator has already served every request
+(its body cache), so the figures compare the pipeline and Dagster, not price synthesis. The single
+run's wall time is also split into our pipeline's work and Dagster's per-partition bookkeeping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from typing import Any
+
+import dagster as dg
+
+from bench.common import (
+    BenchPostgres,
+    Figure,
+    SimulatorProcess,
+    Timer,
+    candle_resources,
+    candle_run_config,
+    dagster_instance,
+    emit,
+    postgres,
+    quiet_logs,
+    run_phases,
+)
+from marketdata_pipeline.defs.candles.assets import stock_daily_candles
+from marketdata_pipeline.defs.candles.partitions import range_tags
+from marketdata_pipeline.lib.simulator import market
+from marketdata_pipeline.lib.symbols import AssetClass, Symbol
+
+FULL = {"symbols": 50, "year": 2024, "sampled_partitions": 20}
+SMOKE = {"symbols": 3, "year": 2024, "sampled_partitions": 1, "days": 5}
+
+
+def _warm_simulator(resources: dict[str, Any], symbols: list[str], days: list[dt.date]) -> None:
+    polygon = resources["polygon"]
+    syms = [Symbol(s, AssetClass.STOCK) for s in symbols]
+    polygon.fetch_candles(AssetClass.STOCK, syms, days[0], days[-1])
+    for day in days:
+        polygon.fetch_candles(AssetClass.STOCK, syms, day, day)
+
+
+def run(
+    *,
+    pg: BenchPostgres | None = None,
+    sim: Any | None = None,
+    symbols: int = FULL["symbols"],
+    year: int = FULL["year"],
+    sampled_partitions: int = FULL["sampled_partitions"],
+    days: int | None = None,
+) -> list[Figure]:
+    """Measure and print the backfill figures; return them. `days` shortens the window."""
+    if sim is None:
+        with SimulatorProcess() as own:
+            return run(
+                pg=pg,
+                sim=own,
+                symbols=symbols,
+                year=year,
+                sampled_partitions=sampled_partitions,
+                days=days,
+            )
+    figures: list[Figure] = []
+    first, last = dt.date(year, 1, 1), dt.date(year, 12, 31)
+    if days is not None:
+        last = first + dt.timedelta(days=days - 1)
+    n_partitions = (last - first).days + 1
+    sampled = [first + dt.timedelta(days=i) for i in range(sampled_partitions)]
+    names = list(market.stock_universe(symbols))
+    config = candle_run_config("stock_daily_candles", names)
+    with (
+        postgres(pg) as server,
+        server.temporary_database("backfill") as url,
+        server.temporary_database("dagster", migrated=False) as storage_url,
+        dagster_instance(storage_url) as instance,
+    ):
+        resources = candle_resources(sim, url)
+        window = [first + dt.timedelta(days=i) for i in range(n_partitions)]
+        _warm_simulator(resources, names, window)
+        warm = dg.materialize(
+            [stock_daily_candles],
+            resources=resources,
+            instance=instance,
+            partition_key=(last + dt.timedelta(days=-1)).isoformat(),
+            run_config=config,
+        )
+        assert warm.success
+        sim.reset()
+        with Timer() as single:
+            result = dg.materialize(
+                [stock_daily_candles],
+                resources=resources,
+                instance=instance,
+                tags=range_tags(first, last),
+                run_config=config,
+            )
+        if not result.success:
+            raise RuntimeError("the single-run backfill failed")
+        single_requests = sim.stats()["requests"]
+        phases = run_phases(instance, result.run_id, single.seconds)
+
+        sim.reset()
+        with Timer() as each:
+            for day in sampled:
+                one = dg.materialize(
+                    [stock_daily_candles],
+                    resources=resources,
+                    instance=instance,
+                    partition_key=day.isoformat(),
+                    run_config=config,
+                )
+                if not one.success:
+                    raise RuntimeError(f"the run for partition {day} failed")
+        sampled_requests = sim.stats()["requests"]
+
+    scale = n_partitions / len(sampled)
+    per_partition = each.seconds * scale
+    ratio = per_partition / single.seconds
+    emit(
+        Figure(
+            "backfill.single_run",
+            single.seconds,
+            "s",
+            note=f"{n_partitions} partitions x {symbols} symbols, {single_requests} requests",
+        ),
+        figures,
+    )
+    emit(
+        Figure(
+            "backfill.single_run_pipeline",
+            phases["pipeline_seconds"],
+            "s",
+            ratio=phases["pipeline_seconds"] / single.seconds,
+            phrase="{ratio:.0%} of the run",
+            note=f"fetch, validate, checks, write ({phases['write_seconds']:.2f} s)",
+        ),
+        figures,
+    )
+    emit(
+        Figure(
+            "backfill.single_run_dagster",
+            phases["dagster_seconds"],
+            "s",
+            ratio=phases["dagster_seconds"] / single.seconds,
+            phrase="{ratio:.0%} of the run",
+            note=f"{phases['dagster_seconds'] / n_partitions * 1000:.0f} ms per partition event",
+        ),
+        figures,
+    )
+    emit(
+        Figure(
+            "backfill.per_partition_runs",
+            per_partition,
+            "s",
+            ratio=ratio,
+            phrase="{ratio:.1f}x the single run",
+            note=(
+                f"{len(sampled)} runs took {each.seconds:.2f} s "
+                f"({each.seconds / len(sampled):.2f} s each, {sampled_requests} requests), "
+                f"scaled x{scale:.1f}"
+            ),
+        ),
+        figures,
+    )
+    return figures
+
+
+def main(argv: list[str] | None = None) -> list[Figure]:
+    """`python -m bench.backfill_overhead [--smoke]`."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds)")
+    args = parser.parse_args(argv)
+    quiet_logs()
+    return run(**(SMOKE if args.smoke else FULL))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Every benchmark still runs, at tiny sizes, against the suite's Postgres and simulator.
+
+No timing is asserted here (the machine's load decides timings): only that each benchmark
+completes and reports the figures it promises, and that the request counts, which are exact,
+equal the planner's minimum.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bench import backfill_overhead, ingest, normalise, paid_tier, requests, scale
+from bench.common import BenchPostgres, Figure
+
+
+@pytest.fixture(scope="module")
+def bench_pg(pg_server) -> BenchPostgres:
+    """The suite's Postgres server, as the benchmarks take it."""
+    return BenchPostgres(pg_server)
+
+
+def _names(figures: list[Figure]) -> set[str]:
+    for figure in figures:
+        assert math.isfinite(figure.value), figure.line()
+        assert figure.line().startswith(f"{figure.name}: ")
+    return {f.name for f in figures}
+
+
+def test_ingest_compares_io_manager_with_bare_copy_and_executemany(bench_pg):
+    figures = ingest.run(pg=bench_pg, **ingest.SMOKE)
+    assert {
+        "ingest.bare_copy",
+        "ingest.io_manager",
+        "ingest.executemany_psycopg3",
+        "ingest.executemany_psycopg2",
+    } <= _names(figures)
+
+
+def test_normalise_reports_speed_and_memory():
+    figures = normalise.run(**normalise.SMOKE)
+    names = _names(figures)
+    assert {"normalise.parse_normalise", "normalise.peak_extra_memory"} <= names
+
+
+def test_request_counts_equal_the_planners_minimum(sim):
+    figures = requests.run(sim=sim, **requests.SMOKE)
+    made = [f for f in figures if f.name.endswith(".made")]
+    assert len(made) == 2
+    assert all(f.met for f in made), [f.line() for f in made]
+
+
+def test_paid_tier_compares_with_the_official_client(sim):
+    figures = paid_tier.run(sim=sim, **paid_tier.SMOKE)
+    assert {
+        "paid_tier.official_client",
+        "paid_tier.ours_auto",
+        "paid_tier.ours_range",
+    } <= _names(figures)
+
+
+def test_backfill_overhead_single_run_against_per_partition_runs(bench_pg, sim):
+    figures = backfill_overhead.run(pg=bench_pg, sim=sim, **backfill_overhead.SMOKE)
+    assert {"backfill.single_run", "backfill.per_partition_runs"} <= _names(figures)
+
+
+def test_scale_reports_wall_time_and_peak_rss_of_a_child_run(bench_pg, sim):
+    figures = scale.run(pg=bench_pg, sim=sim, **scale.SMOKE)
+    by_name = {f.name: f for f in figures}
+    assert by_name["scale.peak_rss"].value > 0
+    assert "15 rows" in (by_name["scale.run"].note or "")

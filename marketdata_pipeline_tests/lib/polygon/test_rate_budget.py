@@ -1,0 +1,66 @@
+"""The shared request budget: concurrent runs stay within POLYGON_REQUESTS_PER_MINUTE together."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+from marketdata_pipeline.defs.candles.assets import stock_daily_candles
+from marketdata_pipeline.lib.polygon.rate_budget import budget_rates
+from marketdata_pipeline.lib.postgres.database import PostgresDatabase
+from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
+from marketdata_pipeline_tests.conftest import make_polygon
+from marketdata_pipeline_tests.helpers import materialise
+
+BUDGET = 6  # requests per minute, enforced by the simulator as well
+
+
+def test_budget_rates_add_a_per_second_window_for_large_budgets():
+    assert [(r.limit, r.interval) for r in budget_rates(5)] == [(1, 1000), (5, 60_000)]
+    assert [(r.limit, r.interval) for r in budget_rates(6000)] == [(100, 1000), (6000, 60_000)]
+
+
+def test_two_concurrent_runs_share_the_budget_and_meet_no_429(sim, database_url):
+    """Two backfills of 4 symbols each (8 range requests) under a 6/minute budget."""
+    sim.configure(requests_per_minute=BUDGET, rate_limit_retry_after=True)
+    results = []
+
+    def backfill(symbols: list[str]) -> None:
+        database = PostgresDatabase(url=database_url)
+        resources = {
+            "polygon": make_polygon(
+                sim,
+                requests_per_minute=BUDGET,
+                shared_budget=True,
+                budget_database_url=database_url,
+                max_attempts=2,
+            ),
+            "database": database,
+            "candle_io_manager": PostgresCandleIOManager(database=database),
+        }
+        results.append(
+            materialise(
+                dt.date(2024, 10, 1),
+                dt.date(2024, 10, 31),
+                resources,
+                assets=[stock_daily_candles],
+                symbols={"stock_daily_candles": symbols},
+            )
+        )
+
+    threads = [
+        threading.Thread(target=backfill, args=(names,))
+        for names in (["AAPL", "MSFT", "NVDA", "AMZN"], ["GOOGL", "META", "TSLA", "JPM"])
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=240)
+    assert len(results) == 2 and all(r.success for r in results)
+    log = sim.stats()["log"]
+    assert [e["status"] for e in log] == [200] * 8, "no request was refused with 429"
+    times = sorted(e["t"] for e in log)
+    # Within any 60 s the two runs together sent at most BUDGET requests.
+    for i, t0 in enumerate(times):
+        assert sum(1 for t in times[i:] if t - t0 < 60.0) <= BUDGET
+    assert times[-1] - times[0] >= 59.0, "the 7th request had to wait for the window"
