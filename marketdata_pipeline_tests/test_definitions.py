@@ -1,0 +1,43 @@
+"""The code location loads and exposes the names the docs and contracts promise."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from marketdata_pipeline.defs.resources import build_resources
+from marketdata_pipeline.definitions import defs
+
+
+def test_definitions_load_with_the_contract_names():
+    repo = defs.get_repository_def()
+    keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
+    assert keys == {"stock_daily_candles", "crypto_daily_candles"}
+    assert defs.resolve_job_def("candles_job") is not None
+    sensors = {s.name: s for s in repo.sensor_defs}
+    assert {"tracked_symbols_sensor", "candle_freshness_sensor"} <= set(sensors)
+    assert sensors["tracked_symbols_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
+    (schedule,) = repo.schedule_defs
+    assert schedule.name == "candle_revisions_schedule"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+
+
+def test_candle_assets_are_daily_single_run_with_blocking_structural_checks():
+    repo = defs.get_repository_def()
+    for name in ("stock_daily_candles", "crypto_daily_candles"):
+        asset = repo.assets_defs_by_key[dg.AssetKey(name)]
+        assert asset.backfill_policy == dg.BackfillPolicy.single_run()
+        assert isinstance(asset.partitions_def, dg.DailyPartitionsDefinition)
+        specs = {spec.name: spec for spec in asset.check_specs}
+        assert specs["ohlcv_schema"].blocking and specs["symbols_fetched"].blocking
+        assert not specs["completeness"].blocking
+        assert asset.descriptions_by_key[asset.key]
+
+
+def test_the_api_key_is_an_env_var_reference_not_a_value(monkeypatch):
+    monkeypatch.setenv("POLYGON_API_KEY", "sk-should-not-be-captured")
+    resources = build_resources()
+    polygon = resources["polygon"]
+    # Dagster resolves an EnvVar at launch and never shows its value in the UI.
+    assert isinstance(polygon.api_key, dg.EnvVar)
+    assert polygon.api_key == "POLYGON_API_KEY"
+    assert "sk-should-not-be-captured" not in repr(polygon)
