@@ -24,12 +24,9 @@ def build_resources() -> dict[str, Any]:
         if settings.database_url
         else PostgresDatabase()
     )
-    polygon = PolygonResource(
-        api_key=dg.EnvVar(settings.api_key_variable or "POLYGON_API_KEY"),
-        base_url=settings.base_url,
-        requests_per_minute=settings.requests_per_minute,
-        budget_database_url=dg.EnvVar("MARKETDATA_DATABASE_URL") if settings.database_url else None,
-    )
+    # Base URL, budget and the budget's database are read from the environment when a run
+    # starts (see PolygonResource), so they are not pinned at code-load time.
+    polygon = PolygonResource(api_key=dg.EnvVar(settings.api_key_variable or "POLYGON_API_KEY"))
     return {
         "polygon": polygon,
         "database": database,

@@ -191,7 +191,7 @@ PERSISTENT = {
     "502 HTML forever": (
         dict(kind="status", status_code=502, body="html"),
         {},
-        ["HTTP 502", "502 Bad Gateway", "gave up after 4 attempts"],
+        ["HTTP 502 502 Bad Gateway (HTML error page)", "gave up after 4 attempts"],
         4,
     ),
     "connection reset forever": (
@@ -320,3 +320,27 @@ def test_grouped_plan_with_a_failing_day_fails_every_symbol_and_writes_nothing(s
     assert all(
         "grouped daily" in m and "2024-03-05" in m and "HTTP 503" in m for _, m in states.values()
     )
+
+
+def test_an_empty_answer_never_deletes_stored_rows(sim, database_url):
+    """A 200 with no bars (Polygon has served transient empty results under load) for a window
+    that holds stored rows: the rows are kept and the symbol is reported, not emptied."""
+    track(database_url, SYMBOLS)
+    before = _seed(sim, database_url)
+    sim.configure(today=START)  # the simulator has no bars from `today` on: empty answers
+    result = _run(make_polygon(sim), database_url)
+    assert not result.success
+    assert _stored(database_url).equals(before)
+    for symbol, (state, message) in symbol_status(database_url).items():
+        assert state == "error"
+        assert f"{symbol} {WINDOW}: the API answered with no bars, but 5 rows are stored" in message
+
+
+def test_an_empty_answer_for_a_window_with_no_stored_rows_is_a_success(sim, database_url):
+    track(database_url, SYMBOLS)
+    sim.configure(today=START)
+    result = _run(make_polygon(sim), database_url)
+    assert result.success  # nothing stored, nothing returned: nothing to protect
+    assert _stored(database_url).height == 0
+    # The gap is not silent: the completeness check reports the missing sessions.
+    assert not check_evaluations(result)[f"{ASSET}:completeness"].passed

@@ -10,8 +10,11 @@ with no traceback and nothing written.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -327,7 +330,7 @@ CLI_CASES = {
 
 
 @pytest.fixture(scope="module")
-def cli_database(pg_server, template_database, tmp_path_factory):
+def cli_database(pg_server, template_database):
     """One database for every refusal case, with a known content that must survive them all."""
     name = f"t_cli_{uuid.uuid4().hex[:10]}"
     admin = pg_server.get_uri("postgres")
@@ -365,19 +368,22 @@ def _snapshot(url: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def cli_results(cli_database, tmp_path_factory):
+def cli_results(cli_database):
     """Every CLI case, run as real subprocesses, a few at a time (they are mostly imports)."""
     before = _snapshot(cli_database)
+    # Not under pytest's basetemp, which a concurrent pytest session may prune.
+    root = Path(tempfile.mkdtemp(prefix="md-rel-cli-"))
 
     def run(case):
         argv, env, _, _ = CLI_CASES[case]
-        home = tmp_path_factory.mktemp("cli-home")
+        home = Path(tempfile.mkdtemp(dir=root))
         full_env = cli_env(home, **{"MARKETDATA_DATABASE_URL": cli_database, **env})
         return case, finish_cli(start_cli(argv, full_env), timeout=120), home
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = {case: (result, home) for case, result, home in pool.map(run, CLI_CASES)}
-    return before, results, _snapshot(cli_database)
+    yield before, results, _snapshot(cli_database)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.parametrize("case", CLI_CASES)

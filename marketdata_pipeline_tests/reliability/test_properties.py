@@ -270,6 +270,17 @@ def test_known_nasty_payloads_are_refused_or_sound():
             _assert_sound(frame, *split)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b'[{"status":"OK"}]', b'[{"status":"OK","results":[]}]', b"[]", b'"OK"', b"null", b"{}"],
+)
+def test_a_body_that_is_not_one_page_object_is_refused(body):
+    # An "empty page" that is really malformed must not pass: it would replace stored rows
+    # with nothing.
+    with pytest.raises(MarketdataError):
+        parse_page(body, request="property test")
+
+
 # -- Postgres round trips ---------------------------------------------------------------------
 
 SYMBOLS = ["AAPL", "BRK.A", "BTCUSD", "Z"]

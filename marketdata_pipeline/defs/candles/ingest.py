@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Literal
 
 import dagster as dg
+from psycopg import sql
 from pydantic import Field
 
 from marketdata_pipeline.defs.candles import checks
@@ -87,6 +88,34 @@ def run_window(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
     return window.start.date(), window.end.date() - dt.timedelta(days=1)
 
 
+def stored_rows_of_empty_symbols(
+    database: PostgresDatabase,
+    asset: str,
+    fetched: list[str],
+    frame_symbols: set[str],
+    start: dt.date,
+    end: dt.date,
+) -> dict[str, int]:
+    """Symbols the API answered with no bars at all, that have rows stored in the window.
+
+    Polygon has served transient empty results under load (reference/polygon_api.md
+    section 8.4). Replacing the slice with such an answer would delete good history, so the
+    caller treats these symbols as failed instead and keeps their rows.
+    """
+    empty = sorted(set(fetched) - frame_symbols)
+    if not empty:
+        return {}
+    with database.connect() as conn:
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT symbol, count(*) FROM {} WHERE day BETWEEN %s AND %s"
+                " AND symbol = ANY(%s) GROUP BY symbol"
+            ).format(sql.Identifier("marketdata", asset)),
+            (start, end, empty),
+        ).fetchall()
+    return {symbol: count for symbol, count in rows}
+
+
 def materialise_candles(
     context: dg.AssetExecutionContext,
     config: CandleConfig,
@@ -107,6 +136,15 @@ def materialise_candles(
         **{s: f"invalid tracked symbol: {why}" for s, why in invalid.items()},
         **result.errors,
     }
+    returned = set(result.frame.get_column("symbol").unique().to_list())
+    for symbol, count in stored_rows_of_empty_symbols(
+        database, asset, result.fetched, returned, start, end
+    ).items():
+        result.fetched.remove(symbol)
+        errors[symbol] = (
+            f"{symbol} {start}..{end}: the API answered with no bars, but {count} rows are "
+            "stored for this window; they were kept (a transient empty answer?). Rerun later."
+        )
 
     candles = drop_helper_columns(result.frame)
     report = check_structure(candles, start=start, end=end, symbols=result.fetched)

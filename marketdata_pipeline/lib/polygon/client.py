@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import logging
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -86,6 +87,9 @@ class RequestStats:
             }
 
 
+_HTML_TITLE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE)
+
+
 def _api_message(response: httpx.Response) -> str:
     """The API's own error message: `error` (ERROR bodies) or `message` (NOT_AUTHORIZED)."""
     try:
@@ -100,6 +104,9 @@ def _api_message(response: httpx.Response) -> str:
             return doc["status"]
     # 5xx from the load balancer come as HTML: keep the message short and single-line.
     text = " ".join(response.text.split())
+    title = _HTML_TITLE.search(text)
+    if title and title.group(1).strip():
+        return f"{title.group(1).strip()[:120]} (HTML error page)"
     return (text[:120] + "...") if len(text) > 120 else text or response.reason_phrase
 
 

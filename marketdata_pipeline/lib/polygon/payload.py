@@ -107,7 +107,9 @@ def parse_page(body: bytes, *, request: str) -> Page:
         raise PolygonPayloadError(
             f"Polygon response for {request} is malformed: {problem}", request=request
         ) from exc
-    if frame.height != 1:
+    # polars also reads a top-level array of objects: `[{"status": "OK"}]` would otherwise
+    # pass as an empty page and replace the stored slice with nothing.
+    if frame.height != 1 or not body.lstrip().startswith(b"{"):
         raise PolygonPayloadError(
             f"Polygon response for {request} is malformed: expected one JSON object",
             request=request,

@@ -31,8 +31,7 @@ from marketdata_pipeline.lib.polygon.rate_budget import (
     budget_name,
 )
 from marketdata_pipeline.lib.settings import (
-    DEFAULT_BASE_URL,
-    DEFAULT_REQUESTS_PER_MINUTE,
+    load_settings,
     validate_base_url,
     validate_requests_per_minute,
 )
@@ -68,8 +67,10 @@ class PolygonResource(dg.ConfigurableResource):
     """
 
     api_key: str
-    base_url: str = DEFAULT_BASE_URL
-    requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE
+    # None: read POLYGON_BASE_URL / POLYGON_REQUESTS_PER_MINUTE when the run starts (defaults
+    # https://api.massive.com and 5), so a code location loaded earlier never pins stale values.
+    base_url: str | None = None
+    requests_per_minute: int | None = None
     shared_budget: bool = True
     budget_database_url: str | None = None
     # Requests in flight at once. A paid tier's 100 requests/s at ~100 ms per response needs
@@ -107,9 +108,18 @@ class PolygonResource(dg.ConfigurableResource):
                         "no Polygon API key: set POLYGON_API_KEY (or MASSIVE_API_KEY), "
                         "or run `marketdata simulator` and point POLYGON_BASE_URL at it"
                     )
-                base_url = validate_base_url(self.base_url, "PolygonResource.base_url")
-                rpm = validate_requests_per_minute(
-                    self.requests_per_minute, "PolygonResource.requests_per_minute"
+                settings = load_settings()
+                base_url = (
+                    validate_base_url(self.base_url, "PolygonResource.base_url")
+                    if self.base_url is not None
+                    else settings.base_url
+                )
+                rpm = (
+                    validate_requests_per_minute(
+                        self.requests_per_minute, "PolygonResource.requests_per_minute"
+                    )
+                    if self.requests_per_minute is not None
+                    else settings.requests_per_minute
                 )
                 if self.max_concurrent_requests < 1:
                     raise ConfigError("PolygonResource.max_concurrent_requests must be >= 1")
