@@ -129,7 +129,17 @@ def current_rss_bytes() -> int:
 
 
 def peak_rss_bytes() -> int:
-    """This process's high-water resident set size so far (getrusage ru_maxrss, in KiB)."""
+    """This process's high-water resident set size so far: `VmHWM` of /proc/self/status.
+
+    Not `getrusage().ru_maxrss`: Linux carries the *parent's* high-water mark into a child
+    across fork/vfork and exec, so a child spawned by a benchmark process that holds a few
+    hundred MB would report at least that much. `VmHWM` belongs to the address space that exec
+    created, so it only counts the child's own pages.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -137,7 +147,7 @@ def peak_rss_bytes() -> int:
 
 @dataclass
 class ChildResult:
-    """What a benchmark child process reported, and what the kernel says it used."""
+    """What a benchmark child process reported, and its own peak RSS (`VmHWM`)."""
 
     payload: dict[str, Any]
     max_rss_bytes: int
@@ -145,10 +155,11 @@ class ChildResult:
 
 
 def run_child(module: str, args: dict[str, Any], *, timeout: float = 900.0) -> ChildResult:
-    """Run `python -m <module> --child '<json args>'` and read its peak RSS from `wait4`.
+    """Run `python -m <module> --child '<json args>'`; return its report and peak RSS.
 
-    The child prints one JSON object as its last stdout line. Its stderr (Dagster's logs) goes
-    to a temporary file that is shown only when the child fails.
+    The child prints one JSON object as its last stdout line (see `child_report`), which carries
+    its own `VmHWM`. Its stderr (Dagster's logs) goes to a temporary file that is shown only
+    when the child fails.
     """
     env = _child_env()
     with tempfile.TemporaryFile("w+") as stderr:
@@ -166,16 +177,20 @@ def run_child(module: str, args: dict[str, Any], *, timeout: float = 900.0) -> C
         except TimeoutError:
             proc.kill()
             raise
-        # wait4 reaps the child and hands back its own resource usage (not the whole tree's).
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc.wait()
         wall = time.perf_counter() - began
         if proc.returncode != 0:
             stderr.seek(0)
             tail = stderr.read()[-4000:]
             raise RuntimeError(f"{module} child failed (exit {proc.returncode}):\n{tail}")
     lines = [line for line in out.splitlines() if line.strip()]
-    return ChildResult(json.loads(lines[-1]), usage.ru_maxrss * 1024, wall)
+    payload = json.loads(lines[-1])
+    return ChildResult(payload, int(payload["vm_hwm"]), wall)
+
+
+def child_report(payload: dict[str, Any]) -> None:
+    """Print a child's result as the JSON line `run_child` reads, with its peak RSS added."""
+    print(json.dumps({**payload, "vm_hwm": peak_rss_bytes()}), flush=True)
 
 
 def _child_env() -> dict[str, str]:

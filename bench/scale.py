@@ -4,8 +4,8 @@
 (partition-range tags, as `BackfillPolicy.single_run()` does) in a child process, against a real
 Dagster instance on Postgres and the simulator (itself in another process, so only the pipeline's
 memory is counted). Reported: the run's wall time, split into our pipeline's work and Dagster's
-per-partition bookkeeping, and the child's peak RSS from `wait4` (the kernel's high-water mark,
-which includes polars' Rust allocations). Target: peak RSS <= 1.5 GB.
+per-partition bookkeeping, and the child's peak RSS (`VmHWM`, the kernel's high-water mark of its
+resident memory, which includes polars' Rust allocations). Target: peak RSS <= 1.5 GB.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from bench.common import (
     BenchPostgres,
     Figure,
     SimulatorProcess,
+    child_report,
     current_rss_bytes,
     emit,
     postgres,
@@ -156,7 +157,7 @@ def run(
             anchor="the 1.5 GB target",
             target="<= 1.5 GB",
             met=child.max_rss_bytes <= TARGET_RSS_BYTES,
-            note=f"child process ru_maxrss; {out['baseline_rss'] / 1e6:.0f} MB before the run",
+            note=f"the child's VmHWM; {out['baseline_rss'] / 1e6:.0f} MB before the run",
         ),
         figures,
     )
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(_child(json.loads(args.child))), flush=True)
+        child_report(_child(json.loads(args.child)))
         sys.exit(0)
     quiet_logs()
     return run(**(SMOKE if args.smoke else FULL))

@@ -45,6 +45,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse with our exit code for usage errors (2, as for any invalid input)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        """Print usage and the problem, then exit with the invalid-input status."""
         self.print_usage(sys.stderr)
         _print_err(message)
         raise SystemExit(InputError.exit_code)
@@ -346,8 +347,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
     process, which then asks `dagster dev` (one SIGINT) to stop its webserver, daemon and code
     server in order. If they all got the terminal's SIGINT at once, `dagster dev` 1.13 would
     restart the code server that exited first and leave that copy running. Whatever is still
-    alive in its process group afterwards (runs in flight included) is terminated. The embedded
-    Postgres stays up on purpose: every command reuses it.
+    alive in its process group afterwards (runs in flight) is then interrupted, terminated,
+    killed, in that order (`_stop_group`). The embedded Postgres stays up on purpose: every
+    command reuses it.
     """
     import threading
 
@@ -391,7 +393,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
             return 130
     finally:
         if process is not None:
-            _stop_group(process.pid)
+            try:
+                _stop_group(process.pid)
+            except KeyboardInterrupt:  # another Ctrl-C: no more grace
+                _signal_group(process.pid, signal.SIGKILL)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if server is not None:

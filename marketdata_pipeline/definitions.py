@@ -21,4 +21,7 @@ defs = dg.Definitions(
     schedules=[build_revision_schedule(trailing_sessions_from_env())],
     sensors=[tracked_symbols_sensor, freshness_sensor],
     resources=build_resources(),
+    # Runs print INFO and above to the terminal: a single-run range records a DEBUG event per
+    # partition, which would flood `make dev`. Every event still goes to the event log.
+    loggers={"console": dg.colored_console_logger.configured({"log_level": "INFO"})},
 )

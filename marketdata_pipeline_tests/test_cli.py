@@ -105,7 +105,7 @@ def test_list_json_is_an_array_of_objects_with_status(cli):
     ],
 )
 def test_implausible_symbols_are_refused_and_nothing_is_written(cli, database_url, args, expected):
-    code, out, err = cli("symbols", "add", *args)
+    code, _out, err = cli("symbols", "add", *args)
     assert code == 2
     assert expected in err
     assert "Traceback" not in err
@@ -192,7 +192,7 @@ def test_backfill_runs_through_the_dagster_instance_and_summarises(
     ],
 )
 def test_backfill_refuses_bad_dates_before_anything_runs(cli, sim, start, end, expected):
-    code, out, err = cli("backfill", "--start", start, "--end", end)
+    code, _out, err = cli("backfill", "--start", start, "--end", end)
     assert code == 2
     assert expected in err
     assert "Traceback" not in err

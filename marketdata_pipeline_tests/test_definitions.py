@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from marketdata_pipeline.defs.resources import build_resources
 from marketdata_pipeline.definitions import defs
+from marketdata_pipeline.defs.resources import build_resources
 
 
 def test_definitions_load_with_the_contract_names():

@@ -1,0 +1,1 @@
+"""Reusable building blocks: API client, Postgres storage, validation, the simulator."""

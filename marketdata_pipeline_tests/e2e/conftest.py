@@ -1,8 +1,8 @@
 """The deployment of docs/deployment.md as real, separate processes, shared by the e2e tests.
 
-One session fixture, `deployment`, starts what the guide starts, each in its own process group:
+One package fixture, `deployment`, starts what the guide starts, each in its own process group:
 a Dagster code server for the package, `dagster-webserver` and `dagster-daemon`, all on Postgres
-instance storage from the repository's `dagster.yaml` (a `dagster` database on the session
+instance storage from the repository's `dagster.yaml` (an `e2e_dagster` database on the session
 Postgres) and a fresh candle database, with the project's simulator in this process as the API.
 Each process logs to a file in a temporary directory; a failing test gets the tails of those
 logs in its report. Teardown stops every process group (SIGTERM, then SIGKILL), whatever the
@@ -37,7 +37,6 @@ from marketdata_pipeline_tests.conftest import TEST_API_KEY
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-DEPLOYMENT_GUIDE = REPO / "docs" / "deployment.md"
 
 # The process commands of docs/deployment.md, run from $DAGSTER_HOME. The guide shows them with
 # the default ports; test_guides.py checks that it does, word for word.
@@ -71,7 +70,8 @@ T = TypeVar("T")
 SAVED_ARTIFACTS: list[Path] = []
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -248,12 +248,14 @@ class Deployment:
                 process.popen.wait(timeout=5)
 
 
-def _recreate_database(admin_url: str, name: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
+def fresh_database(pg_server, name: str) -> str:
+    """(Re)create an empty database `name` on the session Postgres; return its psycopg URL."""
+    with psycopg.connect(pg_server.get_uri("postgres"), autocommit=True) as conn:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return pg_server.get_uri(name)
 
 
 def _location_loaded(deployment: Deployment) -> bool:
@@ -288,9 +290,13 @@ def _daemon_healthy(deployment: Deployment) -> bool:
     return all(health[k]["healthy"] for k in ("sensor", "backfill", "queue"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def deployment(pg_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    """Code server, webserver and daemon as separate processes on Postgres (see module doc)."""
+    """Code server, webserver and daemon as separate processes on Postgres (see module doc).
+
+    Package-scoped: the browser and deployment tests share one deployment, stopped as soon as
+    the e2e tests are done rather than at the end of the whole suite.
+    """
     began = time.monotonic()
 
     def progress(message: str) -> None:
@@ -301,11 +307,9 @@ def deployment(pg_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     home.mkdir()
     logs_dir = base / "logs"
     logs_dir.mkdir()
-    admin = pg_server.get_uri("postgres")
-    _recreate_database(admin, "dagster")
-    _recreate_database(admin, "e2e_candles")
-    database_url = pg_server.get_uri("e2e_candles")
-    ports = {"grpc_port": _free_port(), "web_port": _free_port()}
+    storage_url = sqlalchemy_url(fresh_database(pg_server, "e2e_dagster"))
+    database_url = fresh_database(pg_server, "e2e_candles")
+    ports = {"grpc_port": free_port(), "web_port": free_port()}
 
     shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
     (home / "workspace.yaml").write_text(WORKSPACE_YAML.format(**ports))
@@ -318,7 +322,7 @@ def deployment(pg_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         }
         env.update(
             DAGSTER_HOME=str(home),
-            MARKETDATA_DAGSTER_STORAGE_URL=sqlalchemy_url(pg_server.get_uri("dagster")),
+            MARKETDATA_DAGSTER_STORAGE_URL=storage_url,
             MARKETDATA_DATABASE_URL=database_url,
             MARKETDATA_HOME=str(base / "marketdata_home"),
             MARKETDATA_START_DATE=start_date.isoformat(),

@@ -18,12 +18,10 @@ import time
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
-from psycopg import sql
 
 from marketdata_pipeline.lib.postgres.embedded import sqlalchemy_url
-from marketdata_pipeline_tests.e2e.conftest import BIN, REPO, _free_port
+from marketdata_pipeline_tests.e2e.conftest import BIN, REPO, free_port, fresh_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -60,17 +58,8 @@ def _descendants(root: int) -> set[int]:
     return found
 
 
-def _fresh_database(pg_server, name: str) -> str:
-    with psycopg.connect(pg_server.get_uri("postgres"), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return pg_server.get_uri(name)
-
-
 def test_make_dev_serves_the_ui_and_ctrl_c_leaves_nothing_running(pg_server, tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -78,8 +67,8 @@ def test_make_dev_serves_the_ui_and_ctrl_c_leaves_nothing_running(pg_server, tmp
     }
     env.update(
         MARKETDATA_HOME=str(tmp_path / "home"),
-        MARKETDATA_DATABASE_URL=_fresh_database(pg_server, "dev_candles"),
-        MARKETDATA_DAGSTER_STORAGE_URL=sqlalchemy_url(_fresh_database(pg_server, "dev_dagster")),
+        MARKETDATA_DATABASE_URL=fresh_database(pg_server, "dev_candles"),
+        MARKETDATA_DAGSTER_STORAGE_URL=sqlalchemy_url(fresh_database(pg_server, "dev_dagster")),
         DAGSTER_HOME=str(tmp_path / "dagster_home"),
         MARKETDATA_START_DATE=(dt.date.today() - dt.timedelta(days=30)).isoformat(),
         PYTHONWARNINGS="ignore",

@@ -22,7 +22,6 @@ import time
 import httpx
 import psycopg
 import pytest
-from psycopg import sql
 
 from marketdata_pipeline.defs.candles.assets import stock_daily_candles
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
@@ -39,7 +38,8 @@ from marketdata_pipeline_tests.e2e.conftest import (
     REPO,
     WEBSERVER_COMMAND,
     WORKSPACE_YAML,
-    _free_port,
+    free_port,
+    fresh_database,
 )
 from marketdata_pipeline_tests.helpers import materialise, query
 
@@ -98,17 +98,8 @@ def test_every_command_in_the_guides_is_known(guide):
             )
 
 
-def _fresh_database(pg_server, name: str) -> str:
-    with psycopg.connect(pg_server.get_uri("postgres"), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return pg_server.get_uri(name)
-
-
 def _run_simulator_command(line: str, env: dict[str, str]) -> None:
-    port = _free_port()  # the guide's port may be taken on this machine
+    port = free_port()  # the guide's port may be taken on this machine
     argv = [str(BIN / "marketdata"), *re.sub(r"--port \d+", f"--port {port}", line).split()[1:]]
     process = subprocess.Popen(
         argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -147,7 +138,7 @@ def test_every_marketdata_command_and_sql_block_of_the_guides_runs(
     env.update(
         MARKETDATA_HOME=str(tmp_path / "home"),
         MARKETDATA_DATABASE_URL=database_url,
-        MARKETDATA_DAGSTER_STORAGE_URL=sqlalchemy_url(_fresh_database(pg_server, "guides_dagster")),
+        MARKETDATA_DAGSTER_STORAGE_URL=sqlalchemy_url(fresh_database(pg_server, "guides_dagster")),
         DAGSTER_HOME=str(tmp_path / "dagster_home"),
         MARKETDATA_START_DATE="2020-01-01",
         POLYGON_API_KEY=simulator_server.api_key,
@@ -196,7 +187,7 @@ def test_every_marketdata_command_and_sql_block_of_the_guides_runs(
 
 def test_partitioned_candle_table_from_the_guide(pg_server, sim):
     [body] = [b for before, b in _blocks("deployment.md", "sql") if PARTITIONED_MARKER in before]
-    url = _fresh_database(pg_server, "guides_partitioned")
+    url = fresh_database(pg_server, "guides_partitioned")
     with psycopg.connect(url) as conn:
         conn.execute(body)
         conn.commit()

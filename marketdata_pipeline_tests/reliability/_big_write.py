@@ -1,7 +1,7 @@
 """A large candle slice written through the real IO manager (in process or as a subprocess).
 
 `python -m marketdata_pipeline_tests.reliability._big_write URL SYMBOLS CLOSE` writes
-SYMBOLS x every day of `WINDOW` into `marketdata.crypto_daily_candles` through
+SYMBOLS x every day of `WINDOW` (366 days) into `marketdata.crypto_daily_candles` through
 `PostgresCandleIOManager.handle_output`, exactly as a Dagster run over those partitions would.
 The database tests kill it with SIGKILL, or stop Postgres under it, in the middle of the COPY.
 """
@@ -14,7 +14,7 @@ import sys
 import dagster as dg
 import polars as pl
 
-from marketdata_pipeline.defs.candles.partitions import daily_candle_partitions
+from marketdata_pipeline.defs.candles.partitions import START_DATE, daily_candle_partitions
 from marketdata_pipeline.lib.candles.batch import CandleBatch
 from marketdata_pipeline.lib.candles.schema import CANDLE_SCHEMA, UTC_DATETIME
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
@@ -22,7 +22,8 @@ from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
 from marketdata_pipeline.lib.symbols import AssetClass
 
 TABLE = "crypto_daily_candles"
-WINDOW = (dt.date(2021, 1, 1), dt.date(2024, 12, 31))  # 1,461 days
+#: A year of daily partitions from the first one (the suite sets MARKETDATA_START_DATE).
+WINDOW = (START_DATE, START_DATE + dt.timedelta(days=365))
 
 
 def symbols(n: int) -> list[str]:

@@ -184,8 +184,8 @@ def test_postgres_down_before_the_run_fails_clearly_and_a_rerun_fills_the_slice(
 
 
 def test_postgres_stopped_mid_copy_keeps_the_previous_rows_and_a_rerun_is_exact(own_db):
-    n_symbols = 200  # ~290k rows: the COPY lasts long enough to be interrupted
-    earlier = _big_write.big_frame(40, close=1.0)
+    n_symbols = 800  # ~290k rows: the COPY lasts long enough to be interrupted
+    earlier = _big_write.big_frame(150, close=1.0)
     _big_write.write_through_io_manager(own_db.url, earlier)
     new = _big_write.big_frame(n_symbols, close=2.0)
 
@@ -206,7 +206,9 @@ def test_postgres_stopped_mid_copy_keeps_the_previous_rows_and_a_rerun_is_exact(
 
     assert 0 < copied[0] < new.height, "the stop must land during the COPY"
     assert "the database connection was lost" in str(error)
-    assert "marketdata.crypto_daily_candles 2021-01-01..2025-01-01 (exclusive)" in str(error)
+    first, last = _big_write.WINDOW
+    window = f"{first}..{last + dt.timedelta(days=1)} (exclusive) for {n_symbols} symbols"
+    assert f"marketdata.crypto_daily_candles {window}" in str(error)
     assert "previous rows" in str(error)
 
     own_db.start()
@@ -220,7 +222,7 @@ def test_postgres_stopped_mid_copy_keeps_the_previous_rows_and_a_rerun_is_exact(
 
 
 def test_writer_killed_with_sigkill_mid_copy_leaves_no_partial_slice(database_url):
-    earlier = _big_write.big_frame(40, close=1.0)
+    earlier = _big_write.big_frame(150, close=1.0)
     _big_write.write_through_io_manager(database_url, earlier)
 
     process = subprocess.Popen(
@@ -257,7 +259,7 @@ def test_writer_killed_with_sigkill_mid_copy_leaves_no_partial_slice(database_ur
         locks = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()
     assert locks == (0,)
 
-    rerun = _big_write.big_frame(200, close=3.0)
+    rerun = _big_write.big_frame(800, close=3.0)
     _big_write.write_through_io_manager(database_url, rerun)
     assert read_table(database_url, _big_write.TABLE).equals(rerun)
 

@@ -1,0 +1,1 @@
+"""Candle assets, their checks, partitions, job, schedule and freshness checks."""

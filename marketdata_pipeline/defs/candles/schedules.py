@@ -64,6 +64,7 @@ def build_revision_schedule(
         "NYSE sessions of both candle assets (Polygon revises recent bars).",
     )
     def candle_revisions_schedule(context: dg.ScheduleEvaluationContext):
+        """One run over the revision window ending at the last complete day."""
         window = revision_window(context.scheduled_execution_time, trailing_sessions)
         if window is None:
             return dg.SkipReason(f"no complete day since MARKETDATA_START_DATE {START_DATE} yet")

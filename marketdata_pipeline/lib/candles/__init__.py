@@ -1,0 +1,1 @@
+"""The candle schema, validation before persistence, and quality measures."""

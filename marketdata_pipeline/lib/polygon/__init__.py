@@ -1,0 +1,1 @@
+"""Polygon.io / Massive REST client, payload normalisation, request planner, rate budget."""

@@ -195,6 +195,7 @@ class PolygonResource(dg.ConfigurableResource):
         every = self._progress_every(len(plan.symbols))
 
         def one(sym: Symbol) -> pl.DataFrame:
+            """Fetch one symbol, unless the key was already refused."""
             if auth_failure:  # the key is refused: do not spend requests on the rest
                 raise PolygonAuthError(
                     f"{sym.symbol} ({sym.asset_class}) {first}..{last} not requested: the API "

@@ -1,0 +1,1 @@
+"""Postgres: embedded server, schema migrations, IO manager, tracked symbols."""

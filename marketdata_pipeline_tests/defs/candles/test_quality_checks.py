@@ -104,8 +104,7 @@ def test_price_jumps_flag_a_probable_split():
     frame = pl.DataFrame(
         {
             "symbol": ["AAPL"] * 3 + ["MSFT"] * 2,
-            "day": [dt.date(2020, 8, 27), dt.date(2020, 8, 28), dt.date(2020, 8, 31)]
-            + [dt.date(2020, 8, 27), dt.date(2020, 8, 28)],
+            "day": [dt.date(2020, 8, d) for d in (27, 28, 31, 27, 28)],
             "close": [500.0, 499.0, 124.8, 230.0, 231.0],
         }
     )

@@ -74,7 +74,8 @@ def test_symbols_added_with_plain_sql_and_reactivated_ones_are_seen(database, da
         cursor = evaluate(instance, database, None).cursor
         with psycopg.connect(database_url) as conn:
             conn.execute(
-                "INSERT INTO marketdata.tracked_symbols (symbol, asset_class) VALUES ('IBM', 'stock')"
+                "INSERT INTO marketdata.tracked_symbols (symbol, asset_class)"
+                " VALUES ('IBM', 'stock')"
             )
             remove_symbols(conn, [parse_symbol("AAPL")])
         result = evaluate(instance, database, cursor)

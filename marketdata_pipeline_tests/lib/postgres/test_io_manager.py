@@ -114,7 +114,7 @@ def test_concurrent_overlapping_writers_end_with_one_clean_copy(database_url):
             barrier.wait()
             for _ in range(3):
                 write(database_url, frame, start, end, symbols)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=writer) for _ in range(4)]
