@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     total = time.perf_counter() - began
     missed = [f.name for f in figures if f.target and not f.met]
     print(f"\nall benchmarks took {total:.0f} s; targets missed: {', '.join(missed) or 'none'}")
+    if args.smoke:
+        print("(smoke sizes: the figures only show that the benchmarks run; targets mean nothing)")
     if args.json:
         args.json.write_text(
             json.dumps(

@@ -373,4 +373,3 @@ class PolygonClient:
             fetched_at=fetched_at,
             source="polygon:grouped",
         )
-

@@ -116,9 +116,7 @@ def parse_page(body: bytes, *, request: str) -> Page:
         )
     # Only the envelope columns: `row(0)` of the whole frame would turn every bar into a
     # Python dict, which more than halves the parsing speed (docs/benchmarks.md).
-    status, ticker, results_count, adjusted, next_url = frame.select(
-        pl.exclude("results")
-    ).row(0)
+    status, ticker, results_count, adjusted, next_url = frame.select(pl.exclude("results")).row(0)
     if status not in ACCEPTED_STATUSES:
         raise PolygonPayloadError(
             f"Polygon response for {request} has status {status!r}, expected OK or DELAYED",
