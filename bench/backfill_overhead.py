@@ -15,7 +15,6 @@ run's wall time is also split into our pipeline's work and Dagster's per-partiti
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 from typing import Any
 
@@ -30,8 +29,8 @@ from bench.common import (
     candle_run_config,
     dagster_instance,
     emit,
+    module_main,
     postgres,
-    quiet_logs,
     run_phases,
 )
 from marketdata_pipeline.defs.candles.assets import stock_daily_candles
@@ -178,11 +177,7 @@ def run(
 
 def main(argv: list[str] | None = None) -> list[Figure]:
     """`python -m bench.backfill_overhead [--smoke]`."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds)")
-    args = parser.parse_args(argv)
-    quiet_logs()
-    return run(**(SMOKE if args.smoke else FULL))
+    return module_main(__doc__, run, smoke=SMOKE, full=FULL, argv=argv)
 
 
 if __name__ == "__main__":

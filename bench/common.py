@@ -499,3 +499,31 @@ if __name__ == "__main__":
         _serve_simulator(json.loads(sys.argv[2]))
     else:
         sys.exit("usage: python -m bench.common --serve-simulator '<json config>'")
+
+
+def module_main(
+    doc: str,
+    run: Callable[..., list[Figure]],
+    *,
+    smoke: dict[str, Any],
+    full: dict[str, Any],
+    argv: list[str] | None = None,
+    child: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> list[Figure]:
+    """The `python -m bench.<name> [--smoke]` entry point every benchmark module shares.
+
+    `child`, when given, is the measurement a benchmark runs in a fresh subprocess (so its peak
+    memory is its own): `--child JSON` runs it and reports back instead of the benchmark.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds)")
+    if child is not None:
+        parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if child is not None and args.child:
+        child_report(child(json.loads(args.child)))
+        sys.exit(0)
+    quiet_logs()
+    return run(**(smoke if args.smoke else full))

@@ -15,7 +15,6 @@ else on the machine does not land on one side only. Target: IO manager <= 1.25x 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as dt
 import io
@@ -25,7 +24,7 @@ import polars as pl
 import psycopg
 from psycopg import sql
 
-from bench.common import BenchPostgres, Figure, Timer, emit, postgres, quiet_logs
+from bench.common import BenchPostgres, Figure, Timer, emit, module_main, postgres
 from marketdata_pipeline.lib.candles.batch import CandleBatch
 from marketdata_pipeline.lib.candles.schema import CANDLE_COLUMNS, CANDLE_SCHEMA
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
@@ -240,11 +239,7 @@ def run(
 
 def main(argv: list[str] | None = None) -> list[Figure]:
     """`python -m bench.ingest [--smoke]`."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds)")
-    args = parser.parse_args(argv)
-    quiet_logs()
-    return run(**(SMOKE if args.smoke else FULL))
+    return module_main(__doc__, run, smoke=SMOKE, full=FULL, argv=argv)
 
 
 if __name__ == "__main__":

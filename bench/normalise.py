@@ -15,11 +15,9 @@ Targets: >= 500,000 bars/s; extra memory <= 3x the final frame's estimated size.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import gc
 import json
-import sys
 import tempfile
 from pathlib import Path
 
@@ -28,11 +26,10 @@ import polars as pl
 from bench.common import (
     Figure,
     Timer,
-    child_report,
     current_rss_bytes,
     emit,
+    module_main,
     peak_rss_bytes,
-    quiet_logs,
     run_child,
 )
 from marketdata_pipeline.lib.polygon.payload import normalise_bars, parse_page
@@ -219,15 +216,7 @@ def run(
 
 def main(argv: list[str] | None = None) -> list[Figure]:
     """`python -m bench.normalise [--smoke]`."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds)")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child:
-        child_report(_child(json.loads(args.child)))
-        sys.exit(0)
-    quiet_logs()
-    return run(**(SMOKE if args.smoke else FULL))
+    return module_main(__doc__, run, smoke=SMOKE, full=FULL, argv=argv, child=_child)
 
 
 if __name__ == "__main__":

@@ -21,11 +21,10 @@ prices never counts against anyone.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 from typing import Any
 
-from bench.common import Figure, SimulatorProcess, Timer, emit, quiet_logs
+from bench.common import Figure, SimulatorProcess, Timer, emit, module_main
 from marketdata_pipeline.lib.polygon.resource import FetchResult, PolygonResource
 from marketdata_pipeline.lib.simulator import market
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol
@@ -185,11 +184,7 @@ def run(
 
 def main(argv: list[str] | None = None) -> list[Figure]:
     """`python -m bench.paid_tier [--smoke]`."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds)")
-    args = parser.parse_args(argv)
-    quiet_logs()
-    return run(**(SMOKE if args.smoke else FULL))
+    return module_main(__doc__, run, smoke=SMOKE, full=FULL, argv=argv)
 
 
 if __name__ == "__main__":

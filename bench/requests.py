@@ -14,11 +14,10 @@ Cases: 500 symbols x 5 trading days (grouped daily wins) and 20 symbols x 5 year
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 from typing import Any
 
-from bench.common import Figure, SimulatorProcess, emit, quiet_logs
+from bench.common import Figure, SimulatorProcess, emit, module_main
 from marketdata_pipeline.lib.polygon.planner import plan_requests
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.simulator import market
@@ -101,11 +100,7 @@ def run(*, sim: Any | None = None, cases=FULL_CASES) -> list[Figure]:
 
 def main(argv: list[str] | None = None) -> list[Figure]:
     """`python -m bench.requests [--smoke]`."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds)")
-    args = parser.parse_args(argv)
-    quiet_logs()
-    return run(**(SMOKE if args.smoke else FULL))
+    return module_main(__doc__, run, smoke=SMOKE, full=FULL, argv=argv)
 
 
 if __name__ == "__main__":

@@ -10,19 +10,16 @@ resident memory, which includes polars' Rust allocations). Target: peak RSS <= 1
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
-import sys
 from typing import Any
 
 from bench.common import (
     BenchPostgres,
     Figure,
     SimulatorProcess,
-    child_report,
     current_rss_bytes,
     emit,
+    module_main,
     postgres,
     quiet_logs,
     run_child,
@@ -166,15 +163,7 @@ def run(
 
 def main(argv: list[str] | None = None) -> list[Figure]:
     """`python -m bench.scale [--smoke]`."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds)")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child:
-        child_report(_child(json.loads(args.child)))
-        sys.exit(0)
-    quiet_logs()
-    return run(**(SMOKE if args.smoke else FULL))
+    return module_main(__doc__, run, smoke=SMOKE, full=FULL, argv=argv, child=_child)
 
 
 if __name__ == "__main__":
