@@ -17,11 +17,6 @@ from marketdata_pipeline.lib.postgres.ddl import CANDLE_TABLES
 from marketdata_pipeline.lib.settings import parse_date
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol, parse_symbol
 
-ASSET_CLASS_OF = {
-    "stock_daily_candles": AssetClass.STOCK,
-    "crypto_daily_candles": AssetClass.CRYPTO,
-}
-
 
 @dataclass(frozen=True)
 class BackfillRequest:
@@ -51,6 +46,19 @@ def validate_range(
             f"--end {end} is after the last complete day {last} (today's bars are not final)"
         )
     return start, end
+
+
+def check_plausible(raw: list[str] | tuple[str, ...]) -> None:
+    """Refuse any `--symbols` entry that is neither a plausible stock nor crypto symbol.
+
+    Runs before any database work; which class a valid symbol belongs to is settled later by
+    `resolve_request_symbols` from the tracked table.
+    """
+    for text in raw:
+        try:
+            parse_symbol(text)
+        except InputError:
+            parse_symbol(text, AssetClass.CRYPTO)
 
 
 def resolve_request_symbols(

@@ -145,6 +145,7 @@ def run_backfill(
     """Validate, run through Dagster, print the summary; return the exit code."""
     from marketdata_pipeline.backfill import (
         BackfillRequest,
+        check_plausible,
         resolve_request_symbols,
         run_config_for,
         summarise,
@@ -162,25 +163,16 @@ def run_backfill(
             "`marketdata demo` and `marketdata dev` use the local simulator"
         )
     chosen = tuple(assets) if assets else ("stock_daily_candles", "crypto_daily_candles")
-    # Symbols are validated before any database or Dagster work: each must be a plausible
-    # stock or crypto symbol; which of the two is settled below from the tracked table.
+    check_plausible(symbols or ())  # before any database or Dagster work
     from marketdata_pipeline.lib.postgres.database import connect
-    from marketdata_pipeline.lib.symbols import AssetClass, parse_symbol
+    from marketdata_pipeline.lib.postgres.tracked_symbols import tracked_classes
     from marketdata_pipeline.runtime import prepare
 
-    for raw in symbols or ():
-        try:
-            parse_symbol(raw)
-        except InputError:
-            parse_symbol(raw, AssetClass.CRYPTO)
     runtime = prepare()
-    tracked: dict[str, AssetClass] = {}
+    tracked = {}
     if symbols:
         with connect(runtime.database_url) as conn:
-            for sym, cls in conn.execute(
-                "SELECT symbol, asset_class FROM marketdata.tracked_symbols"
-            ).fetchall():
-                tracked.setdefault(sym, AssetClass(cls))
+            tracked = tracked_classes(conn)
     request = BackfillRequest(
         start, end, chosen, resolve_request_symbols(list(symbols or []), chosen, tracked)
     )

@@ -34,7 +34,6 @@ PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
 #: Columns that may be null (the vendor omits `vw` and `n` on some bars).
 NULLABLE_COLUMNS: frozenset[str] = frozenset({"vwap", "transactions"})
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(c for c in CANDLE_COLUMNS if c not in NULLABLE_COLUMNS)
-KEY_COLUMNS: tuple[str, ...] = ("symbol", "day")
 
 #: Quarantined vendor rows: the candle columns plus why they were refused.
 REJECTED_SCHEMA: dict[str, pl.DataType] = {
@@ -61,11 +60,6 @@ CANDLE_SQL_TYPES: dict[str, str] = {
     "source": "text NOT NULL",
     "fetched_at": "timestamptz NOT NULL",
 }
-
-
-def empty_candles() -> pl.DataFrame:
-    """An empty frame with the candle schema."""
-    return pl.DataFrame(schema=CANDLE_SCHEMA)
 
 
 def empty_rejected() -> pl.DataFrame:

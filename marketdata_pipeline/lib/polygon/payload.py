@@ -48,7 +48,6 @@ _PAGE_SCHEMA = {
     "next_url": pl.String,
     "results": pl.List(_BAR_STRUCT),
 }
-RAW_BAR_COLUMNS = ("T", "o", "h", "l", "c", "v", "vw", "t", "n")
 
 
 @dataclass(frozen=True)

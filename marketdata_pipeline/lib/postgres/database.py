@@ -54,11 +54,6 @@ def ensure_schema(url: str) -> None:
         _migrated.add(url)
 
 
-def forget_schema(url: str) -> None:
-    """Make the next `ensure_schema(url)` check the database again (after a reset in tests)."""
-    _migrated.discard(url)
-
-
 class PostgresDatabase(dg.ConfigurableResource):
     """The Postgres database holding the `marketdata` schema (candles, symbols, rejects).
 

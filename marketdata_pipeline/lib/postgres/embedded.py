@@ -32,13 +32,21 @@ def socket_dir(url: str) -> str | None:
     return url.split(marker, 1)[1].split("&", 1)[0] if marker in url else None
 
 
+_urls_by_dir: dict[Path, dict[str, str]] = {}
+
+
 def ensure_embedded(data_dir: Path, *, keep_running: bool = True) -> dict[str, str]:
-    """Start (or reuse) the embedded server and return its URLs.
+    """Start (or reuse) the embedded server and return its URLs (once per process and directory).
 
     Returns `candles` (psycopg URL of the candle store database) and `dagster` (a SQLAlchemy
     `postgresql+psycopg2://` URL for dagster-postgres: SQLAlchemy 2.1 would map a bare
     `postgresql://` to psycopg 3, which dagster-postgres does not support).
     """
+    data_dir = data_dir.resolve()
+    if data_dir in _urls_by_dir:
+        # Every `PostgresDatabase.connect()` resolves the URL: without this, each would take
+        # pgserver's lock and open an admin connection again.
+        return _urls_by_dir[data_dir]
     server = _server(data_dir, keep_running=keep_running)
     admin_url = server.get_uri()
     with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -49,10 +57,11 @@ def ensure_embedded(data_dir: Path, *, keep_running: bool = True) -> dict[str, s
                 with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                     conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     host = socket_dir(admin_url) or str(data_dir)
-    return {
+    _urls_by_dir[data_dir] = {
         "candles": f"postgresql://postgres:@/{CANDLE_DATABASE}?host={quote(host)}",
         "dagster": f"postgresql+psycopg2://postgres:@/{DAGSTER_DATABASE}?host={quote(host)}",
     }
+    return _urls_by_dir[data_dir]
 
 
 def sqlalchemy_url(url: str) -> str:

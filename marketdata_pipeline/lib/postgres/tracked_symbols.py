@@ -28,7 +28,17 @@ class SymbolChange:
     """Result of an add or remove, for the command line to report."""
 
     symbol: Symbol
-    outcome: str
+    outcome: AddOutcome | RemoveOutcome
+
+
+def _lock_active(conn: psycopg.Connection, sym: Symbol) -> bool | None:
+    """The row's active flag, locked for this transaction; None when the symbol is untracked."""
+    row = conn.execute(
+        "SELECT active FROM marketdata.tracked_symbols WHERE asset_class=%s AND symbol=%s"
+        " FOR UPDATE",
+        (sym.asset_class.value, sym.symbol),
+    ).fetchone()
+    return None if row is None else bool(row[0])
 
 
 def add_symbols(conn: psycopg.Connection, symbols: list[Symbol]) -> list[SymbolChange]:
@@ -36,18 +46,14 @@ def add_symbols(conn: psycopg.Connection, symbols: list[Symbol]) -> list[SymbolC
     changes = []
     with conn.transaction():
         for sym in symbols:
-            row = conn.execute(
-                "SELECT active FROM marketdata.tracked_symbols WHERE asset_class=%s AND symbol=%s"
-                " FOR UPDATE",
-                (sym.asset_class.value, sym.symbol),
-            ).fetchone()
-            if row is None:
+            active = _lock_active(conn, sym)
+            if active is None:
                 conn.execute(
                     "INSERT INTO marketdata.tracked_symbols (symbol, asset_class) VALUES (%s, %s)",
                     (sym.symbol, sym.asset_class.value),
                 )
                 changes.append(SymbolChange(sym, "added"))
-            elif not row[0]:
+            elif not active:
                 conn.execute(
                     "UPDATE marketdata.tracked_symbols SET active = true, status = 'pending'"
                     " WHERE asset_class=%s AND symbol=%s",
@@ -64,14 +70,10 @@ def remove_symbols(conn: psycopg.Connection, symbols: list[Symbol]) -> list[Symb
     changes = []
     with conn.transaction():
         for sym in symbols:
-            row = conn.execute(
-                "SELECT active FROM marketdata.tracked_symbols WHERE asset_class=%s AND symbol=%s"
-                " FOR UPDATE",
-                (sym.asset_class.value, sym.symbol),
-            ).fetchone()
-            if row is None:
+            active = _lock_active(conn, sym)
+            if active is None:
                 changes.append(SymbolChange(sym, "not tracked"))
-            elif not row[0]:
+            elif not active:
                 changes.append(SymbolChange(sym, "already removed"))
             else:
                 conn.execute(
@@ -92,6 +94,16 @@ def find_symbols(conn: psycopg.Connection, raw: str) -> list[Symbol]:
         (text,),
     ).fetchall()
     return [Symbol(r[0], AssetClass(r[1])) for r in rows]
+
+
+def tracked_classes(conn: psycopg.Connection) -> dict[str, AssetClass]:
+    """Asset class of every tracked symbol (the first, when a symbol is tracked in both)."""
+    classes: dict[str, AssetClass] = {}
+    for symbol, cls in conn.execute(
+        "SELECT symbol, asset_class FROM marketdata.tracked_symbols ORDER BY asset_class DESC"
+    ).fetchall():
+        classes.setdefault(symbol, AssetClass(cls))
+    return classes
 
 
 def list_symbols(
