@@ -30,19 +30,19 @@ demo: $(STAMP)
 	$(BIN)/marketdata demo
 
 test: $(STAMP)
-	$(BIN)/ruff check marketdata_pipeline marketdata_pipeline_tests bench
+	$(BIN)/ruff check marketdata_pipeline polygon_simulator marketdata_pipeline_tests bench
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 dev: $(STAMP)
 	$(BIN)/marketdata dev
 
 lint: $(STAMP)
-	$(BIN)/ruff check marketdata_pipeline marketdata_pipeline_tests bench
-	$(BIN)/ruff format --check marketdata_pipeline marketdata_pipeline_tests bench
+	$(BIN)/ruff check marketdata_pipeline polygon_simulator marketdata_pipeline_tests bench
+	$(BIN)/ruff format --check marketdata_pipeline polygon_simulator marketdata_pipeline_tests bench
 
 format: $(STAMP)
-	$(BIN)/ruff format marketdata_pipeline marketdata_pipeline_tests bench
-	$(BIN)/ruff check --fix marketdata_pipeline marketdata_pipeline_tests bench
+	$(BIN)/ruff format marketdata_pipeline polygon_simulator marketdata_pipeline_tests bench
+	$(BIN)/ruff check --fix marketdata_pipeline polygon_simulator marketdata_pipeline_tests bench
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

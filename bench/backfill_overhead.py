@@ -35,8 +35,8 @@ from bench.common import (
 )
 from marketdata_pipeline.defs.candles.assets import stock_daily_candles
 from marketdata_pipeline.defs.candles.partitions import range_tags
-from marketdata_pipeline.lib.simulator import market
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol
+from polygon_simulator import market
 
 FULL = {"symbols": 50, "year": 2024, "sampled_partitions": 20}
 SMOKE = {"symbols": 3, "year": 2024, "sampled_partitions": 1, "days": 5}

@@ -461,7 +461,7 @@ class SimulatorProcess:
 
 
 def _serve_simulator(args: dict[str, Any]) -> None:
-    from marketdata_pipeline.lib.simulator.server import SimulatorServer
+    from polygon_simulator.server import SimulatorServer
 
     with SimulatorServer(**args) as server:
         print(json.dumps({"base_url": server.base_url}), flush=True)

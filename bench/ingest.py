@@ -29,8 +29,8 @@ from marketdata_pipeline.lib.candles.batch import CandleBatch
 from marketdata_pipeline.lib.candles.schema import CANDLE_COLUMNS, CANDLE_SCHEMA
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
-from marketdata_pipeline.lib.simulator import market
 from marketdata_pipeline.lib.symbols import AssetClass
+from polygon_simulator import market
 
 FULL = {"rows": 1_000_000, "executemany_rows": 50_000, "psycopg2_rows": 50_000, "repeats": 3}
 SMOKE = {"rows": 3_000, "executemany_rows": 300, "psycopg2_rows": 300, "repeats": 1}

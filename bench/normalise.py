@@ -33,9 +33,9 @@ from bench.common import (
     run_child,
 )
 from marketdata_pipeline.lib.polygon.payload import normalise_bars, parse_page
-from marketdata_pipeline.lib.simulator import market
-from marketdata_pipeline.lib.simulator.pages import RangeBody, build_range_page
 from marketdata_pipeline.lib.symbols import AssetClass
+from polygon_simulator import market
+from polygon_simulator.pages import RangeBody, build_range_page
 
 FULL = {"bodies": 400, "bars_per_body": 2_500, "repeats": 2, "memory_repeats": 3}
 SMOKE = {"bodies": 6, "bars_per_body": 200, "repeats": 1, "memory_repeats": 1}

@@ -26,8 +26,8 @@ from typing import Any
 
 from bench.common import Figure, SimulatorProcess, Timer, emit, module_main
 from marketdata_pipeline.lib.polygon.resource import FetchResult, PolygonResource
-from marketdata_pipeline.lib.simulator import market
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol
+from polygon_simulator import market
 
 FULL = {
     "symbols": 500,

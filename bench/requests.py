@@ -20,8 +20,8 @@ from typing import Any
 from bench.common import Figure, SimulatorProcess, emit, module_main
 from marketdata_pipeline.lib.polygon.planner import plan_requests
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
-from marketdata_pipeline.lib.simulator import market
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol
+from polygon_simulator import market
 
 # (label, symbols, first day, last day)
 FULL_CASES = (

@@ -44,7 +44,7 @@ def _child(args: dict[str, Any]) -> dict[str, Any]:
     )
     from marketdata_pipeline.defs.candles.assets import stock_daily_candles
     from marketdata_pipeline.defs.candles.partitions import range_tags
-    from marketdata_pipeline.lib.simulator import market
+    from polygon_simulator import market
 
     class _Sim:  # what candle_resources needs from a simulator
         base_url = args["base_url"]

@@ -218,7 +218,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 def cmd_simulator(args: argparse.Namespace) -> int:
     """Run the local Polygon-compatible simulator in the foreground."""
-    from marketdata_pipeline.lib.simulator.server import SIMULATOR_API_KEY, serve
+    from polygon_simulator.server import SIMULATOR_API_KEY, serve
 
     serve(host=args.host, port=args.port, api_key=args.key or SIMULATOR_API_KEY)
     return 0
@@ -240,7 +240,7 @@ def _start_simulator_if_no_key():
 
     if load_settings().api_key:
         return None
-    from marketdata_pipeline.lib.simulator.server import SimulatorServer
+    from polygon_simulator.server import SimulatorServer
 
     server = SimulatorServer()
     server.__enter__()

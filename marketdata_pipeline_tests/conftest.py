@@ -37,7 +37,7 @@ from marketdata_pipeline.lib.polygon.resource import PolygonResource  # noqa: E4
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase  # noqa: E402
 from marketdata_pipeline.lib.postgres.ddl import migrate  # noqa: E402
 from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager  # noqa: E402
-from marketdata_pipeline.lib.simulator.server import SimulatorServer  # noqa: E402
+from polygon_simulator.server import SimulatorServer  # noqa: E402
 
 #: A distinctive key: tests grep logs, events and errors for it.
 TEST_API_KEY = "sk-test-9f3c2d1e-NEVER-LOG-ME"

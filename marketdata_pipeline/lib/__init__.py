@@ -1,1 +1,1 @@
-"""Reusable building blocks: API client, Postgres storage, validation, the simulator."""
+"""Reusable building blocks: API client, Postgres storage, validation."""

@@ -299,7 +299,7 @@ def test_unknown_key_fails_every_symbol_without_retrying_or_writing(sim, databas
 
 def test_grouped_plan_with_a_failing_day_fails_every_symbol_and_writes_nothing(sim, database_url):
     # Many symbols over two days: grouped daily is the cheaper plan (2 requests, not 30).
-    from marketdata_pipeline.lib.simulator.market import stock_universe
+    from polygon_simulator.market import stock_universe
 
     symbols = [s for s in stock_universe(60) if "." not in s][:30]
     track(database_url, symbols)

@@ -10,9 +10,9 @@ import pytest
 from marketdata_pipeline.defs.candles.assets import stock_daily_candles
 from marketdata_pipeline.lib.calendar import stock_sessions
 from marketdata_pipeline.lib.polygon.planner import plan_requests
-from marketdata_pipeline.lib.simulator.market import stock_universe
 from marketdata_pipeline.lib.symbols import AssetClass, parse_symbol
 from marketdata_pipeline_tests.helpers import materialise, read_table
+from polygon_simulator.market import stock_universe
 
 STOCK = AssetClass.STOCK
 

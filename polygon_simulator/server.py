@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import uvicorn
 
-from marketdata_pipeline.lib.simulator.app import create_app
-from marketdata_pipeline.lib.simulator.faults import FaultRule
-from marketdata_pipeline.lib.simulator.state import (
+from polygon_simulator.app import create_app
+from polygon_simulator.faults import FaultRule
+from polygon_simulator.state import (
     SIMULATOR_API_KEY,
     SimulatorConfig,
     SimulatorState,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from marketdata_pipeline.lib.simulator.faults import (
+from polygon_simulator.faults import (
     CORRUPTIONS,
     FaultBook,
     FaultRule,
@@ -12,8 +12,8 @@ from marketdata_pipeline.lib.simulator.faults import (
     error_payload,
     nginx_html,
 )
-from marketdata_pipeline.lib.simulator.ratelimit import RollingWindowLimiter, retry_after_header
-from marketdata_pipeline.lib.simulator.state import ConfigError, SimulatorState
+from polygon_simulator.ratelimit import RollingWindowLimiter, retry_after_header
+from polygon_simulator.state import ConfigError, SimulatorState
 
 RANGE = "/v2/aggs/ticker/AAPL/range/1/day/2024-01-01/2024-01-31"
 GROUPED = "/v2/aggs/grouped/locale/us/market/stocks/2024-01-02"

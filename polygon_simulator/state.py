@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from marketdata_pipeline.lib.simulator import market
-from marketdata_pipeline.lib.simulator.faults import FaultBook, FaultRule
-from marketdata_pipeline.lib.simulator.ratelimit import RollingWindowLimiter
+from polygon_simulator import market
+from polygon_simulator.faults import FaultBook, FaultRule
+from polygon_simulator.ratelimit import RollingWindowLimiter
 
 SIMULATOR_API_KEY = "simulator-key"
 

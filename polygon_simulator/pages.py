@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import numpy as np
 
-from marketdata_pipeline.lib.simulator import market
+from polygon_simulator import market
 
 RANGE_FIELDS = ("v", "vw", "o", "c", "h", "l", "t", "n")  # key order of the real range mocks
 GROUPED_FIELDS = ("T", "v", "vw", "o", "c", "h", "l", "t", "n")  # ... and of the grouped mock

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from marketdata_pipeline.lib.calendar import is_stock_session
-from marketdata_pipeline.lib.simulator import market
+from polygon_simulator import market
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "polygon"
 D = dt.date
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from marketdata_pipeline.lib.simulator import SimulatorServer
+from polygon_simulator import SimulatorServer
 
 # A fixed "today" keeps the tests independent of the real date.
 SIM_TODAY = dt.date(2025, 6, 2)

@@ -23,13 +23,12 @@ from functools import lru_cache
 
 import numpy as np
 
-from marketdata_pipeline.lib.calendar import (
+from polygon_simulator.calendar import (
     CALENDAR_FIRST_DAY,
     CALENDAR_LAST_DAY,
     NEW_YORK,
     stock_sessions,
 )
-from marketdata_pipeline.lib.symbols import AssetClass
 
 CRYPTO_PREFIX = "X:"
 EPOCH = dt.date(1970, 1, 1)
@@ -91,11 +90,6 @@ class InvalidTicker(ValueError):
 def is_crypto(ticker: str) -> bool:
     """True for a crypto API ticker (`X:` prefix)."""
     return ticker.startswith(CRYPTO_PREFIX)
-
-
-def asset_class_of(ticker: str) -> AssetClass:
-    """The market of an API ticker: crypto for `X:...`, stock otherwise."""
-    return AssetClass.CRYPTO if is_crypto(ticker) else AssetClass.STOCK
 
 
 def is_valid_ticker(ticker: str) -> bool:

@@ -13,9 +13,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from marketdata_pipeline.lib.simulator import SimulatorServer, market
+from polygon_simulator import SimulatorServer, market
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "polygon"
 RANGE_MOCK = "v2_aggs_ticker_AAPL_range_1_day_2005-04-01_2005-04-04.json"
 GROUPED_MOCK = "v2_aggs_grouped_locale_us_market_stocks_2005-04-04__adjusted=true.json"
 OHLCV = ("o", "h", "l", "c", "v", "vw", "n")
@@ -55,7 +55,7 @@ def test_range_response_matches_the_real_shape(client: httpx.Client) -> None:
 
 def test_crypto_range_shape_and_fractional_volume(client: httpx.Client) -> None:
     body = client.get(range_path("X:BTCUSD", "2024-02-01", "2024-02-29")).json()
-    spec = fixture("crypto_range_X-BTCUSD_1_day.json")
+    spec = fixture("openapi_examples/crypto_range_X-BTCUSD_1_day.json")
     assert set(body) - {"count"} == set(spec)
     assert set(body["results"][0]) == set(spec["results"][0])
     assert body["ticker"] == "X:BTCUSD" and body["resultsCount"] == 29
@@ -570,7 +570,7 @@ def test_serve_prints_a_banner_and_serves(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     code = (
-        "from marketdata_pipeline.lib.simulator import serve; "
+        "from polygon_simulator import serve; "
         f"serve('127.0.0.1', {port}, 'cli-key', requests_per_minute=5, log_level='warning')"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

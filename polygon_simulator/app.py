@@ -34,11 +34,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from marketdata_pipeline.lib.calendar import NEW_YORK, UTC
-from marketdata_pipeline.lib.simulator import faults as fault_bodies
-from marketdata_pipeline.lib.simulator import market
-from marketdata_pipeline.lib.simulator.faults import FaultRule
-from marketdata_pipeline.lib.simulator.pages import (
+from polygon_simulator import faults as fault_bodies
+from polygon_simulator import market
+from polygon_simulator.calendar import NEW_YORK, UTC
+from polygon_simulator.faults import FaultRule
+from polygon_simulator.pages import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     BodyCache,
@@ -50,8 +50,8 @@ from marketdata_pipeline.lib.simulator.pages import (
     dumps,
     encode_cursor,
 )
-from marketdata_pipeline.lib.simulator.ratelimit import retry_after_header
-from marketdata_pipeline.lib.simulator.state import ConfigError, SimulatorState
+from polygon_simulator.ratelimit import retry_after_header
+from polygon_simulator.state import ConfigError, SimulatorState
 
 logger = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ a free-tier rate limit and switchable faults, and counts every request for tests
 - `server`: `SimulatorServer` (background thread, for tests) and `serve` (the CLI command).
 """
 
-from marketdata_pipeline.lib.simulator.app import create_app
-from marketdata_pipeline.lib.simulator.faults import FaultRule
-from marketdata_pipeline.lib.simulator.market import bars, crypto_universe, stock_universe
-from marketdata_pipeline.lib.simulator.server import SimulatorServer, serve
-from marketdata_pipeline.lib.simulator.state import (
+from polygon_simulator.app import create_app
+from polygon_simulator.faults import FaultRule
+from polygon_simulator.market import bars, crypto_universe, stock_universe
+from polygon_simulator.server import SimulatorServer, serve
+from polygon_simulator.state import (
     SIMULATOR_API_KEY,
     ConfigError,
     SimulatorConfig,
