@@ -25,16 +25,17 @@ from bench.common import (
     Figure,
     SimulatorProcess,
     Timer,
+    candle_asset,
     candle_resources,
     candle_run_config,
     dagster_instance,
     emit,
     module_main,
     postgres,
+    range_tags,
     run_phases,
 )
-from marketdata_pipeline.defs.candles.assets import stock_daily_candles
-from marketdata_pipeline.defs.candles.partitions import range_tags
+from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol
 from polygon_simulator import market
 
@@ -45,9 +46,9 @@ SMOKE = {"symbols": 3, "year": 2024, "sampled_partitions": 1, "days": 5}
 def _warm_simulator(resources: dict[str, Any], symbols: list[str], days: list[dt.date]) -> None:
     polygon = resources["polygon"]
     syms = [Symbol(s, AssetClass.STOCK) for s in symbols]
-    polygon.fetch_candles(AssetClass.STOCK, syms, days[0], days[-1])
+    polygon.fetch_candles(AssetClass.STOCK, syms, CandleWindow(days[0], days[-1]))
     for day in days:
-        polygon.fetch_candles(AssetClass.STOCK, syms, day, day)
+        polygon.fetch_candles(AssetClass.STOCK, syms, CandleWindow(day, day))
 
 
 def run(
@@ -88,7 +89,7 @@ def run(
         window = [first + dt.timedelta(days=i) for i in range(n_partitions)]
         _warm_simulator(resources, names, window)
         warm = dg.materialize(
-            [stock_daily_candles],
+            [candle_asset()],
             resources=resources,
             instance=instance,
             partition_key=(last + dt.timedelta(days=-1)).isoformat(),
@@ -98,7 +99,7 @@ def run(
         sim.reset()
         with Timer() as single:
             result = dg.materialize(
-                [stock_daily_candles],
+                [candle_asset()],
                 resources=resources,
                 instance=instance,
                 tags=range_tags(first, last),
@@ -113,7 +114,7 @@ def run(
         with Timer() as each:
             for day in sampled:
                 one = dg.materialize(
-                    [stock_daily_candles],
+                    [candle_asset()],
                     resources=resources,
                     instance=instance,
                     partition_key=day.isoformat(),

@@ -333,7 +333,6 @@ def candle_resources(sim: Any, database_url: str) -> dict[str, Any]:
             api_key=sim.api_key,
             base_url=sim.base_url,
             requests_per_minute=60_000,
-            shared_budget=False,
         ),
         "database": database,
         "candle_io_manager": PostgresCandleIOManager(database=database),
@@ -342,10 +341,23 @@ def candle_resources(sim: Any, database_url: str) -> dict[str, Any]:
 
 def candle_run_config(asset: str, symbols: list[str]) -> dict[str, Any]:
     """Run config: these symbols, and Dagster's console logger at WARNING (no event spam)."""
-    return {
-        "ops": {asset: {"config": {"symbols": symbols}}},
-        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-    }
+    from marketdata_pipeline.lib.candles.schema import candle_run_config as build
+
+    return build({asset: symbols}, log_level="WARNING")
+
+
+def candle_asset(name: str = "stock_daily_candles") -> Any:
+    """A candle asset of the code location (built from the benchmark's settings)."""
+    from marketdata_pipeline.definitions import defs
+
+    return defs.get_assets_def(name)
+
+
+def range_tags(first: Any, last: Any) -> dict[str, str]:
+    """Run tags for one run over first..last (inclusive)."""
+    from marketdata_pipeline.lib.candles.window import CandleWindow
+
+    return CandleWindow(first, last).run_tags()
 
 
 def run_phases(instance: Any, run_id: str, wall_seconds: float) -> dict[str, float]:

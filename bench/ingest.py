@@ -27,6 +27,7 @@ from psycopg import sql
 from bench.common import BenchPostgres, Figure, Timer, emit, module_main, postgres
 from marketdata_pipeline.lib.candles.batch import CandleBatch
 from marketdata_pipeline.lib.candles.schema import CANDLE_COLUMNS, CANDLE_SCHEMA
+from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
 from marketdata_pipeline.lib.symbols import AssetClass
@@ -117,8 +118,7 @@ def io_manager_write(url: str, frame: pl.DataFrame) -> float:
     days = frame.get_column("day")
     batch = CandleBatch(
         asset_class=AssetClass.STOCK,
-        start=days.min(),
-        end=days.max(),
+        window=CandleWindow(days.min(), days.max()),
         symbols=symbols,
         candles=frame,
     )

@@ -56,7 +56,6 @@ def ours(
             api_key=sim.api_key,
             base_url=sim.base_url,
             requests_per_minute=rpm,
-            shared_budget=False,
         )
         try:
             result = polygon.fetch_candles(

@@ -18,6 +18,7 @@ import datetime as dt
 from typing import Any
 
 from bench.common import Figure, SimulatorProcess, emit, module_main
+from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.polygon.planner import plan_requests
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol
@@ -48,11 +49,10 @@ def measure_case(
         api_key=sim.api_key,
         base_url=sim.base_url,
         requests_per_minute=60_000,
-        shared_budget=False,
     )
     sim.reset()
     try:
-        result = polygon.fetch_candles(AssetClass.STOCK, symbols, start, end)
+        result = polygon.fetch_candles(AssetClass.STOCK, symbols, CandleWindow(start, end))
     finally:
         polygon.close()
     made = sim.stats()["requests"]

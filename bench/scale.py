@@ -37,13 +37,13 @@ def _child(args: dict[str, Any]) -> dict[str, Any]:
 
     from bench.common import (
         Timer,
+        candle_asset,
         candle_resources,
         candle_run_config,
         dagster_instance,
+        range_tags,
         run_phases,
     )
-    from marketdata_pipeline.defs.candles.assets import stock_daily_candles
-    from marketdata_pipeline.defs.candles.partitions import range_tags
     from polygon_simulator import market
 
     class _Sim:  # what candle_resources needs from a simulator
@@ -58,7 +58,7 @@ def _child(args: dict[str, Any]) -> dict[str, Any]:
         baseline = current_rss_bytes()
         with Timer() as timer:
             result = dg.materialize(
-                [stock_daily_candles],
+                [candle_asset()],
                 resources=resources,
                 instance=instance,
                 tags=range_tags(start, end),

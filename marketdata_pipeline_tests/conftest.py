@@ -121,7 +121,6 @@ def make_polygon(sim: SimulatorServer, **overrides) -> PolygonResource:
         api_key=sim.api_key,
         base_url=sim.base_url,
         requests_per_minute=60_000,
-        shared_budget=False,
         backoff_initial_seconds=0.01,
         backoff_max_seconds=0.1,
         max_attempts=4,

@@ -9,9 +9,24 @@ import dagster as dg
 import polars as pl
 import psycopg
 
-from marketdata_pipeline.defs.candles.assets import CANDLE_ASSETS
-from marketdata_pipeline.defs.candles.partitions import range_tags
+from marketdata_pipeline.definitions import defs
+from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_NAMES, candle_run_config
+from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.postgres.io_manager import read_slice
+from marketdata_pipeline.lib.settings import load_settings
+
+#: The code location's candle assets, built from the test environment's settings.
+CANDLE_ASSETS: tuple[dg.AssetsDefinition, ...] = tuple(
+    defs.get_assets_def(name) for name in CANDLE_ASSET_NAMES
+)
+stock_daily_candles, crypto_daily_candles = CANDLE_ASSETS
+#: The first partition (MARKETDATA_START_DATE of the test environment).
+START_DATE: dt.date = load_settings().start_date
+
+
+def range_tags(start: dt.date, end: dt.date) -> dict[str, str]:
+    """Run tags for one run over start..end (inclusive)."""
+    return CandleWindow(start, end).run_tags()
 
 
 def materialise(
@@ -25,17 +40,12 @@ def materialise(
     instance: dg.DagsterInstance | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Materialise `assets` for the partitions start..end (inclusive) as one run."""
-    ops: dict[str, dict] = {}
-    for asset, syms in (symbols or {}).items():
-        ops.setdefault(asset, {"config": {}})["config"]["symbols"] = syms
-    for asset, extra in (config or {}).items():
-        ops.setdefault(asset, {"config": {}})["config"].update(extra)
     return dg.materialize(
         list(assets),
         resources=resources,
         instance=instance or dg.DagsterInstance.ephemeral(),
         tags=range_tags(start, end),
-        run_config={"ops": ops} if ops else {},
+        run_config=candle_run_config(symbols, extra=config),
         raise_on_error=False,
     )
 

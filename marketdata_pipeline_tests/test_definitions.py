@@ -6,6 +6,7 @@ import dagster as dg
 
 from marketdata_pipeline.definitions import defs
 from marketdata_pipeline.defs.resources import build_resources
+from marketdata_pipeline.lib.settings import load_settings
 
 
 def test_definitions_load_with_the_contract_names():
@@ -14,7 +15,7 @@ def test_definitions_load_with_the_contract_names():
     assert keys == {"stock_daily_candles", "crypto_daily_candles"}
     assert defs.resolve_job_def("candles_job") is not None
     sensors = {s.name: s for s in repo.sensor_defs}
-    assert {"tracked_symbols_sensor", "candle_freshness_sensor"} <= set(sensors)
+    assert {"tracked_symbols_sensor"} <= set(sensors)
     assert sensors["tracked_symbols_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
     (schedule,) = repo.schedule_defs
     assert schedule.name == "candle_revisions_schedule"
@@ -35,7 +36,7 @@ def test_candle_assets_are_daily_single_run_with_blocking_structural_checks():
 
 def test_the_api_key_is_an_env_var_reference_not_a_value(monkeypatch):
     monkeypatch.setenv("POLYGON_API_KEY", "sk-should-not-be-captured")
-    resources = build_resources()
+    resources = build_resources(load_settings())
     polygon = resources["polygon"]
     # Dagster resolves an EnvVar at launch and never shows its value in the UI.
     assert isinstance(polygon.api_key, dg.EnvVar)

@@ -1,1 +1,1 @@
-"""Dagster definitions, one folder per domain (candles, symbols)."""
+"""Dagster definitions, one folder per domain (candles, symbols), assembled by `build_defs`."""

@@ -1,4 +1,4 @@
-"""The resources every definition shares, configured from the environment.
+"""The resources every definition shares, built from `Settings` at the edge.
 
 Secrets go through `dg.EnvVar`, which Dagster resolves at launch and never shows in the UI
 (`os.getenv` values would be visible): the API key always, the database URL when one is set.
@@ -13,20 +13,28 @@ import dagster as dg
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
-from marketdata_pipeline.lib.settings import load_settings
+from marketdata_pipeline.lib.settings import Settings
 
 
-def build_resources() -> dict[str, Any]:
-    """`polygon`, `database` and `candle_io_manager` from the validated environment."""
-    settings = load_settings()
+def build_resources(settings: Settings) -> dict[str, Any]:
+    """`polygon`, `database` and `candle_io_manager` for `settings`."""
     database = (
         PostgresDatabase(url=dg.EnvVar("MARKETDATA_DATABASE_URL"))
         if settings.database_url
-        else PostgresDatabase()
+        else PostgresDatabase(embedded_home=str(settings.home))
     )
-    # Base URL, budget and the budget's database are read from the environment when a run
-    # starts (see PolygonResource), so they are not pinned at code-load time.
-    polygon = PolygonResource(api_key=dg.EnvVar(settings.api_key_variable or "POLYGON_API_KEY"))
+    # Without a key variable the settings carry the local simulator's public key (the command
+    # line starts the simulator then); a real key only ever travels as an EnvVar reference.
+    api_key: Any = (
+        dg.EnvVar(settings.api_key_variable) if settings.api_key_variable else settings.api_key
+    )
+    polygon = PolygonResource(
+        api_key=api_key or "",
+        base_url=settings.base_url,
+        requests_per_minute=settings.requests_per_minute,
+        # The budget is shared through the candle store by every process using the key.
+        database=database,
+    )
     return {
         "polygon": polygon,
         "database": database,

@@ -7,7 +7,12 @@
 | POLYGON_REQUESTS_PER_MINUTE | client-side request budget | 5 |
 | MARKETDATA_DATABASE_URL | Postgres URL of the candle store | embedded under .marketdata/ |
 | MARKETDATA_START_DATE | first daily partition | 2020-01-01 |
-| MARKETDATA_HOME | where the embedded Postgres and Dagster home live | ./.marketdata |
+| MARKETDATA_HOME | where the embedded Postgres and Dagster home live | <project>/.marketdata |
+| MARKETDATA_REVISION_SESSIONS | trailing NYSE sessions the daily schedule re-fetches | 5 |
+
+This module is the edge: `load_settings()` is the one place that reads the environment. The code
+location (`definitions.py`) and the command line call it once and pass the `Settings` down;
+nothing below them reads `os.environ`.
 """
 
 from __future__ import annotations
@@ -28,6 +33,20 @@ DEFAULT_START_DATE = dt.date(2020, 1, 1)
 API_KEY_VARIABLES = ("POLYGON_API_KEY", "MASSIVE_API_KEY")
 #: The earliest start the trading calendar (and Polygon's stock history) supports.
 EARLIEST_START_DATE = dt.date(1990, 1, 2)
+DEFAULT_REVISION_SESSIONS = 5
+#: The project's root (where pyproject.toml is), for the default store location.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_home() -> Path:
+    """`<project>/.marketdata` when running from a checkout, else `./.marketdata`.
+
+    The store belongs to the project, not to whatever directory a command runs from: a
+    `marketdata symbols list` from another folder must find the same database.
+    """
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT / ".marketdata"
+    return Path.cwd() / ".marketdata"
 
 
 def parse_date(value: str, what: str) -> dt.date:
@@ -107,6 +126,7 @@ class Settings:
     database_url: str | None
     start_date: dt.date
     home: Path
+    revision_sessions: int = DEFAULT_REVISION_SESSIONS
 
     @property
     def dagster_home(self) -> Path:
@@ -130,6 +150,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if start < EARLIEST_START_DATE:
         raise ConfigError(f"MARKETDATA_START_DATE {start} is before {EARLIEST_START_DATE}")
     db = env.get("MARKETDATA_DATABASE_URL", "").strip()
+    sessions = env.get("MARKETDATA_REVISION_SESSIONS", "").strip() or str(DEFAULT_REVISION_SESSIONS)
+    if not sessions.isdigit() or not 0 <= int(sessions) <= 250:
+        raise ConfigError(
+            f"MARKETDATA_REVISION_SESSIONS {sessions!r} must be a number from 0 to 250"
+        )
     return Settings(
         api_key=env[key_var].strip() if key_var else None,
         api_key_variable=key_var,
@@ -139,5 +164,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         database_url=validate_database_url(db) if db else None,
         start_date=start,
-        home=Path(env.get("MARKETDATA_HOME") or Path.cwd() / ".marketdata").resolve(),
+        home=Path(env.get("MARKETDATA_HOME") or default_home()).resolve(),
+        revision_sessions=int(sessions),
     )

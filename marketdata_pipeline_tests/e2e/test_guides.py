@@ -23,7 +23,6 @@ import httpx
 import psycopg
 import pytest
 
-from marketdata_pipeline.defs.candles.assets import stock_daily_candles
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.ddl import migrate
 from marketdata_pipeline.lib.postgres.embedded import sqlalchemy_url
@@ -41,7 +40,7 @@ from marketdata_pipeline_tests.e2e.conftest import (
     free_port,
     fresh_database,
 )
-from marketdata_pipeline_tests.helpers import materialise, query
+from marketdata_pipeline_tests.helpers import materialise, query, stock_daily_candles
 
 DOCS = REPO / "docs"
 GUIDES = ("architecture.md", "api-keys.md", "crypto-symbols.md", "deployment.md", "operations.md")

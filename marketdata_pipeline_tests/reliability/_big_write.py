@@ -14,12 +14,13 @@ import sys
 import dagster as dg
 import polars as pl
 
-from marketdata_pipeline.defs.candles.partitions import START_DATE, daily_candle_partitions
 from marketdata_pipeline.lib.candles.batch import CandleBatch
 from marketdata_pipeline.lib.candles.schema import CANDLE_SCHEMA, UTC_DATETIME
+from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
 from marketdata_pipeline.lib.symbols import AssetClass
+from marketdata_pipeline_tests.helpers import START_DATE, stock_daily_candles
 
 TABLE = "crypto_daily_candles"
 #: A year of daily partitions from the first one (the suite sets MARKETDATA_START_DATE).
@@ -63,8 +64,7 @@ def write_through_io_manager(
     start, end = window
     batch = CandleBatch(
         asset_class=AssetClass.CRYPTO,
-        start=start,
-        end=end,
+        window=CandleWindow(start, end),
         symbols=tuple(frame.get_column("symbol").unique().sort()),
         candles=frame,
     )
@@ -73,7 +73,7 @@ def write_through_io_manager(
     # garbage collector at some later point.
     with dg.build_output_context(
         asset_key=TABLE,
-        asset_partitions_def=daily_candle_partitions,
+        asset_partitions_def=stock_daily_candles.partitions_def,
         asset_partition_key_range=dg.PartitionKeyRange(start.isoformat(), end.isoformat()),
     ) as context:
         io_manager.handle_output(context, batch)

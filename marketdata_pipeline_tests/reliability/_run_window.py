@@ -12,11 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import sys
 
-from marketdata_pipeline.defs.candles.assets import stock_daily_candles
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
-from marketdata_pipeline_tests.helpers import materialise
+from marketdata_pipeline_tests.helpers import materialise, stock_daily_candles
 
 
 def main(argv: list[str]) -> int:
@@ -27,7 +26,6 @@ def main(argv: list[str]) -> int:
             api_key=api_key,
             base_url=base_url,
             requests_per_minute=60_000,
-            shared_budget=False,
             backoff_initial_seconds=0.01,
             backoff_max_seconds=0.1,
             max_attempts=4,

@@ -21,14 +21,19 @@ import pytest
 from psycopg import sql
 
 from marketdata_pipeline.backfill import validate_range
-from marketdata_pipeline.defs.candles.assets import stock_daily_candles
 from marketdata_pipeline.lib.calendar import last_complete_day
 from marketdata_pipeline.lib.errors import ConfigError, InputError
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.settings import load_settings
 from marketdata_pipeline.lib.symbols import parse_symbol
 from marketdata_pipeline_tests.conftest import make_polygon
-from marketdata_pipeline_tests.helpers import check_evaluations, materialise, query, read_table
+from marketdata_pipeline_tests.helpers import (
+    check_evaluations,
+    materialise,
+    query,
+    read_table,
+    stock_daily_candles,
+)
 from marketdata_pipeline_tests.reliability.conftest import (
     cli_env,
     finish_cli,

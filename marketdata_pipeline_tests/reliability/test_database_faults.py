@@ -26,7 +26,6 @@ import psycopg
 import pytest
 from pgserver import _commands as pg_commands
 
-from marketdata_pipeline.defs.candles.assets import stock_daily_candles
 from marketdata_pipeline.lib.candles.schema import CANDLE_COLUMNS
 from marketdata_pipeline.lib.errors import MarketdataError
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
@@ -34,7 +33,7 @@ from marketdata_pipeline.lib.postgres.ddl import migrate
 from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager, write_slice
 from marketdata_pipeline.lib.symbols import parse_symbol
 from marketdata_pipeline_tests.conftest import make_polygon
-from marketdata_pipeline_tests.helpers import materialise, read_table
+from marketdata_pipeline_tests.helpers import materialise, read_table, stock_daily_candles
 from marketdata_pipeline_tests.reliability import _big_write
 from marketdata_pipeline_tests.reliability.conftest import REPO, symbol_status, track
 

@@ -16,14 +16,13 @@ import psycopg
 import pytest
 from dagster._serdes import serialize_value
 
-from marketdata_pipeline.defs.candles.assets import CANDLE_ASSETS, stock_daily_candles
 from marketdata_pipeline.defs.resources import build_resources
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
-from marketdata_pipeline.lib.settings import redact_url
+from marketdata_pipeline.lib.settings import load_settings, redact_url
 from marketdata_pipeline_tests.conftest import TEST_API_KEY
-from marketdata_pipeline_tests.helpers import materialise
+from marketdata_pipeline_tests.helpers import CANDLE_ASSETS, materialise, stock_daily_candles
 from marketdata_pipeline_tests.reliability.conftest import cli_env, run_cli, symbol_status, track
 
 DAY = dt.date(2024, 3, 4)
@@ -40,7 +39,6 @@ def _env_resources(sim, monkeypatch, database_url: str) -> dict:
         api_key=dg.EnvVar("POLYGON_API_KEY"),
         base_url=sim.base_url,
         requests_per_minute=60_000,
-        shared_budget=False,
         backoff_initial_seconds=0.01,
         backoff_max_seconds=0.1,
         max_attempts=4,
@@ -108,7 +106,7 @@ def test_production_resources_keep_secrets_out_of_the_job_snapshot(monkeypatch):
     url = f"postgresql://candles:{PASSWORD}@db.example.com:5432/marketdata"
     monkeypatch.setenv("POLYGON_API_KEY", TEST_API_KEY)
     monkeypatch.setenv("MARKETDATA_DATABASE_URL", url)
-    defs = dg.Definitions(assets=list(CANDLE_ASSETS), resources=build_resources())
+    defs = dg.Definitions(assets=list(CANDLE_ASSETS), resources=build_resources(load_settings()))
     snapshot = serialize_value(defs.resolve_implicit_global_asset_job_def().get_job_snapshot())
     assert "POLYGON_API_KEY" in snapshot and "MARKETDATA_DATABASE_URL" in snapshot
     assert TEST_API_KEY not in snapshot

@@ -2,63 +2,83 @@
 # No `from __future__ import annotations`: Dagster reads the real annotation objects
 # (config class, resources) from the signatures.
 
+import datetime as dt
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import dagster as dg
 
 from marketdata_pipeline.defs.candles.checks import candle_check_specs
 from marketdata_pipeline.defs.candles.ingest import CandleConfig, column_schema, materialise_candles
-from marketdata_pipeline.defs.candles.partitions import daily_candle_partitions
+from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_BY_CLASS
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.symbols import AssetClass
 
-_COMMON = dict(
-    partitions_def=daily_candle_partitions,
-    # A ten-year backfill is one run making one range request per symbol, not 2,500 runs.
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    io_manager_key="candle_io_manager",
-    group_name="candles",
-    kinds={"polygon", "polars", "postgres"},
+#: Yesterday's candles land by the 06:00 UTC revision run; more than 30 hours without a
+#: materialisation means a day was missed.
+FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=dt.timedelta(hours=30), warn_window=dt.timedelta(hours=26)
 )
 
 
-@dg.asset(
-    check_specs=candle_check_specs("stock_daily_candles"),
-    metadata={"partition_expr": "day", "dagster/column_schema": column_schema()},
-    **_COMMON,
-)
-def stock_daily_candles(
-    context: dg.AssetExecutionContext,
-    config: CandleConfig,
-    polygon: PolygonResource,
-    database: PostgresDatabase,
-) -> Iterator[dg.AssetCheckResult | dg.Output]:
-    """Daily OHLCV candles of the active tracked stocks, one row per (symbol, NYSE session).
+class CandleAssets(NamedTuple):
+    """The two candle assets, built on one partitions definition."""
 
-    Stored in `marketdata.stock_daily_candles`; `day` is the New York trading date and `ts`
-    New York midnight. Weekends and NYSE holidays have no rows and cost no request.
-    """
-    yield from materialise_candles(context, config, AssetClass.STOCK, polygon, database)
+    stock: dg.AssetsDefinition
+    crypto: dg.AssetsDefinition
 
 
-@dg.asset(
-    check_specs=candle_check_specs("crypto_daily_candles"),
-    metadata={"partition_expr": "day", "dagster/column_schema": column_schema()},
-    **_COMMON,
-)
-def crypto_daily_candles(
-    context: dg.AssetExecutionContext,
-    config: CandleConfig,
-    polygon: PolygonResource,
-    database: PostgresDatabase,
-) -> Iterator[dg.AssetCheckResult | dg.Output]:
-    """Daily OHLCV candles of the active tracked crypto pairs, one row per (symbol, UTC day).
+def build_candle_assets(partitions: dg.PartitionsDefinition) -> CandleAssets:
+    """Both candle assets on `partitions` (built at the edge from the start-date setting)."""
+    common = dict(
+        partitions_def=partitions,
+        # A ten-year backfill is one run making one range request per symbol, not 2,500 runs.
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        io_manager_key="candle_io_manager",
+        group_name="candles",
+        kinds={"polygon", "polars", "postgres"},
+        freshness_policy=FRESHNESS,
+    )
+    stock_name = CANDLE_ASSET_BY_CLASS[AssetClass.STOCK]
+    crypto_name = CANDLE_ASSET_BY_CLASS[AssetClass.CRYPTO]
 
-    Stored in `marketdata.crypto_daily_candles` under canonical symbols (`BTCUSD`, fetched as
-    `X:BTCUSD`); volume is fractional.
-    """
-    yield from materialise_candles(context, config, AssetClass.CRYPTO, polygon, database)
+    @dg.asset(
+        name=stock_name,
+        check_specs=candle_check_specs(stock_name),
+        metadata={"partition_expr": "day", "dagster/column_schema": column_schema()},
+        **common,
+    )
+    def stock_daily_candles(
+        context: dg.AssetExecutionContext,
+        config: CandleConfig,
+        polygon: PolygonResource,
+        database: PostgresDatabase,
+    ) -> Iterator[dg.AssetCheckResult | dg.Output]:
+        """Daily OHLCV candles of the active tracked stocks, one row per (symbol, NYSE session).
 
+        Stored in `marketdata.stock_daily_candles`; `day` is the New York trading date and `ts`
+        New York midnight. Weekends and NYSE holidays have no rows and cost no request.
+        """
+        yield from materialise_candles(context, config, AssetClass.STOCK, polygon, database)
 
-CANDLE_ASSETS = (stock_daily_candles, crypto_daily_candles)
+    @dg.asset(
+        name=crypto_name,
+        check_specs=candle_check_specs(crypto_name),
+        metadata={"partition_expr": "day", "dagster/column_schema": column_schema()},
+        **common,
+    )
+    def crypto_daily_candles(
+        context: dg.AssetExecutionContext,
+        config: CandleConfig,
+        polygon: PolygonResource,
+        database: PostgresDatabase,
+    ) -> Iterator[dg.AssetCheckResult | dg.Output]:
+        """Daily OHLCV candles of the active tracked crypto pairs, one row per (symbol, UTC day).
+
+        Stored in `marketdata.crypto_daily_candles` under canonical symbols (`BTCUSD`, fetched as
+        `X:BTCUSD`); volume is fractional.
+        """
+        yield from materialise_candles(context, config, AssetClass.CRYPTO, polygon, database)
+
+    return CandleAssets(stock_daily_candles, crypto_daily_candles)

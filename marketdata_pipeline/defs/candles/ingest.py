@@ -3,17 +3,16 @@
 Shared by `stock_daily_candles` and `crypto_daily_candles`; the asset class is the only
 difference. The order matters: every check is evaluated on the batch *before* `Output`, and a
 structural failure raises there, because in Dagster 1.13 a failed blocking check does not stop
-the IO manager from writing (reference/dagster_notes.md section 3).
+the IO manager from writing (verified on Dagster 1.13.27: only raising before `Output` keeps the
+rows out).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from typing import Literal
 
 import dagster as dg
-from psycopg import sql
 from pydantic import Field
 
 from marketdata_pipeline.defs.candles import checks
@@ -25,9 +24,11 @@ from marketdata_pipeline.lib.candles.validation import (
     drop_helper_columns,
     quarantine,
 )
+from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.errors import InputError
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
+from marketdata_pipeline.lib.postgres.store import stored_counts
 from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols, record_failures
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol, parse_symbol
 
@@ -82,38 +83,31 @@ def resolve_symbols(
         return active_symbols(conn, asset_class)
 
 
-def run_window(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
-    """First and last day (inclusive) of the run's partition range."""
-    window = context.partition_time_window
-    return window.start.date(), window.end.date() - dt.timedelta(days=1)
-
-
-def stored_rows_of_empty_symbols(
+def empty_answers_with_stored_rows(
     database: PostgresDatabase,
     asset: str,
+    window: CandleWindow,
     fetched: list[str],
     frame_symbols: set[str],
-    start: dt.date,
-    end: dt.date,
-) -> dict[str, int]:
-    """Symbols the API answered with no bars at all, that have rows stored in the window.
+) -> dict[str, str]:
+    """Symbols the API answered with no bars at all but that have rows stored in the window,
+    with the reason they count as failed.
 
-    Polygon has served transient empty results under load (reference/polygon_api.md
-    section 8.4). Replacing the slice with such an answer would delete good history, so the
-    caller treats these symbols as failed instead and keeps their rows.
+    Polygon has served transient empty results under load. Replacing the slice with such an
+    answer would delete good history, so these symbols are failed instead and keep their rows.
     """
     empty = sorted(set(fetched) - frame_symbols)
     if not empty:
         return {}
     with database.connect() as conn:
-        rows = conn.execute(
-            sql.SQL(
-                "SELECT symbol, count(*) FROM {} WHERE day BETWEEN %s AND %s"
-                " AND symbol = ANY(%s) GROUP BY symbol"
-            ).format(sql.Identifier("marketdata", asset)),
-            (start, end, empty),
-        ).fetchall()
-    return {symbol: count for symbol, count in rows}
+        counts = stored_counts(conn, asset, window, empty)
+    return {
+        symbol: (
+            f"{symbol} {window}: the API answered with no bars, but {count} rows are stored "
+            "for this window; they were kept (a transient empty answer?). Rerun later."
+        )
+        for symbol, count in counts.items()
+    }
 
 
 def materialise_candles(
@@ -125,42 +119,35 @@ def materialise_candles(
 ) -> Iterator[dg.AssetCheckResult | dg.Output]:
     """Fetch, validate and emit one run's candles for `asset_class` (see module docstring)."""
     asset = context.asset_key.path[-1]
-    start, end = run_window(context)
+    window = CandleWindow.of(context)
     symbols, invalid = resolve_symbols(config, asset_class, database)
-    context.log.info(f"{asset}: {len(symbols)} symbols, {start}..{end}")
+    context.log.info(f"{asset}: {len(symbols)} symbols, {window}")
     strategy = None if config.strategy == "auto" else config.strategy
     result = polygon.fetch_candles(
-        asset_class, symbols, start, end, log=context.log, force_strategy=strategy
+        asset_class, symbols, window, log=context.log, force_strategy=strategy
     )
+    returned = set(result.frame.get_column("symbol").unique().to_list())
+    kept = empty_answers_with_stored_rows(database, asset, window, result.fetched, returned)
+    fetched = [s for s in result.fetched if s not in kept]
     errors = {
         **{s: f"invalid tracked symbol: {why}" for s, why in invalid.items()},
         **result.errors,
+        **kept,
     }
-    returned = set(result.frame.get_column("symbol").unique().to_list())
-    for symbol, count in stored_rows_of_empty_symbols(
-        database, asset, result.fetched, returned, start, end
-    ).items():
-        result.fetched.remove(symbol)
-        errors[symbol] = (
-            f"{symbol} {start}..{end}: the API answered with no bars, but {count} rows are "
-            "stored for this window; they were kept (a transient empty answer?). Rerun later."
-        )
 
     candles = drop_helper_columns(result.frame)
-    report = check_structure(candles, start=start, end=end, symbols=result.fetched)
+    report = check_structure(candles, start=window.first, end=window.last, symbols=fetched)
     if not report.passed:
         yield checks.structural_result(report)
         message = "structural validation failed, nothing written: " + "; ".join(report.problems)
+        # Nothing is written, so the failures are recorded on their own.
         with database.connect() as conn:
-            record_failures(conn, asset_class, {**dict.fromkeys(result.fetched, message), **errors})
+            record_failures(conn, asset_class, {**dict.fromkeys(fetched, message), **errors})
         raise dg.Failure(
-            description=f"{asset} {start}..{end}: {message}",
+            description=f"{asset} {window}: {message}",
             metadata={"problems": dg.MetadataValue.json(report.problems)},
         )
     good, rejected = quarantine(result.frame, asset=asset)
-    if errors:
-        with database.connect() as conn:
-            record_failures(conn, asset_class, errors)
 
     yield checks.structural_result(report)
     yield checks.fetch_result(len(symbols) + len(invalid), errors)
@@ -168,27 +155,27 @@ def materialise_candles(
         candles=good,
         rejected=rejected,
         asset_class=asset_class,
-        start=start,
-        end=end,
-        symbols=result.fetched,
+        start=window.first,
+        end=window.last,
+        symbols=fetched,
         jump_threshold=config.jump_threshold,
     )
     per_symbol = good.group_by("symbol").len().sort("symbol")
     yield dg.Output(
         CandleBatch(
             asset_class=asset_class,
-            start=start,
-            end=end,
-            symbols=tuple(result.fetched),
+            window=window,
+            symbols=tuple(fetched),
             candles=good,
             rejected=rejected,
+            failures=errors,
         ),
         metadata={
             # Dagster copies this metadata onto every partition of a single-run range, so it
             # stays small: the column schema lives on the asset definition instead.
             "dagster/row_count": good.height,
-            "window": f"{start}..{end}",
-            "symbols": len(result.fetched),
+            "window": str(window),
+            "symbols": len(fetched),
             "symbols_failed": ", ".join(sorted(errors)[:20]),
             "rows_per_symbol": dg.MetadataValue.json(dict(per_symbol.head(50).iter_rows())),
             "plan": dg.MetadataValue.json(result.plan.as_metadata()),

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from marketdata_pipeline.defs.candles.assets import crypto_daily_candles, stock_daily_candles
-from marketdata_pipeline.defs.candles.freshness import freshness_checks
-from marketdata_pipeline.defs.candles.partitions import daily_candle_partitions
+from marketdata_pipeline.defs.candles.assets import CandleAssets
 
-candles_job = dg.define_asset_job(
-    "candles_job",
-    # The in-asset checks run with their asset; the freshness checks run on their own sensor,
-    # not inside a backfill.
-    selection=dg.AssetSelection.assets(stock_daily_candles, crypto_daily_candles)
-    - dg.AssetSelection.checks(*freshness_checks),
-    partitions_def=daily_candle_partitions,
-    description="Stock and crypto daily candles for a partition range, as one run.",
-)
+CANDLES_JOB = "candles_job"
+
+
+def build_candles_job(assets: CandleAssets) -> UnresolvedAssetJobDefinition:
+    """Stock and crypto candles for a partition range, as one run."""
+    return dg.define_asset_job(
+        CANDLES_JOB,
+        selection=dg.AssetSelection.assets(*assets),
+        description="Stock and crypto daily candles for a partition range, as one run.",
+    )

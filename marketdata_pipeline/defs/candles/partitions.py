@@ -13,18 +13,14 @@ import datetime as dt
 
 import dagster as dg
 
-from marketdata_pipeline.lib.settings import load_settings
 
-START_DATE: dt.date = load_settings().start_date
-
-daily_candle_partitions = dg.DailyPartitionsDefinition(
-    start_date=START_DATE.isoformat(), timezone="UTC", end_offset=0
-)
-
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
+def candle_partitions(start_date: dt.date) -> dg.DailyPartitionsDefinition:
+    """Daily UTC partitions from `start_date` (the `MARKETDATA_START_DATE` setting)."""
+    return dg.DailyPartitionsDefinition(
+        start_date=start_date.isoformat(), timezone="UTC", end_offset=0
+    )
 
 
-def range_tags(start: dt.date, end: dt.date) -> dict[str, str]:
-    """Run tags that make one run cover the partitions `start`..`end` (inclusive)."""
-    return {RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()}
+def first_partition_day(partitions: dg.TimeWindowPartitionsDefinition) -> dt.date:
+    """The first day that has a partition."""
+    return partitions.start.date()

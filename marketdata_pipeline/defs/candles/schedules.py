@@ -6,38 +6,28 @@ schedule re-materialises the last complete day plus a trailing window of NYSE se
 """
 
 import datetime as dt
-import os
 
 import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from marketdata_pipeline.defs.candles.jobs import candles_job
-from marketdata_pipeline.defs.candles.partitions import START_DATE, range_tags
 from marketdata_pipeline.lib.calendar import last_complete_day, stock_sessions
-from marketdata_pipeline.lib.errors import ConfigError
+from marketdata_pipeline.lib.candles.window import CandleWindow
+from marketdata_pipeline.lib.settings import DEFAULT_REVISION_SESSIONS
 
-DEFAULT_TRAILING_SESSIONS = 5
 #: 06:00 UTC is 01:00/02:00 New York: after-hours trading is over and bars have settled.
 REVISION_CRON = "0 6 * * *"
 
 
-def trailing_sessions_from_env() -> int:
-    """`MARKETDATA_REVISION_SESSIONS` (trailing NYSE sessions re-fetched daily), default 5."""
-    raw = os.environ.get("MARKETDATA_REVISION_SESSIONS", "").strip()
-    if not raw:
-        return DEFAULT_TRAILING_SESSIONS
-    if not raw.isdigit() or not 0 <= int(raw) <= 250:
-        raise ConfigError(f"MARKETDATA_REVISION_SESSIONS {raw!r} must be a number from 0 to 250")
-    return int(raw)
-
-
-def revision_window(now: dt.datetime, trailing_sessions: int) -> tuple[dt.date, dt.date] | None:
-    """The (start, end) days a revision run covers at `now`, or None before the start date.
+def revision_window(
+    now: dt.datetime, trailing_sessions: int, first_day: dt.date
+) -> CandleWindow | None:
+    """The window a revision run covers at `now`, or None before `first_day`.
 
     End is the last complete day; start goes back `trailing_sessions` NYSE sessions before it
     (calendar days in between are included, which covers crypto's weekends too).
     """
     end = last_complete_day(now)
-    if end < START_DATE:
+    if end < first_day:
         return None
     sessions = stock_sessions(end - dt.timedelta(days=trailing_sessions * 2 + 10), end)
     before = [d for d in sessions if d < end]
@@ -46,11 +36,13 @@ def revision_window(now: dt.datetime, trailing_sessions: int) -> tuple[dt.date, 
         if trailing_sessions and len(before) >= trailing_sessions
         else end
     )
-    return max(start, START_DATE), end
+    return CandleWindow(max(start, first_day), end)
 
 
 def build_revision_schedule(
-    trailing_sessions: int = DEFAULT_TRAILING_SESSIONS,
+    job: UnresolvedAssetJobDefinition,
+    first_day: dt.date,
+    trailing_sessions: int = DEFAULT_REVISION_SESSIONS,
 ) -> dg.ScheduleDefinition:
     """A schedule that refreshes the last complete day and `trailing_sessions` before it."""
 
@@ -58,20 +50,19 @@ def build_revision_schedule(
         name="candle_revisions_schedule",
         cron_schedule=REVISION_CRON,
         execution_timezone="UTC",
-        job=candles_job,
+        job=job,
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description=f"Daily: re-fetch the last complete day plus {trailing_sessions} trailing "
         "NYSE sessions of both candle assets (Polygon revises recent bars).",
     )
     def candle_revisions_schedule(context: dg.ScheduleEvaluationContext):
         """One run over the revision window ending at the last complete day."""
-        window = revision_window(context.scheduled_execution_time, trailing_sessions)
+        window = revision_window(context.scheduled_execution_time, trailing_sessions, first_day)
         if window is None:
-            return dg.SkipReason(f"no complete day since MARKETDATA_START_DATE {START_DATE} yet")
-        start, end = window
+            return dg.SkipReason(f"no complete day since MARKETDATA_START_DATE {first_day} yet")
         return dg.RunRequest(
             run_key=None,
-            tags={**range_tags(start, end), "marketdata/trigger": "revision-schedule"},
+            tags={**window.run_tags(), "marketdata/trigger": "revision-schedule"},
         )
 
     return candle_revisions_schedule

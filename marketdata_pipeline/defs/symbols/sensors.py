@@ -6,44 +6,62 @@ class, one single-run backfill over the whole history window for exactly those s
 already tracked are not re-fetched or touched: the IO manager only replaces the new symbols' slice.
 """
 
-import dagster as dg
+import datetime as dt
 
-from marketdata_pipeline.defs.candles.assets import crypto_daily_candles, stock_daily_candles
-from marketdata_pipeline.defs.candles.partitions import START_DATE, range_tags
+import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
 from marketdata_pipeline.lib.calendar import last_complete_day
+from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_BY_CLASS, candle_run_config
+from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.errors import InputError
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.tracked_symbols import changes_since
 from marketdata_pipeline.lib.symbols import AssetClass, parse_symbol
 
-ASSET_BY_CLASS = {
-    AssetClass.STOCK: stock_daily_candles.key,
-    AssetClass.CRYPTO: crypto_daily_candles.key,
-}
 SENSOR_INTERVAL_SECONDS = 30
 
 
-@dg.sensor(
-    name="tracked_symbols_sensor",
-    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    target=[stock_daily_candles, crypto_daily_candles],
-    description="Backfills the full history of symbols added to (or re-activated in) "
-    "marketdata.tracked_symbols: one run per asset class for all new symbols together.",
-)
-def tracked_symbols_sensor(
-    context: dg.SensorEvaluationContext, database: PostgresDatabase
+def build_tracked_symbols_sensor(
+    job: UnresolvedAssetJobDefinition, first_day: dt.date
+) -> dg.SensorDefinition:
+    """The sensor requesting history from `first_day` for newly tracked symbols.
+
+    Its runs belong to the named candles job (each selecting one asset), so the UI lists them
+    as `candles_job` runs instead of an anonymous job.
+    """
+
+    @dg.sensor(
+        name="tracked_symbols_sensor",
+        minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        job=job,
+        description="Backfills the full history of symbols added to (or re-activated in) "
+        "marketdata.tracked_symbols: one run per asset class for all new symbols together.",
+    )
+    def tracked_symbols_sensor(
+        context: dg.SensorEvaluationContext, database: PostgresDatabase
+    ) -> dg.SensorResult | dg.SkipReason:
+        """Request history backfills for newly tracked symbols (see module docstring)."""
+        return history_requests(context, database, first_day)
+
+    return tracked_symbols_sensor
+
+
+def history_requests(
+    context: dg.SensorEvaluationContext, database: PostgresDatabase, first_day: dt.date
 ) -> dg.SensorResult | dg.SkipReason:
-    """Request history backfills for newly tracked symbols (see module docstring)."""
+    """One single-run history request per asset class for the symbols changed since the
+    cursor."""
     cursor = int(context.cursor) if (context.cursor or "").isdigit() else 0
     with database.connect() as conn:
         changes, newest = changes_since(conn, cursor)
     if not changes:
         return dg.SkipReason(f"no symbols added or re-activated since change {cursor}")
     end = last_complete_day()
-    if end < START_DATE:
+    if end < first_day:
         return dg.SensorResult(
-            skip_reason=f"no complete day since MARKETDATA_START_DATE {START_DATE} yet",
+            skip_reason=f"no complete day since MARKETDATA_START_DATE {first_day} yet",
             cursor=str(newest),
         )
     by_class: dict[AssetClass, list[str]] = {}
@@ -54,24 +72,24 @@ def tracked_symbols_sensor(
             context.log.warning(f"ignoring invalid tracked symbol: {exc}")
             continue
         by_class.setdefault(sym.asset_class, []).append(sym.symbol)
+    window = CandleWindow(first_day, end)
     requests = []
     for cls, symbols in sorted(by_class.items()):
-        asset_key = ASSET_BY_CLASS[cls]
-        asset = asset_key.path[-1]
+        asset = CANDLE_ASSET_BY_CLASS[cls]
         symbols = sorted(set(symbols))
         requests.append(
             dg.RunRequest(
                 run_key=f"{cls.value}-symbols-through-change-{newest}",
-                asset_selection=[asset_key],
-                run_config={"ops": {asset: {"config": {"symbols": symbols}}}},
+                asset_selection=[dg.AssetKey(asset)],
+                run_config=candle_run_config({asset: symbols}),
                 tags={
-                    **range_tags(START_DATE, end),
+                    **window.run_tags(),
                     "marketdata/trigger": "new-symbols",
                     "marketdata/symbols": ",".join(symbols)[:200],
                 },
             )
         )
-        context.log.info(f"requesting {asset} history {START_DATE}..{end} for {symbols}")
+        context.log.info(f"requesting {asset} history {window} for {symbols}")
     if not requests:
         return dg.SensorResult(skip_reason="only invalid symbols changed", cursor=str(newest))
     return dg.SensorResult(run_requests=requests, cursor=str(newest))

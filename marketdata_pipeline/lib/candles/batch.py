@@ -1,18 +1,20 @@
 """`CandleBatch`: what a candle asset hands to the IO manager.
 
-Besides the rows, the IO manager needs to know exactly which slice they replace: the partition
-window and the symbols that were fetched successfully. A symbol whose fetch failed is *not* in
-`symbols`, so its stored rows are left as they were instead of being deleted.
+Besides the rows, the IO manager needs to know exactly which slice they replace and what to say
+about each symbol: the run's window, the symbols fetched successfully (their slice is replaced
+and their status set to ok) and the symbols that failed (their stored rows are left as they
+were, and their status carries the error). Both statuses are written in the same transaction
+as the rows they describe.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 
 import polars as pl
 
 from marketdata_pipeline.lib.candles.schema import empty_rejected
+from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.symbols import AssetClass
 
 
@@ -21,8 +23,8 @@ class CandleBatch:
     """Validated candles for (window x symbols), plus the rows quarantined on the way."""
 
     asset_class: AssetClass
-    start: dt.date  # first day of the window
-    end: dt.date  # last day of the window (inclusive)
+    window: CandleWindow
     symbols: tuple[str, ...]  # canonical symbols whose slice this batch replaces
     candles: pl.DataFrame
     rejected: pl.DataFrame = field(default_factory=empty_rejected)
+    failures: dict[str, str] = field(default_factory=dict)  # symbol -> why it was not fetched

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from marketdata_pipeline.lib.symbols import AssetClass
+
 UTC_DATETIME = pl.Datetime("us", "UTC")
 
 #: Columns of `marketdata.stock_daily_candles` / `crypto_daily_candles`, in table order.
@@ -65,3 +67,32 @@ CANDLE_SQL_TYPES: dict[str, str] = {
 def empty_rejected() -> pl.DataFrame:
     """An empty frame with the rejected-candle schema."""
     return pl.DataFrame(schema=REJECTED_SCHEMA)
+
+
+#: The candle asset (and table) of each market: the one place these names are spelled.
+CANDLE_ASSET_BY_CLASS: dict[AssetClass, str] = {
+    AssetClass.STOCK: "stock_daily_candles",
+    AssetClass.CRYPTO: "crypto_daily_candles",
+}
+CANDLE_ASSET_NAMES: tuple[str, ...] = tuple(CANDLE_ASSET_BY_CLASS.values())
+ASSET_CLASS_BY_NAME: dict[str, AssetClass] = {v: k for k, v in CANDLE_ASSET_BY_CLASS.items()}
+
+
+def candle_run_config(
+    symbols_by_asset: dict[str, list[str]] | None = None,
+    *,
+    extra: dict[str, dict] | None = None,
+    log_level: str | None = None,
+) -> dict:
+    """Dagster run config for the candle assets: explicit symbols per asset, extra asset
+    config (e.g. `strategy`), and the console log level. The one builder the command line,
+    the sensor, the tests and the benchmarks share."""
+    ops: dict[str, dict] = {}
+    for asset, symbols in (symbols_by_asset or {}).items():
+        ops.setdefault(asset, {"config": {}})["config"]["symbols"] = list(symbols)
+    for asset, values in (extra or {}).items():
+        ops.setdefault(asset, {"config": {}})["config"].update(values)
+    config: dict = {"ops": ops} if ops else {}
+    if log_level:
+        config["loggers"] = {"console": {"config": {"log_level": log_level}}}
+    return config

@@ -8,7 +8,6 @@ others.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -20,6 +19,7 @@ import polars as pl
 from pydantic import PrivateAttr
 
 from marketdata_pipeline.lib.candles.schema import CANDLE_SCHEMA
+from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.errors import ConfigError
 from marketdata_pipeline.lib.polygon.client import PolygonClient
 from marketdata_pipeline.lib.polygon.errors import PolygonAuthError, redact
@@ -30,8 +30,10 @@ from marketdata_pipeline.lib.polygon.rate_budget import (
     RateBudget,
     budget_name,
 )
+from marketdata_pipeline.lib.postgres.database import PostgresDatabase, ensure_schema
 from marketdata_pipeline.lib.settings import (
-    load_settings,
+    DEFAULT_BASE_URL,
+    DEFAULT_REQUESTS_PER_MINUTE,
     validate_base_url,
     validate_requests_per_minute,
 )
@@ -62,17 +64,16 @@ class PolygonResource(dg.ConfigurableResource):
 
     Configure `api_key` with `dg.EnvVar("POLYGON_API_KEY")` so the UI never shows it; it is sent
     only as an `Authorization: Bearer` header. `requests_per_minute` is the client-side budget
-    (5 on the free tier); with `shared_budget` it is enforced through a Postgres table for every
-    process using the same key, so concurrent runs share it.
+    (5 on the free tier); with a `database` it is enforced through a Postgres table for every
+    process using the same key, so concurrent runs share it (without one: this process only).
+    Every field is given at the edge (`definitions.py`, the command line) from `Settings`.
     """
 
     api_key: str
-    # None: read POLYGON_BASE_URL / POLYGON_REQUESTS_PER_MINUTE when the run starts (defaults
-    # https://api.massive.com and 5), so a code location loaded earlier never pins stale values.
-    base_url: str | None = None
-    requests_per_minute: int | None = None
-    shared_budget: bool = True
-    budget_database_url: str | None = None
+    base_url: str = DEFAULT_BASE_URL
+    requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE
+    # The shared budget's table lives in the candle store; None keeps the budget in-process.
+    database: PostgresDatabase | None = None
     # Requests in flight at once. A paid tier's 100 requests/s at ~100 ms per response needs
     # at least 10; 16 reaches the budget's floor with headroom (docs/benchmarks.md). The free
     # tier is limited by the budget, not by this.
@@ -91,11 +92,9 @@ class PolygonResource(dg.ConfigurableResource):
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def _make_budget(self, rpm: int, base_url: str) -> RateBudget:
-        if not self.shared_budget:
+        if self.database is None:
             return LocalRateBudget(rpm)
-        from marketdata_pipeline.lib.postgres.database import ensure_schema, resolve_database_url
-
-        url = resolve_database_url(self.budget_database_url)
+        url = self.database.resolved_url()
         ensure_schema(url)  # the bucket table lives in the marketdata schema
         return PostgresRateBudget(rpm, database_url=url, name=budget_name(self.api_key, base_url))
 
@@ -106,20 +105,12 @@ class PolygonResource(dg.ConfigurableResource):
                 if not self.api_key or not self.api_key.strip():
                     raise ConfigError(
                         "no Polygon API key: set POLYGON_API_KEY (or MASSIVE_API_KEY), "
-                        "or run `marketdata simulator` and point POLYGON_BASE_URL at it"
+                        "or leave it unset and use the local simulator (`marketdata backfill` "
+                        "and `make dev` start it for you)"
                     )
-                settings = load_settings()
-                base_url = (
-                    validate_base_url(self.base_url, "PolygonResource.base_url")
-                    if self.base_url is not None
-                    else settings.base_url
-                )
-                rpm = (
-                    validate_requests_per_minute(
-                        self.requests_per_minute, "PolygonResource.requests_per_minute"
-                    )
-                    if self.requests_per_minute is not None
-                    else settings.requests_per_minute
+                base_url = validate_base_url(self.base_url, "PolygonResource.base_url")
+                rpm = validate_requests_per_minute(
+                    self.requests_per_minute, "PolygonResource.requests_per_minute"
                 )
                 if self.max_concurrent_requests < 1:
                     raise ConfigError("PolygonResource.max_concurrent_requests must be >= 1")
@@ -158,19 +149,18 @@ class PolygonResource(dg.ConfigurableResource):
         self,
         asset_class: AssetClass,
         symbols: list[Symbol],
-        start: dt.date,
-        end: dt.date,
+        window: CandleWindow,
         *,
         log: logging.Logger | Any | None = None,
         force_strategy: Strategy | None = None,
     ) -> FetchResult:
-        """Fetch normalised daily bars for `symbols` over `start`..`end` (inclusive).
+        """Fetch normalised daily bars for `symbols` over `window`.
 
         Chooses the cheapest request plan; a symbol that fails is reported in `errors` with a
         message naming it, while the others are returned in `frame`.
         """
         log = log or logging.getLogger(__name__)
-        plan = plan_requests(asset_class, symbols, start, end, force=force_strategy)
+        plan = plan_requests(asset_class, symbols, window.first, window.last, force=force_strategy)
         log.info(plan.describe())
         if plan.strategy == "none":
             return FetchResult(plan, _empty_normalised(), fetched=[s.symbol for s in plan.symbols])

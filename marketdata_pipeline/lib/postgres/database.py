@@ -1,8 +1,8 @@
 """`PostgresDatabase`: where the candle store lives, and connections to it.
 
-With no URL configured it starts (or reuses) the embedded server under `MARKETDATA_HOME`, so a
-fresh clone works without a database install. Connection failures become a `ConfigError` that
-names the server with its password redacted.
+With no URL configured it starts (or reuses) the embedded server under the store's home
+directory, so a fresh clone works without a database install. Connection failures become a
+`ConfigError` that names the server with its password redacted.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 import psycopg
@@ -17,20 +18,19 @@ import psycopg
 from marketdata_pipeline.lib.errors import ConfigError
 from marketdata_pipeline.lib.postgres.ddl import migrate
 from marketdata_pipeline.lib.postgres.embedded import ensure_embedded
-from marketdata_pipeline.lib.settings import load_settings, redact_url, validate_database_url
+from marketdata_pipeline.lib.settings import redact_url, validate_database_url
 
 _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
 
 
-def resolve_database_url(url: str | None = None) -> str:
-    """The candle-store URL: `url`, else MARKETDATA_DATABASE_URL, else the embedded server."""
+def resolve_database_url(url: str | None, home: str | Path | None) -> str:
+    """The candle-store URL: `url`, else the embedded server under `home`."""
     if url:
         return validate_database_url(url, "database URL")
-    settings = load_settings()
-    if settings.database_url:
-        return settings.database_url
-    return ensure_embedded(settings.home / "pgdata")["candles"]
+    if home is None:
+        raise ConfigError("no database: give PostgresDatabase a url or an embedded home")
+    return ensure_embedded(Path(home) / "pgdata")["candles"]
 
 
 def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
@@ -57,16 +57,17 @@ def ensure_schema(url: str) -> None:
 class PostgresDatabase(dg.ConfigurableResource):
     """The Postgres database holding the `marketdata` schema (candles, symbols, rejects).
 
-    `url` is a `postgresql://` URL; leave it unset to use the embedded server under
-    `MARKETDATA_HOME` (started on first use, then reused). Give it through `dg.EnvVar` so a
-    password never shows in the Dagster UI.
+    `url` is a `postgresql://` URL (give it through `dg.EnvVar` so a password never shows in
+    the Dagster UI); leave it unset to use the embedded server under `embedded_home` (started
+    on first use, then reused).
     """
 
     url: str | None = None
+    embedded_home: str | None = None
 
     def resolved_url(self) -> str:
         """The URL actually used (starting the embedded server when none is configured)."""
-        return resolve_database_url(self.url)
+        return resolve_database_url(self.url, self.embedded_home)
 
     @contextmanager
     def connect(self, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from marketdata_pipeline.lib.candles.schema import CANDLE_SQL_TYPES
+from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_NAMES, CANDLE_SQL_TYPES
 
 SCHEMA = "marketdata"
-CANDLE_TABLES = ("stock_daily_candles", "crypto_daily_candles")
+CANDLE_TABLES = CANDLE_ASSET_NAMES
 # Any constant works as long as every process uses the same one.
 _MIGRATION_LOCK_ID = 7_461_022_301
 

@@ -6,9 +6,15 @@ import datetime as dt
 
 import polars as pl
 
-from marketdata_pipeline.defs.candles.assets import crypto_daily_candles, stock_daily_candles
 from marketdata_pipeline.lib.calendar import stock_sessions
-from marketdata_pipeline_tests.helpers import check_evaluations, materialise, query, read_table
+from marketdata_pipeline_tests.helpers import (
+    check_evaluations,
+    crypto_daily_candles,
+    materialise,
+    query,
+    read_table,
+    stock_daily_candles,
+)
 
 STOCKS = ["AAPL", "MSFT"]
 

@@ -6,12 +6,19 @@ import datetime as dt
 
 import polars as pl
 
-from marketdata_pipeline.defs.candles.assets import crypto_daily_candles, stock_daily_candles
 from marketdata_pipeline.lib.calendar import stock_sessions
 from marketdata_pipeline.lib.candles.quality import missing_sessions, price_jumps
+from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.polygon.payload import HELPER_COLUMNS
 from marketdata_pipeline.lib.symbols import AssetClass, parse_symbol
-from marketdata_pipeline_tests.helpers import check_evaluations, materialise, query, read_table
+from marketdata_pipeline_tests.helpers import (
+    check_evaluations,
+    crypto_daily_candles,
+    materialise,
+    query,
+    read_table,
+    stock_daily_candles,
+)
 
 START, END = dt.date(2024, 9, 3), dt.date(2024, 9, 27)
 STOCKS = {"stock_daily_candles": ["AAPL", "MSFT"]}
@@ -69,7 +76,7 @@ def test_completeness_reports_none_across_exchange_closures(sim, polygon):
         (dt.date(2001, 9, 1), dt.date(2001, 9, 30)),
         (dt.date(2012, 10, 15), dt.date(2012, 11, 9)),
     ]:
-        result = polygon.fetch_candles(AssetClass.STOCK, aapl, start, end)
+        result = polygon.fetch_candles(AssetClass.STOCK, aapl, CandleWindow(start, end))
         frame = result.frame.drop(HELPER_COLUMNS)
         assert dt.date(2001, 9, 11) not in frame.get_column("day").to_list()
         assert missing_sessions(frame, AssetClass.STOCK, start, end, ["AAPL"]) == {}
@@ -77,7 +84,9 @@ def test_completeness_reports_none_across_exchange_closures(sim, polygon):
 
 def test_completeness_names_a_missing_session(sim, polygon):
     start, end = dt.date(2012, 10, 22), dt.date(2012, 11, 2)
-    frame = polygon.fetch_candles(AssetClass.STOCK, [parse_symbol("AAPL")], start, end).frame
+    frame = polygon.fetch_candles(
+        AssetClass.STOCK, [parse_symbol("AAPL")], CandleWindow(start, end)
+    ).frame
     gap = frame.filter(pl.col("day") != dt.date(2012, 10, 31))
     assert missing_sessions(gap, AssetClass.STOCK, start, end, ["AAPL", "MSFT"]) == {
         "AAPL": [dt.date(2012, 10, 31)],

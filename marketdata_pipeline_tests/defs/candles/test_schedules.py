@@ -8,11 +8,13 @@ import dagster as dg
 import polars as pl
 import psycopg
 
-from marketdata_pipeline.defs.candles.assets import CANDLE_ASSETS
+from marketdata_pipeline.defs.candles.assets import CandleAssets
+from marketdata_pipeline.defs.candles.jobs import build_candles_job
 from marketdata_pipeline.defs.candles.schedules import build_revision_schedule, revision_window
+from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.postgres.tracked_symbols import add_symbols
 from marketdata_pipeline.lib.symbols import parse_symbol
-from marketdata_pipeline_tests.helpers import materialise, read_table
+from marketdata_pipeline_tests.helpers import CANDLE_ASSETS, START_DATE, materialise, read_table
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -22,13 +24,26 @@ TUESDAY_MORNING = dt.datetime(2024, 7, 9, 6, 0, tzinfo=dt.UTC)
 def test_window_is_the_last_complete_day_and_five_sessions_before_it():
     # Monday 2024-07-08 is the last complete day; the five sessions before it are
     # Jun 28, Jul 1, 2, 3 and 5 (Jul 4 is a holiday).
-    assert revision_window(TUESDAY_MORNING, 5) == (dt.date(2024, 6, 28), dt.date(2024, 7, 8))
-    assert revision_window(TUESDAY_MORNING, 1) == (dt.date(2024, 7, 5), dt.date(2024, 7, 8))
-    assert revision_window(TUESDAY_MORNING, 0) == (dt.date(2024, 7, 8), dt.date(2024, 7, 8))
+    first = START_DATE
+    assert revision_window(TUESDAY_MORNING, 5, first) == CandleWindow(
+        dt.date(2024, 6, 28), dt.date(2024, 7, 8)
+    )
+    assert revision_window(TUESDAY_MORNING, 1, first) == CandleWindow(
+        dt.date(2024, 7, 5), dt.date(2024, 7, 8)
+    )
+    assert revision_window(TUESDAY_MORNING, 0, first) == CandleWindow(
+        dt.date(2024, 7, 8), dt.date(2024, 7, 8)
+    )
+
+
+def revision_schedule(trailing_sessions: int) -> dg.ScheduleDefinition:
+    return build_revision_schedule(
+        build_candles_job(CandleAssets(*CANDLE_ASSETS)), START_DATE, trailing_sessions
+    )
 
 
 def test_schedule_requests_one_run_over_the_window_for_both_assets():
-    schedule = build_revision_schedule(5)
+    schedule = revision_schedule(5)
     with dg.instance_for_test() as instance:
         context = dg.build_schedule_context(
             instance=instance, scheduled_execution_time=TUESDAY_MORNING
@@ -54,7 +69,7 @@ def test_the_schedules_run_replaces_revised_and_provisional_bars_only_in_its_win
     sim.clear_faults()
     sim.configure(revision=1, revision_from="2024-07-01")
     request = (
-        build_revision_schedule(5)
+        revision_schedule(5)
         .evaluate_tick(dg.build_schedule_context(scheduled_execution_time=TUESDAY_MORNING))
         .run_requests[0]
     )

@@ -8,14 +8,19 @@ import dagster as dg
 import polars as pl
 import psycopg
 
-from marketdata_pipeline.defs.candles.assets import CANDLE_ASSETS
-from marketdata_pipeline.defs.candles.freshness import freshness_checks
-from marketdata_pipeline.defs.candles.jobs import candles_job
-from marketdata_pipeline.defs.candles.partitions import range_tags
+from marketdata_pipeline.defs.candles.assets import CandleAssets
+from marketdata_pipeline.defs.candles.jobs import build_candles_job
 from marketdata_pipeline.lib.calendar import stock_sessions
 from marketdata_pipeline.lib.postgres.tracked_symbols import add_symbols, remove_symbols
 from marketdata_pipeline.lib.symbols import parse_symbol
-from marketdata_pipeline_tests.helpers import check_evaluations, materialise, query, read_table
+from marketdata_pipeline_tests.helpers import (
+    CANDLE_ASSETS,
+    check_evaluations,
+    materialise,
+    query,
+    range_tags,
+    read_table,
+)
 
 START, END = dt.date(2024, 6, 3), dt.date(2024, 6, 28)
 
@@ -39,8 +44,7 @@ def run_job(
 ) -> dg.ExecuteInProcessResult:
     defs = dg.Definitions(
         assets=list(CANDLE_ASSETS),
-        asset_checks=list(freshness_checks),
-        jobs=[candles_job],
+        jobs=[build_candles_job(CandleAssets(*CANDLE_ASSETS))],
         resources=resources,
     )
     job = defs.resolve_job_def("candles_job")

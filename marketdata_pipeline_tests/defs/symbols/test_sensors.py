@@ -8,13 +8,17 @@ import dagster as dg
 import polars as pl
 import psycopg
 
-from marketdata_pipeline.defs.candles.assets import stock_daily_candles
-from marketdata_pipeline.defs.candles.partitions import START_DATE, range_tags
-from marketdata_pipeline.defs.symbols.sensors import tracked_symbols_sensor
+from marketdata_pipeline.definitions import defs
 from marketdata_pipeline.lib.calendar import last_complete_day, stock_sessions
 from marketdata_pipeline.lib.postgres.tracked_symbols import add_symbols, remove_symbols
 from marketdata_pipeline.lib.symbols import parse_symbol
-from marketdata_pipeline_tests.helpers import query, read_table
+from marketdata_pipeline_tests.helpers import (
+    START_DATE,
+    query,
+    range_tags,
+    read_table,
+    stock_daily_candles,
+)
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -24,7 +28,7 @@ def evaluate(instance: dg.DagsterInstance, database, cursor: str | None):
     context = dg.build_sensor_context(
         instance=instance, cursor=cursor, resources={"database": database}
     )
-    return tracked_symbols_sensor(context)
+    return defs.get_sensor_def("tracked_symbols_sensor")(context)
 
 
 def track(url: str, *symbols: str, asset_class: str | None = None) -> None:

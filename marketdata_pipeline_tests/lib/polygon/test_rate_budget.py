@@ -5,12 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
-from marketdata_pipeline.defs.candles.assets import stock_daily_candles
 from marketdata_pipeline.lib.polygon.rate_budget import budget_rates
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
 from marketdata_pipeline_tests.conftest import make_polygon
-from marketdata_pipeline_tests.helpers import materialise
+from marketdata_pipeline_tests.helpers import materialise, stock_daily_candles
 
 BUDGET = 6  # requests per minute, enforced by the simulator as well
 
@@ -31,8 +30,7 @@ def test_two_concurrent_runs_share_the_budget_and_meet_no_429(sim, database_url)
             "polygon": make_polygon(
                 sim,
                 requests_per_minute=BUDGET,
-                shared_budget=True,
-                budget_database_url=database_url,
+                database=database,
                 max_attempts=2,
             ),
             "database": database,

@@ -8,16 +8,16 @@ import polars as pl
 import psycopg
 import pytest
 
-from marketdata_pipeline.defs.candles.partitions import daily_candle_partitions, range_tags
 from marketdata_pipeline.lib.candles.batch import CandleBatch
 from marketdata_pipeline.lib.candles.schema import CANDLE_SCHEMA
+from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.postgres.io_manager import (
     PostgresCandleIOManager,
     read_slice,
     write_slice,
 )
 from marketdata_pipeline.lib.symbols import AssetClass
-from marketdata_pipeline_tests.helpers import query, read_table
+from marketdata_pipeline_tests.helpers import query, range_tags, read_table, stock_daily_candles
 
 TABLE = "crypto_daily_candles"
 
@@ -134,15 +134,14 @@ def test_io_manager_loads_the_downstream_window_back_as_polars(database, databas
 
     @dg.asset(
         name=TABLE,
-        partitions_def=daily_candle_partitions,
+        partitions_def=stock_daily_candles.partitions_def,
         io_manager_key="candle_io_manager",
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
     def upstream() -> CandleBatch:
         return CandleBatch(
             AssetClass.CRYPTO,
-            dt.date(2024, 1, 1),
-            dt.date(2024, 1, 10),
+            CandleWindow(dt.date(2024, 1, 1), dt.date(2024, 1, 10)),
             ("BTCUSD", "ETHUSD"),
             frame,
         )
@@ -150,7 +149,7 @@ def test_io_manager_loads_the_downstream_window_back_as_polars(database, databas
     seen: dict[str, pl.DataFrame] = {}
 
     @dg.asset(
-        partitions_def=daily_candle_partitions,
+        partitions_def=stock_daily_candles.partitions_def,
         ins={"candles": dg.AssetIn(key=dg.AssetKey(TABLE), input_manager_key="candle_io_manager")},
         backfill_policy=dg.BackfillPolicy.single_run(),
     )

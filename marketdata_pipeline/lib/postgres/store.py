@@ -1,0 +1,263 @@
+"""The candle store: every SQL statement that reads or writes the candle tables.
+
+A write replaces exactly one slice, (window x symbols), in one transaction: take a per-table
+advisory lock (so concurrent runs on overlapping slices serialise instead of both inserting),
+delete the slice, bulk-load the new rows with `COPY ... FROM STDIN` (CSV rendered by polars in
+Rust, never row-by-row INSERTs), quarantine rejects, record each symbol's status, commit. A crash
+anywhere before the commit leaves the previous rows intact; a rerun is idempotent; other
+symbols' rows on the same days are never touched.
+
+The symbol table has its own module (`tracked_symbols.py`); the schema its own (`ddl.py`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import polars as pl
+import psycopg
+from psycopg import sql
+
+from marketdata_pipeline.lib.candles.batch import CandleBatch
+from marketdata_pipeline.lib.candles.schema import (
+    CANDLE_COLUMNS,
+    CANDLE_SCHEMA,
+    REJECTED_SCHEMA,
+)
+from marketdata_pipeline.lib.candles.window import CandleWindow
+from marketdata_pipeline.lib.postgres.ddl import CANDLE_TABLES, SCHEMA, candle_table_ddl
+from marketdata_pipeline.lib.postgres.tracked_symbols import record_failures, record_success
+
+#: Rows rendered to CSV per COPY chunk: bounds the extra memory of a large write.
+COPY_CHUNK_ROWS = 100_000
+
+
+def _csv_chunks(frame: pl.DataFrame, columns: Sequence[str]) -> Iterator[bytes]:
+    selected = frame.select(columns)
+    for offset in range(0, selected.height, COPY_CHUNK_ROWS):
+        buffer = io.BytesIO()
+        selected.slice(offset, COPY_CHUNK_ROWS).write_csv(buffer, include_header=False)
+        yield buffer.getvalue()
+
+
+def copy_frame(
+    conn: psycopg.Connection, table: sql.Composable, frame: pl.DataFrame, columns: Sequence[str]
+) -> int:
+    """Bulk-load `frame[columns]` into `table` with COPY (CSV); return the rows sent."""
+    if frame.height == 0:
+        return 0
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+        table, sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    )
+    # Render chunk n+1 (polars, in Rust, without the GIL) on another core while Postgres parses
+    # chunk n: the rendering then hides behind the server's own work instead of adding to it.
+    # At most two chunks exist at once, so memory stays bounded (docs/benchmarks.md).
+    chunks = _csv_chunks(frame, columns)
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="copy-render") as render,
+        conn.cursor() as cur,
+        cur.copy(statement) as copy,
+    ):
+        pending = render.submit(next, chunks, None)
+        while (chunk := pending.result()) is not None:
+            pending = render.submit(next, chunks, None)
+            copy.write(chunk)
+    return frame.height
+
+
+def table_lock_key(table: str) -> sql.Composed:
+    """SQL for a stable advisory-lock key per table (hashtext is the same in every process)."""
+    return sql.SQL("SELECT pg_advisory_xact_lock(hashtext({}))").format(sql.Literal(table))
+
+
+def write_slice(
+    conn: psycopg.Connection,
+    *,
+    table: str,
+    candles: pl.DataFrame,
+    start: dt.date,
+    end_exclusive: dt.date,
+    symbols: Sequence[str],
+    rejected: pl.DataFrame | None = None,
+    on_commit_ready: Callable[[psycopg.Connection], None] | None = None,
+) -> dict[str, int]:
+    """Replace (start <= day < end_exclusive) x symbols of `table` with `candles`, atomically.
+
+    Runs in one transaction on `conn`; returns counts of rows deleted and inserted.
+    """
+    target = sql.Identifier(SCHEMA, table)
+    symbols = sorted(set(symbols))
+    outside = candles.filter(
+        (pl.col("day") < start)
+        | (pl.col("day") >= end_exclusive)
+        | ~pl.col("symbol").is_in(symbols)
+    )
+    if outside.height:
+        example = outside.select("symbol", "day").row(0)
+        raise ValueError(
+            f"refusing to write {outside.height} rows outside the slice being replaced "
+            f"({start}..{end_exclusive} exclusive, {len(symbols)} symbols), e.g. {example}"
+        )
+    with conn.transaction():
+        conn.execute(candle_table_ddl(table))
+        conn.execute(table_lock_key(f"{SCHEMA}.{table}"))
+        deleted = conn.execute(
+            sql.SQL("DELETE FROM {} WHERE day >= %s AND day < %s AND symbol = ANY(%s)").format(
+                target
+            ),
+            (start, end_exclusive, symbols),
+        ).rowcount
+        inserted = copy_frame(conn, target, candles, CANDLE_COLUMNS)
+        quarantined = 0
+        if rejected is not None:
+            conn.execute(
+                "DELETE FROM marketdata.rejected_candles WHERE asset = %s AND symbol = ANY(%s)"
+                " AND day >= %s AND day < %s",
+                (table, symbols, start, end_exclusive),
+            )
+            quarantined = copy_frame(
+                conn,
+                sql.Identifier(SCHEMA, "rejected_candles"),
+                rejected.filter(pl.col("symbol").is_in(symbols)),
+                tuple(REJECTED_SCHEMA),
+            )
+        if on_commit_ready is not None:
+            on_commit_ready(conn)
+    return {"deleted": deleted, "inserted": inserted, "quarantined": quarantined}
+
+
+def read_slice(
+    conn: psycopg.Connection,
+    *,
+    table: str,
+    start: dt.date | None = None,
+    end_exclusive: dt.date | None = None,
+    symbols: Sequence[str] | None = None,
+) -> pl.DataFrame:
+    """Read rows of `table` as a polars frame (COPY TO STDOUT, parsed by polars)."""
+    # COPY takes no bind parameters: values are composed as literals, quoted by psycopg.
+    conditions: list[sql.Composable] = [sql.SQL("true")]
+    if start is not None:
+        conditions.append(sql.SQL("day >= {}").format(sql.Literal(start)))
+    if end_exclusive is not None:
+        conditions.append(sql.SQL("day < {}").format(sql.Literal(end_exclusive)))
+    if symbols is not None:
+        conditions.append(sql.SQL("symbol = ANY({})").format(sql.Literal(list(symbols))))
+    query = sql.SQL(
+        "COPY (SELECT {cols} FROM {table} WHERE {where} ORDER BY symbol, day) TO STDOUT "
+        "(FORMAT csv)"
+    ).format(
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in CANDLE_COLUMNS),
+        table=sql.Identifier(SCHEMA, table),
+        where=sql.SQL(" AND ").join(conditions),
+    )
+    buffer = io.BytesIO()
+    with conn.cursor() as cur, cur.copy(query) as copy:
+        for block in copy:
+            buffer.write(block)
+    if buffer.tell() == 0:
+        return pl.DataFrame(schema=CANDLE_SCHEMA)
+    buffer.seek(0)
+    # Postgres renders timestamptz in the session zone with an offset; polars reads the
+    # offset and converts to UTC.
+    raw = pl.read_csv(
+        buffer,
+        has_header=False,
+        new_columns=list(CANDLE_COLUMNS),
+        schema_overrides={
+            **{
+                k: v
+                for k, v in CANDLE_SCHEMA.items()
+                if k not in ("ts", "fetched_at", "adjusted", "provisional")
+            },
+            "ts": pl.String,
+            "fetched_at": pl.String,
+            "adjusted": pl.String,
+            "provisional": pl.String,
+        },
+        infer_schema=False,
+    )
+    return (
+        raw.with_columns(
+            pl.col("ts", "fetched_at").str.to_datetime(
+                "%Y-%m-%d %H:%M:%S%.f%#z", time_unit="us", time_zone="UTC"
+            ),
+            pl.col("adjusted", "provisional") == "t",
+        )
+        .select(list(CANDLE_COLUMNS))
+        .cast(CANDLE_SCHEMA)
+    )
+
+
+def write_batch(conn: psycopg.Connection, table: str, batch: CandleBatch) -> dict[str, int]:
+    """Replace `batch.window` x `batch.symbols` of `table` with the batch's rows, quarantine its
+    rejects, and record every symbol's status (ok or the failure), all in one transaction."""
+
+    def record_status(tx: psycopg.Connection) -> None:
+        if batch.symbols:
+            record_success(tx, batch.asset_class, list(batch.symbols), batch.window.last)
+        if batch.failures:
+            record_failures(tx, batch.asset_class, batch.failures)
+
+    return write_slice(
+        conn,
+        table=table,
+        candles=batch.candles,
+        start=batch.window.first,
+        end_exclusive=batch.window.end_exclusive,
+        symbols=batch.symbols,
+        rejected=batch.rejected,
+        on_commit_ready=record_status,
+    )
+
+
+def stored_counts(
+    conn: psycopg.Connection, table: str, window: CandleWindow, symbols: Sequence[str]
+) -> dict[str, int]:
+    """Rows stored per symbol of `symbols` in `window` (symbols with none are absent)."""
+    if not symbols:
+        return {}
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT symbol, count(*) FROM {} WHERE day BETWEEN %s AND %s"
+            " AND symbol = ANY(%s) GROUP BY symbol"
+        ).format(sql.Identifier(SCHEMA, table)),
+        (window.first, window.last, list(symbols)),
+    ).fetchall()
+    return {symbol: count for symbol, count in rows}
+
+
+def table_row_count(conn: psycopg.Connection, table: str) -> int:
+    """Rows in the whole table (what the UI shows beside a run's slice)."""
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(SCHEMA, table)))
+    return int(row.fetchone()[0])
+
+
+@dataclass(frozen=True)
+class SymbolSummary:
+    """What one symbol has stored in a window."""
+
+    symbol: str
+    rows: int
+    first: dt.date
+    last: dt.date
+
+
+def window_summary(
+    conn: psycopg.Connection, table: str, window: CandleWindow
+) -> list[SymbolSummary]:
+    """Rows per symbol stored in `window`, with their first and last day."""
+    if table not in CANDLE_TABLES:
+        raise ValueError(f"{table!r} is not a candle table ({', '.join(CANDLE_TABLES)})")
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT symbol, count(*), min(day), max(day) FROM {} WHERE day BETWEEN %s AND %s"
+            " GROUP BY symbol ORDER BY symbol"
+        ).format(sql.Identifier(SCHEMA, table)),
+        (window.first, window.last),
+    ).fetchall()
+    return [SymbolSummary(*row) for row in rows]
