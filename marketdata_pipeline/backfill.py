@@ -12,25 +12,45 @@ import datetime as dt
 from dataclasses import dataclass
 
 from marketdata_pipeline.lib.calendar import last_complete_day
+from marketdata_pipeline.lib.candles.schema import (
+    CANDLE_ASSET_BY_CLASS,
+    CANDLE_ASSET_NAMES,
+    candle_run_config,
+)
+from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.errors import InputError
-from marketdata_pipeline.lib.postgres.ddl import CANDLE_TABLES
-from marketdata_pipeline.lib.settings import parse_date
+from marketdata_pipeline.lib.settings import Settings, parse_date
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol, parse_symbol
+
+#: Trigger tag of runs started by `marketdata backfill`.
+CLI_TRIGGER = "cli-backfill"
 
 
 @dataclass(frozen=True)
 class BackfillRequest:
-    """A validated backfill: inclusive dates, the assets, and optional explicit symbols."""
+    """A validated backfill: the window, the assets, and optional explicit symbols."""
 
-    start: dt.date
-    end: dt.date
+    window: CandleWindow
     assets: tuple[str, ...]
     symbols: dict[str, list[str]] | None  # asset -> canonical symbols, None = tracked symbols
+
+    def run_config(self) -> dict:
+        """Dagster run config: INFO-level console progress, and explicit symbols if any."""
+        return candle_run_config(self.symbols, log_level="INFO")
+
+
+@dataclass(frozen=True)
+class BackfillOutcome:
+    """How the run ended, and what the store holds for its window afterwards."""
+
+    run_id: str
+    success: bool
+    failures: list[str]  # step failure messages
 
 
 def validate_range(
     start_text: str, end_text: str, *, first: dt.date, today: dt.date | None = None
-) -> tuple[dt.date, dt.date]:
+) -> CandleWindow:
     """Parse and check an inclusive date range against the partitions that exist."""
     start = parse_date(start_text, "--start")
     end = parse_date(end_text, "--end")
@@ -45,7 +65,7 @@ def validate_range(
         raise InputError(
             f"--end {end} is after the last complete day {last} (today's bars are not final)"
         )
-    return start, end
+    return CandleWindow(start, end)
 
 
 def check_plausible(raw: list[str] | tuple[str, ...]) -> None:
@@ -73,7 +93,7 @@ def resolve_request_symbols(
         upper = text.strip().upper()
         cls = AssetClass.CRYPTO if upper.startswith("X:") else tracked.get(upper)
         sym: Symbol = parse_symbol(text, cls)
-        asset = f"{sym.asset_class.value}_daily_candles"
+        asset = CANDLE_ASSET_BY_CLASS[sym.asset_class]
         if asset not in by_asset:
             raise InputError(
                 f"symbol {text!r} is {sym.asset_class}, but --asset only selects "
@@ -84,38 +104,48 @@ def resolve_request_symbols(
     return {a: s for a, s in by_asset.items() if s}
 
 
-def run_config_for(request: BackfillRequest) -> dict:
-    """Dagster run config: INFO-level console progress, and explicit symbols if any."""
-    config: dict = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-    if request.symbols:
-        config["ops"] = {a: {"config": {"symbols": s}} for a, s in request.symbols.items()}
-    return config
+def run_backfill(settings: Settings, request: BackfillRequest) -> BackfillOutcome:
+    """Run the request as one Dagster run on the `DAGSTER_HOME` instance, in this process."""
+    import dagster as dg
+
+    from marketdata_pipeline.defs.build import build_defs
+    from marketdata_pipeline.defs.candles.jobs import CANDLES_JOB
+
+    job = build_defs(settings).resolve_job_def(CANDLES_JOB)
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            run_config=request.run_config(),
+            instance=instance,
+            tags={**request.window.run_tags(), "marketdata/trigger": CLI_TRIGGER},
+            asset_selection=[dg.AssetKey(a) for a in request.assets],
+            raise_on_error=False,
+        )
+    failures = [
+        f"step {event.step_key} failed: {event.step_failure_data.error.message.strip()}"
+        for event in result.all_events
+        if event.is_step_failure
+        and event.step_failure_data
+        and event.step_failure_data.error is not None
+    ]
+    return BackfillOutcome(result.run_id, result.success, failures)
 
 
-def summarise(
-    database_url: str, start: dt.date, end: dt.date, assets: tuple[str, ...]
-) -> list[str]:
-    """Lines describing rows per symbol and their day range for the window."""
-    # Imported here: the database module pulls in Dagster, which validating a range (and
-    # refusing a bad one at once) does not need.
+def summary_lines(database_url: str, window: CandleWindow, assets: tuple[str, ...]) -> list[str]:
+    """Rows per symbol and their day range for the window, then the failed symbols."""
+    # Imported here: the store pulls in psycopg, which refusing a bad range does not need.
     from marketdata_pipeline.lib.postgres.database import connect
+    from marketdata_pipeline.lib.postgres.store import window_summary
+    from marketdata_pipeline.lib.postgres.tracked_symbols import failed_symbols
 
     lines = []
     with connect(database_url) as conn:
         for table in assets:
-            if table not in CANDLE_TABLES:
-                continue
-            rows = conn.execute(
-                f"SELECT symbol, count(*), min(day), max(day) FROM marketdata.{table}"
-                " WHERE day BETWEEN %s AND %s GROUP BY symbol ORDER BY symbol",
-                (start, end),
-            ).fetchall()
-            lines.append(f"marketdata.{table}: {sum(r[1] for r in rows)} rows in {start}..{end}")
-            lines.extend(f"  {s:<10} {n:>6} rows  {lo} .. {hi}" for s, n, lo, hi in rows)
-        failed = conn.execute(
-            "SELECT symbol, asset_class, last_error FROM marketdata.tracked_symbols"
-            " WHERE active AND status = 'error' ORDER BY asset_class, symbol"
-        ).fetchall()
-    for symbol, cls, error in failed:
-        lines.append(f"  FAILED {symbol} ({cls}): {error}")
+            rows = window_summary(conn, table, window)
+            lines.append(f"marketdata.{table}: {sum(r.rows for r in rows)} rows in {window}")
+            lines.extend(f"  {r.symbol:<10} {r.rows:>6} rows  {r.first} .. {r.last}" for r in rows)
+        failed = failed_symbols(conn)
+    lines.extend(f"  FAILED {symbol} ({cls}): {error}" for symbol, cls, error in failed)
     return lines
+
+
+ALL_ASSETS = CANDLE_ASSET_NAMES

@@ -1,26 +1,33 @@
-"""Process set-up shared by the command line and the make targets.
+"""Process set-up shared by the command line and the make targets (the edge).
 
-Resolves the candle-store database (starting the embedded server when no URL is configured),
-prepares a Dagster home whose instance keeps runs and events on Postgres (dagster-postgres), and
-exports the environment the Dagster processes read (`MARKETDATA_DATABASE_URL`,
-`MARKETDATA_DAGSTER_STORAGE_URL`, `DAGSTER_HOME`).
+Reads the settings once, resolves the candle-store database (starting the embedded server when no
+URL is configured), prepares a Dagster home whose instance keeps runs and events on Postgres
+(dagster-postgres), and, when no API key is set, starts the local simulator and says so. The
+environment the Dagster processes read (`MARKETDATA_DATABASE_URL`,
+`MARKETDATA_DAGSTER_STORAGE_URL`, `DAGSTER_HOME`) is exported here and nowhere below.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from marketdata_pipeline.lib.errors import ConfigError
 from marketdata_pipeline.lib.postgres.database import ensure_schema
 from marketdata_pipeline.lib.postgres.embedded import ensure_embedded, sqlalchemy_url
-from marketdata_pipeline.lib.settings import Settings, load_settings
+from marketdata_pipeline.lib.settings import PROJECT_ROOT, Settings, load_settings
 
 #: The repository's instance configuration (copied into a default DAGSTER_HOME).
-REPO_ROOT = Path(__file__).resolve().parent.parent
-INSTANCE_TEMPLATE = REPO_ROOT / "dagster.yaml"
-WORKSPACE_FILE = REPO_ROOT / "workspace.yaml"
+INSTANCE_TEMPLATE = PROJECT_ROOT / "dagster.yaml"
+WORKSPACE_FILE = PROJECT_ROOT / "workspace.yaml"
+#: The simulator has no quota, so runs on it do not wait on the free tier's 5/minute.
+SIMULATOR_REQUESTS_PER_MINUTE = 600
 
 
 @dataclass(frozen=True)
@@ -33,19 +40,23 @@ class Runtime:
     dagster_home: Path
 
 
-def prepare(*, with_dagster_home: bool = True) -> Runtime:
+def prepare(settings: Settings | None = None, *, with_dagster_home: bool = True) -> Runtime:
     """Resolve the database and Dagster home, export their variables, migrate the schema."""
-    settings = load_settings()
+    settings = settings or load_settings()
     if settings.database_url:
         database_url = settings.database_url
         storage_url = os.environ.get("MARKETDATA_DAGSTER_STORAGE_URL") or sqlalchemy_url(
             database_url
         )
     else:
+        if not (settings.home / "pgdata").exists():
+            # A new store is only ever made where the settings say, and it says so.
+            print(f"creating the candle store under {settings.home}", file=sys.stderr)
         urls = ensure_embedded(settings.home / "pgdata")
         database_url = urls["candles"]
         storage_url = os.environ.get("MARKETDATA_DAGSTER_STORAGE_URL") or urls["dagster"]
         os.environ["MARKETDATA_DATABASE_URL"] = database_url
+        settings = dataclasses.replace(settings, database_url=database_url)
     os.environ["MARKETDATA_DAGSTER_STORAGE_URL"] = storage_url
     ensure_schema(database_url)
     home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home).resolve()
@@ -57,4 +68,50 @@ def prepare(*, with_dagster_home: bool = True) -> Runtime:
         if not target.exists() or "DAGSTER_HOME" not in os.environ:
             shutil.copyfile(INSTANCE_TEMPLATE, target)
         os.environ["DAGSTER_HOME"] = str(home)
-    return Runtime(load_settings(), database_url, storage_url, home)
+    return Runtime(settings, database_url, storage_url, home)
+
+
+@contextmanager
+def simulator_if_no_key(settings: Settings) -> Iterator[Settings]:
+    """`settings` unchanged when an API key is set; otherwise the settings of a local simulator
+    started for the duration (loudly: its data is not market data).
+
+    A base URL without a key is a configuration mistake, not a wish for the simulator.
+    """
+    if settings.api_key:
+        yield settings
+        return
+    if settings.base_url_configured:
+        raise ConfigError(
+            f"no Polygon API key for POLYGON_BASE_URL {settings.base_url}: set POLYGON_API_KEY "
+            "(or MASSIVE_API_KEY), or unset POLYGON_BASE_URL to use the local simulator"
+        )
+    from polygon_simulator.server import SimulatorServer
+
+    with SimulatorServer() as server:
+        print(
+            f"POLYGON_API_KEY is not set: using the local SIMULATOR at {server.base_url} "
+            "(simulated prices, not market data; rows are stored with source 'simulator')",
+            file=sys.stderr,
+            flush=True,
+        )
+        yield dataclasses.replace(
+            settings,
+            api_key=server.api_key,
+            base_url=server.base_url,
+            requests_per_minute=max(settings.requests_per_minute, SIMULATOR_REQUESTS_PER_MINUTE),
+            simulated=True,
+        )
+
+
+def child_environment(settings: Settings) -> dict[str, str]:
+    """The environment for Dagster processes started by the command line (`make dev`)."""
+    env = dict(os.environ)
+    if settings.simulated:
+        env.update(
+            POLYGON_API_KEY=settings.api_key or "",
+            POLYGON_BASE_URL=settings.base_url,
+            POLYGON_REQUESTS_PER_MINUTE=str(settings.requests_per_minute),
+            MARKETDATA_SIMULATED="1",
+        )
+    return env

@@ -114,7 +114,7 @@ def test_implausible_symbols_are_refused_and_nothing_is_written(cli, database_ur
 
 def test_unknown_asset_class_is_refused(cli, database_url):
     code, _, err = cli("symbols", "add", "AAPL", "--asset-class", "bond")
-    assert code == 2 and "invalid choice: 'bond'" in err
+    assert code == 2 and "'bond' is not one of 'stock', 'crypto'" in err
     assert tracked(database_url) == []
 
 

@@ -34,6 +34,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         requests_per_minute=settings.requests_per_minute,
         # The budget is shared through the candle store by every process using the key.
         database=database,
+        source="simulator" if settings.simulated else "polygon",
     )
     return {
         "polygon": polygon,

@@ -9,6 +9,7 @@
 | MARKETDATA_START_DATE | first daily partition | 2020-01-01 |
 | MARKETDATA_HOME | where the embedded Postgres and Dagster home live | <project>/.marketdata |
 | MARKETDATA_REVISION_SESSIONS | trailing NYSE sessions the daily schedule re-fetches | 5 |
+| MARKETDATA_SIMULATED | set to 1 by the command line when the API is its local simulator | unset |
 
 This module is the edge: `load_settings()` is the one place that reads the environment. The code
 location (`definitions.py`) and the command line call it once and pass the `Settings` down;
@@ -127,6 +128,10 @@ class Settings:
     start_date: dt.date
     home: Path
     revision_sessions: int = DEFAULT_REVISION_SESSIONS
+    # POLYGON_BASE_URL was set explicitly (then a missing key is an error, not the simulator).
+    base_url_configured: bool = False
+    # The API is the local simulator (its rows are stored with source 'simulator').
+    simulated: bool = False
 
     @property
     def dagster_home(self) -> Path:
@@ -166,4 +171,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         start_date=start,
         home=Path(env.get("MARKETDATA_HOME") or default_home()).resolve(),
         revision_sessions=int(sessions),
+        base_url_configured=bool(env.get("POLYGON_BASE_URL", "").strip()),
+        simulated=env.get("MARKETDATA_SIMULATED", "").strip() == "1",
     )

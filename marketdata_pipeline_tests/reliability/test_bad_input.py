@@ -21,6 +21,7 @@ import pytest
 from psycopg import sql
 
 from marketdata_pipeline.backfill import validate_range
+from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.calendar import last_complete_day
 from marketdata_pipeline.lib.errors import ConfigError, InputError
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
@@ -105,7 +106,7 @@ def test_bad_date_range_is_refused(start, end, expected):
 
 
 def test_edges_of_the_allowed_range_are_accepted():
-    assert validate_range("2020-01-01", "2024-06-14", first=FIRST, today=TODAY) == (
+    assert validate_range("2020-01-01", "2024-06-14", first=FIRST, today=TODAY) == CandleWindow(
         FIRST,
         dt.date(2024, 6, 14),
     )
@@ -295,9 +296,9 @@ CLI_CASES = {
         3,
         "cannot connect to Postgres at postgresql://user:***@127.0.0.1:1/db",
     ),
-    "missing API key, no simulator": (
+    "missing API key for a configured API": (
         ["backfill", "--start", "2024-01-02", "--end", "2024-01-03"],
-        {"POLYGON_API_KEY": None},
+        {"POLYGON_API_KEY": None, "POLYGON_BASE_URL": "https://api.massive.com"},
         3,
         "no Polygon API key",
     ),

@@ -206,7 +206,7 @@ def test_postgres_stopped_mid_copy_keeps_the_previous_rows_and_a_rerun_is_exact(
     assert 0 < copied[0] < new.height, "the stop must land during the COPY"
     assert "the database connection was lost" in str(error)
     first, last = _big_write.WINDOW
-    window = f"{first}..{last + dt.timedelta(days=1)} (exclusive) for {n_symbols} symbols"
+    window = f"{first}..{last} for {n_symbols} symbols"
     assert f"marketdata.crypto_daily_candles {window}" in str(error)
     assert "previous rows" in str(error)
 

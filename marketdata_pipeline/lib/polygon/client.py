@@ -144,10 +144,13 @@ class PolygonClient:
         max_connections: int = 32,
         adjusted: bool = True,
         page_limit: int = MAX_LIMIT,
+        source: str = "polygon",
     ) -> None:
         if not api_key:
             raise PolygonAuthError("no Polygon API key configured (set POLYGON_API_KEY)")
         self._api_key = api_key
+        # Provenance of every row: "polygon" for the vendor, "simulator" for the local one.
+        self.source = source
         self.base_url = base_url.rstrip("/")
         self.budget = budget
         self.max_attempts = max_attempts
@@ -348,7 +351,7 @@ class PolygonClient:
                 adjusted=page.adjusted if page.adjusted is not None else self.adjusted,
                 provisional=page.provisional,
                 fetched_at=fetched_at,
-                source="polygon:range",
+                source=f"{self.source}:range",
             )
             for page in self.range_pages(symbol, start, end)
         ]
@@ -371,5 +374,5 @@ class PolygonClient:
             adjusted=page.adjusted if page.adjusted is not None else self.adjusted,
             provisional=page.provisional,
             fetched_at=fetched_at,
-            source="polygon:grouped",
+            source=f"{self.source}:grouped",
         )

@@ -86,6 +86,8 @@ class PolygonResource(dg.ConfigurableResource):
     max_pages: int = 100
     adjusted: bool = True
     page_limit: int = 50_000
+    # Stored as each row's provenance prefix ("simulator" when the API is the local one).
+    source: str = "polygon"
 
     _client: PolygonClient | None = PrivateAttr(default=None)
     _budget: RateBudget | None = PrivateAttr(default=None)
@@ -128,6 +130,7 @@ class PolygonResource(dg.ConfigurableResource):
                     max_connections=max(4, self.max_concurrent_requests),
                     adjusted=self.adjusted,
                     page_limit=self.page_limit,
+                    source=self.source,
                 )
             return self._client
 

@@ -180,3 +180,12 @@ def record_failures(
                 " last_attempt_at = now() WHERE asset_class = %s AND symbol = %s",
                 (message[:MAX_ERROR_LENGTH], asset_class.value, symbol),
             )
+
+
+def failed_symbols(conn: psycopg.Connection) -> list[tuple[str, str, str]]:
+    """(symbol, asset class, last error) of the active symbols whose last run failed."""
+    rows = conn.execute(
+        "SELECT symbol, asset_class, last_error FROM marketdata.tracked_symbols"
+        " WHERE active AND status = 'error' ORDER BY asset_class, symbol"
+    ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
