@@ -21,8 +21,8 @@ import pytest
 from psycopg import sql
 
 from marketdata_pipeline.backfill import validate_range
-from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.calendar import last_complete_day
+from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.errors import ConfigError, InputError
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.settings import load_settings
