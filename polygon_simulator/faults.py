@@ -69,7 +69,7 @@ CORRUPTIONS: dict[str, str] = {
     "nan_literal": "c becomes a bare NaN token: invalid JSON that Python's json reads as nan",
 }
 
-# Plausible default messages, from the real API where known (reference/polygon_api.md §2, §6).
+# Plausible default messages, taken from the real API's answers where known.
 RATE_LIMIT_MESSAGE = (
     "You've exceeded the maximum requests per minute, please wait or upgrade your subscription "
     "to continue."

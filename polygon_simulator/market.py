@@ -44,13 +44,13 @@ LAST_DAY = CALENDAR_LAST_DAY
 _STOCK_TICKER_RE = re.compile(r"^[A-Z][A-Za-z0-9.]{0,15}$")
 _CRYPTO_TICKER_RE = re.compile(r"^X:[A-Z0-9]{2,24}$")
 
-DEMO_STOCKS = (
+WELL_KNOWN_STOCKS = (
     "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "GOOG", "META", "TSLA", "JPM", "SPY",
     "BRK.A", "BRK.B", "QQQ", "IWM", "DIA", "V", "MA", "JNJ", "WMT", "XOM",
     "UNH", "PG", "HD", "KO", "PEP", "NFLX", "AMD", "INTC", "ORCL", "CSCO",
     "BAC", "DIS", "CVX", "ADBE", "CRM", "COST", "MCD", "NKE", "IBM", "GE",
 )  # fmt: skip
-DEMO_CRYPTO = (
+WELL_KNOWN_CRYPTO = (
     "X:BTCUSD", "X:ETHUSD", "X:SOLUSD", "X:ETHGBP", "X:DOGEUSD", "X:BTCEUR", "X:BTCGBP",
     "X:ETHEUR", "X:LTCUSD", "X:XRPUSD", "X:ADAUSD", "X:AVAXUSD", "X:LINKUSD", "X:DOTUSD",
     "X:ETHBTC", "X:SOLUSDT", "X:BTCUSDT", "X:ETHUSDT", "X:SHIBUSD", "X:MATICUSD",
@@ -454,8 +454,8 @@ def stock_universe(size: int = 2000) -> tuple[str, ...]:
 
     Deterministic: the same `size` always gives the same tickers in the same order.
     """
-    names = list(DEMO_STOCKS[:size])
-    seen = set(DEMO_STOCKS)
+    names = list(WELL_KNOWN_STOCKS[:size])
+    seen = set(WELL_KNOWN_STOCKS)
     index = 0
     while len(names) < size:
         name = _synthetic_name(index, 0x5707, 3, 5)
@@ -469,8 +469,8 @@ def stock_universe(size: int = 2000) -> tuple[str, ...]:
 @lru_cache(maxsize=8)
 def crypto_universe(size: int = 200) -> tuple[str, ...]:
     """The crypto pairs grouped daily serves: the demo pairs, then synthetic `X:` pairs."""
-    names = list(DEMO_CRYPTO[:size])
-    seen = set(DEMO_CRYPTO)
+    names = list(WELL_KNOWN_CRYPTO[:size])
+    seen = set(WELL_KNOWN_CRYPTO)
     index = 0
     while len(names) < size:
         base = _synthetic_name(index, 0xC0FFEE, 3, 5)

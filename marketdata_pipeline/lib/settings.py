@@ -1,4 +1,4 @@
-"""Settings read from the environment, validated, with the defaults of DESIGN.md section 3.
+"""Settings read from the environment, validated, with the documented defaults.
 
 | variable | meaning | default |
 |---|---|---|

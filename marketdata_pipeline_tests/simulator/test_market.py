@@ -196,7 +196,7 @@ def test_universes_are_fixed_unique_and_valid() -> None:
     )
     assert "BRK.A" in stocks
     assert all(market.is_valid_ticker(t) and not market.is_crypto(t) for t in stocks)
-    assert all(3 <= len(t) <= 5 for t in stocks[len(market.DEMO_STOCKS) :])
+    assert all(3 <= len(t) <= 5 for t in stocks[len(market.WELL_KNOWN_STOCKS) :])
     crypto = market.crypto_universe()
     assert len(crypto) == 200 == len(set(crypto))
     assert crypto[:5] == ("X:BTCUSD", "X:ETHUSD", "X:SOLUSD", "X:ETHGBP", "X:DOGEUSD")

@@ -45,7 +45,7 @@ REJECTED_SCHEMA: dict[str, pl.DataType] = {
     "reason": pl.String(),
 }
 
-#: Postgres column types for the candle tables (DESIGN.md storage contract).
+#: Postgres column types for the candle tables (the storage contract in docs/architecture.md).
 CANDLE_SQL_TYPES: dict[str, str] = {
     "symbol": "text NOT NULL",
     "day": "date NOT NULL",

@@ -1,6 +1,6 @@
 """Validation of fetched candles before anything is written.
 
-Two kinds of problems, two treatments (DESIGN.md section 2):
+Two kinds of problems, two treatments:
 
 - **Structural** problems mean the batch cannot be trusted as a whole: wrong columns or dtypes,
   nulls in required fields, non-finite prices, duplicate (symbol, day), rows outside the window or

@@ -2,7 +2,7 @@
 
 One `httpx.Client` (connection pool, keep-alive) serves a whole run and is shared by the worker
 threads. Every attempt first spends one unit of the request budget. What is retried and what is not
-follows the API's documented behaviour (reference/polygon_api.md section 6):
+follows the API's documented behaviour (see docs/api-keys.md):
 
 - 429, 499 and 5xx, timeouts, connection errors and truncated bodies are transient: retried with
   exponential backoff and jitter, honouring `Retry-After` when the server sends one, and never

@@ -9,7 +9,11 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_NAMES, CANDLE_SQL_TYPES
+from marketdata_pipeline.lib.candles.schema import (
+    CANDLE_ASSET_NAMES,
+    CANDLE_SQL_TYPES,
+    REJECTED_SCHEMA,
+)
 
 SCHEMA = "marketdata"
 CANDLE_TABLES = CANDLE_ASSET_NAMES
@@ -62,31 +66,74 @@ _MIGRATIONS: list[tuple[int, str]] = [
             ON marketdata.tracked_symbols
             FOR EACH ROW EXECUTE FUNCTION marketdata.tracked_symbols_touch();
 
-        CREATE TABLE IF NOT EXISTS marketdata.rejected_candles (
-            asset        text             NOT NULL,
-            symbol       text             NOT NULL,
-            day          date,
-            ts           timestamptz,
-            open         double precision,
-            high         double precision,
-            low          double precision,
-            close        double precision,
-            volume       double precision,
-            vwap         double precision,
-            transactions bigint,
-            adjusted     boolean,
-            provisional  boolean,
-            source       text,
-            fetched_at   timestamptz,
-            vendor_t     bigint,
-            reason       text             NOT NULL,
-            rejected_at  timestamptz      NOT NULL DEFAULT now()
-        );
         CREATE INDEX IF NOT EXISTS rejected_candles_slice
             ON marketdata.rejected_candles (asset, symbol, day);
         """,
     ),
 ]
+
+
+#: Column types of `marketdata.rejected_candles` beyond the candle columns it mirrors.
+_REJECTED_EXTRA_SQL_TYPES = {
+    "asset": "text NOT NULL",
+    "vendor_t": "bigint",
+    "reason": "text NOT NULL",
+    "rejected_at": "timestamptz NOT NULL DEFAULT now()",
+}
+
+
+def rejected_sql_types() -> dict[str, str]:
+    """Columns of `marketdata.rejected_candles`, derived from the candle schema.
+
+    A quarantined vendor row may be missing anything, so the mirrored candle columns carry
+    their types without NOT NULL or defaults.
+    """
+    mirrored = {
+        name: CANDLE_SQL_TYPES[name].split(" NOT NULL")[0].split(" DEFAULT")[0]
+        for name in REJECTED_SCHEMA
+        if name in CANDLE_SQL_TYPES
+    }
+    return {
+        "asset": _REJECTED_EXTRA_SQL_TYPES["asset"],
+        **mirrored,
+        **{k: v for k, v in _REJECTED_EXTRA_SQL_TYPES.items() if k != "asset"},
+    }
+
+
+def _create_table(table: str, columns: dict[str, str], extra: str = "") -> sql.Composed:
+    body = sql.SQL(",\n    ").join(
+        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(sqltype))
+        for name, sqltype in columns.items()
+    )
+    return sql.SQL("CREATE TABLE IF NOT EXISTS {schema}.{table} (\n    {body}{extra}\n)").format(
+        schema=sql.Identifier(SCHEMA),
+        table=sql.Identifier(table),
+        body=body,
+        extra=sql.SQL(extra),
+    )
+
+
+def _add_missing_columns(table: str, columns: dict[str, str]) -> list[sql.Composed]:
+    """ALTER statements that give an existing table the schema's newer (nullable) columns."""
+    return [
+        sql.SQL("ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS {} {}").format(
+            sql.Identifier(SCHEMA),
+            sql.Identifier(table),
+            sql.Identifier(name),
+            sql.SQL(sqltype),
+        )
+        for name, sqltype in columns.items()
+        if "NOT NULL" not in sqltype or "DEFAULT" in sqltype
+    ]
+
+
+def rejected_table_ddl() -> list[sql.Composed]:
+    """CREATE (and bring up to date) `marketdata.rejected_candles` from the candle schema."""
+    columns = rejected_sql_types()
+    return [
+        _create_table("rejected_candles", columns),
+        *_add_missing_columns("rejected_candles", columns),
+    ]
 
 
 def candle_table_ddl(table: str) -> sql.Composed:
@@ -115,6 +162,8 @@ def migrate(conn: psycopg.Connection) -> list[int]:
             " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         done = {r[0] for r in conn.execute("SELECT version FROM marketdata.schema_migrations")}
+        for statement in rejected_table_ddl():
+            conn.execute(statement)
         for version, statement in _MIGRATIONS:
             if version in done:
                 continue
@@ -125,4 +174,7 @@ def migrate(conn: psycopg.Connection) -> list[int]:
             applied.append(version)
         for table in CANDLE_TABLES:
             conn.execute(candle_table_ddl(table))
+            # Nullable columns added to the schema later reach existing tables by themselves.
+            for statement in _add_missing_columns(table, CANDLE_SQL_TYPES):
+                conn.execute(statement)
     return applied
