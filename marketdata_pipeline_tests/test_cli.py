@@ -197,3 +197,20 @@ def test_backfill_refuses_bad_dates_before_anything_runs(cli, sim, start, end, e
     assert expected in err
     assert "Traceback" not in err
     assert sim.stats()["requests"] == 0
+
+
+def test_backfill_without_a_key_uses_the_simulator_loudly_and_marks_its_rows(
+    cli, dagster_env, database_url, monkeypatch
+):
+    """No key and no POLYGON_BASE_URL: the local simulator serves the run, at a budget that
+    does not stall, and every row says it is simulated."""
+    for name in ("POLYGON_API_KEY", "POLYGON_BASE_URL", "POLYGON_REQUESTS_PER_MINUTE"):
+        monkeypatch.delenv(name, raising=False)
+    cli("symbols", "add", "AAPL")
+    code, out, err = cli("backfill", "--start", "2024-03-04", "--end", "2024-03-08")
+    assert code == 0, err
+    assert "using the local SIMULATOR" in err
+    assert "marketdata.stock_daily_candles: 5 rows in 2024-03-04..2024-03-08" in out
+    assert query(database_url, "SELECT DISTINCT source FROM marketdata.stock_daily_candles") == [
+        ("simulator:range",)
+    ]

@@ -70,6 +70,18 @@ _MIGRATIONS: list[tuple[int, str]] = [
             ON marketdata.rejected_candles (asset, symbol, day);
         """,
     ),
+    (
+        10,
+        """
+        -- What kind of data the store holds ('polygon' or 'simulator'), claimed by the first
+        -- write: a store never mixes simulated and real rows.
+        CREATE TABLE IF NOT EXISTS marketdata.store_info (
+            key    text        PRIMARY KEY,
+            value  text        NOT NULL,
+            set_at timestamptz NOT NULL DEFAULT now()
+        );
+        """,
+    ),
 ]
 
 

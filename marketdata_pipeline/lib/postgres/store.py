@@ -29,6 +29,7 @@ from marketdata_pipeline.lib.candles.schema import (
     REJECTED_SCHEMA,
 )
 from marketdata_pipeline.lib.candles.window import CandleWindow
+from marketdata_pipeline.lib.errors import MarketdataError
 from marketdata_pipeline.lib.postgres.ddl import CANDLE_TABLES, SCHEMA, candle_table_ddl
 from marketdata_pipeline.lib.postgres.tracked_symbols import record_failures, record_success
 
@@ -193,9 +194,48 @@ def read_slice(
     )
 
 
+class MixedSourcesError(MarketdataError):
+    """Simulated rows would land in a store of real ones, or the other way round."""
+
+    exit_code = 3
+
+
+def claim_source(conn: psycopg.Connection, family: str) -> None:
+    """Record that the store holds `family` data ('polygon' or 'simulator'), or refuse when it
+    already holds the other kind (call inside the write transaction)."""
+    conn.execute(
+        "INSERT INTO marketdata.store_info (key, value) VALUES ('source', %s)"
+        " ON CONFLICT (key) DO NOTHING",
+        (family,),
+    )
+    held = conn.execute("SELECT value FROM marketdata.store_info WHERE key = 'source'").fetchone()
+    if held and held[0] != family:
+        raise MixedSourcesError(
+            f"this store holds {held[0]} data and the run fetched {family} data: a store never "
+            "mixes simulated and real rows. Use another store for one of them (MARKETDATA_HOME "
+            "or MARKETDATA_DATABASE_URL), or empty this one first."
+        )
+
+
+def source_family(candles: pl.DataFrame) -> str | None:
+    """'polygon' or 'simulator' from the rows' provenance (`polygon:range` -> `polygon`)."""
+    if candles.height == 0:
+        return None
+    return str(candles.get_column("source")[0]).split(":", 1)[0]
+
+
 def write_batch(conn: psycopg.Connection, table: str, batch: CandleBatch) -> dict[str, int]:
     """Replace `batch.window` x `batch.symbols` of `table` with the batch's rows, quarantine its
     rejects, and record every symbol's status (ok or the failure), all in one transaction."""
+    family = source_family(batch.candles)
+    if family is not None:
+        with conn.transaction():
+            claim_source(conn, family)
+            return _write_batch(conn, table, batch)
+    return _write_batch(conn, table, batch)
+
+
+def _write_batch(conn: psycopg.Connection, table: str, batch: CandleBatch) -> dict[str, int]:
 
     def record_status(tx: psycopg.Connection) -> None:
         if batch.symbols:

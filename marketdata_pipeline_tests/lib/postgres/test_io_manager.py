@@ -172,3 +172,25 @@ def test_io_manager_loads_the_downstream_window_back_as_polars(database, databas
         dt.date(2024, 1, 3),
         dt.date(2024, 1, 4),
     ]
+
+
+def test_a_store_never_mixes_simulated_and_real_rows(database_url):
+    """The first write claims the store for its source; the other kind is refused, unwritten."""
+    from marketdata_pipeline.lib.postgres.store import MixedSourcesError, write_batch
+
+    window = CandleWindow(dt.date(2024, 1, 1), dt.date(2024, 1, 5))
+    simulated = candles(["BTCUSD"], window.first, 5).with_columns(
+        pl.lit("simulator:range").alias("source")
+    )
+    real = candles(["ETHUSD"], window.first, 5)
+    with psycopg.connect(database_url) as conn:
+        write_batch(conn, TABLE, CandleBatch(AssetClass.CRYPTO, window, ("BTCUSD",), simulated))
+        with pytest.raises(MixedSourcesError, match="holds simulator data and the run fetched"):
+            write_batch(conn, TABLE, CandleBatch(AssetClass.CRYPTO, window, ("ETHUSD",), real))
+        # More simulated rows are fine.
+        write_batch(conn, TABLE, CandleBatch(AssetClass.CRYPTO, window, ("BTCUSD",), simulated))
+    stored = read_table(database_url, TABLE)
+    assert stored.get_column("symbol").unique().to_list() == ["BTCUSD"]
+    assert query(database_url, "SELECT value FROM marketdata.store_info WHERE key='source'") == [
+        ("simulator",)
+    ]
