@@ -1,8 +1,8 @@
 """Shared fixtures: a throwaway real Postgres, the real simulator over HTTP, wired resources.
 
-The suite never touches the user's environment: the variables below are fixed before any
-project module is imported (partitions read MARKETDATA_START_DATE at import), and the embedded
-database home points at a temporary directory.
+The suite never touches the user's environment: the variables below are fixed when this file
+loads, before any test module builds the code location from them (importing project modules
+reads nothing), and the embedded database home points at a temporary directory.
 """
 
 from __future__ import annotations
@@ -14,6 +14,17 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
+import pytest
+from psycopg import sql
+
+from marketdata_pipeline.lib.polygon.resource import PolygonResource
+from marketdata_pipeline.lib.postgres.database import PostgresDatabase
+from marketdata_pipeline.lib.postgres.ddl import migrate
+from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
+from marketdata_pipeline_tests.resources import TEST_API_KEY, make_polygon
+from polygon_simulator.server import SimulatorServer
+
 for _var in (
     "POLYGON_API_KEY",
     "MASSIVE_API_KEY",
@@ -22,6 +33,7 @@ for _var in (
     "MARKETDATA_DATABASE_URL",
     "MARKETDATA_DAGSTER_STORAGE_URL",
     "DAGSTER_HOME",
+    "MARKETDATA_SIMULATED",
 ):
     os.environ.pop(_var, None)
 # A recent start keeps history backfills small: Dagster records one materialisation (and one
@@ -29,18 +41,6 @@ for _var in (
 os.environ["MARKETDATA_START_DATE"] = "2024-01-01"
 os.environ["MARKETDATA_HOME"] = tempfile.mkdtemp(prefix="md-test-home-")
 
-import psycopg  # noqa: E402
-import pytest  # noqa: E402
-from psycopg import sql  # noqa: E402
-
-from marketdata_pipeline.lib.polygon.resource import PolygonResource  # noqa: E402
-from marketdata_pipeline.lib.postgres.database import PostgresDatabase  # noqa: E402
-from marketdata_pipeline.lib.postgres.ddl import migrate  # noqa: E402
-from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager  # noqa: E402
-from polygon_simulator.server import SimulatorServer  # noqa: E402
-
-#: A distinctive key: tests grep logs, events and errors for it.
-TEST_API_KEY = "sk-test-9f3c2d1e-NEVER-LOG-ME"
 TEMPLATE_DB = "md_template"
 
 
@@ -113,21 +113,6 @@ def sim(simulator_server: SimulatorServer) -> Iterator[SimulatorServer]:
     simulator_server.reset(reset_config=True)
     yield simulator_server
     simulator_server.reset(reset_config=True)
-
-
-def make_polygon(sim: SimulatorServer, **overrides) -> PolygonResource:
-    """A PolygonResource on the simulator with fast retries (tests must not sleep long)."""
-    config = dict(
-        api_key=sim.api_key,
-        base_url=sim.base_url,
-        requests_per_minute=60_000,
-        backoff_initial_seconds=0.01,
-        backoff_max_seconds=0.1,
-        max_attempts=4,
-        timeout_seconds=5.0,
-    )
-    config.update(overrides)
-    return PolygonResource(**config)
 
 
 @pytest.fixture

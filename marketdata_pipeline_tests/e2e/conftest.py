@@ -32,7 +32,7 @@ import pytest
 from psycopg import sql
 
 from marketdata_pipeline.lib.postgres.embedded import sqlalchemy_url
-from marketdata_pipeline_tests.conftest import TEST_API_KEY
+from marketdata_pipeline_tests.resources import TEST_API_KEY
 from polygon_simulator.server import SimulatorServer
 
 REPO = Path(__file__).resolve().parents[2]

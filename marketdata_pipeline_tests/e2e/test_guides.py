@@ -27,7 +27,6 @@ from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.ddl import migrate
 from marketdata_pipeline.lib.postgres.embedded import sqlalchemy_url
 from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
-from marketdata_pipeline_tests.conftest import make_polygon
 from marketdata_pipeline_tests.e2e.conftest import (
     BIN,
     CODE_SERVER_COMMAND,
@@ -41,6 +40,7 @@ from marketdata_pipeline_tests.e2e.conftest import (
     fresh_database,
 )
 from marketdata_pipeline_tests.helpers import materialise, query, stock_daily_candles
+from marketdata_pipeline_tests.resources import make_polygon
 
 DOCS = REPO / "docs"
 GUIDES = ("architecture.md", "api-keys.md", "crypto-symbols.md", "deployment.md", "operations.md")

@@ -23,7 +23,6 @@ from marketdata_pipeline.lib.candles.schema import CANDLE_COLUMNS
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager, write_slice
 from marketdata_pipeline.lib.symbols import parse_symbol
-from marketdata_pipeline_tests.conftest import TEST_API_KEY, make_polygon
 from marketdata_pipeline_tests.helpers import (
     check_evaluations,
     materialise,
@@ -31,6 +30,7 @@ from marketdata_pipeline_tests.helpers import (
     stock_daily_candles,
 )
 from marketdata_pipeline_tests.reliability.conftest import symbol_status, track
+from marketdata_pipeline_tests.resources import TEST_API_KEY, make_polygon
 
 START, END = dt.date(2024, 3, 4), dt.date(2024, 3, 8)  # Monday..Friday: five sessions
 WINDOW = f"{START}..{END}"

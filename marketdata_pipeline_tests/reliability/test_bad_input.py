@@ -27,7 +27,6 @@ from marketdata_pipeline.lib.errors import ConfigError, InputError
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.settings import load_settings
 from marketdata_pipeline.lib.symbols import parse_symbol
-from marketdata_pipeline_tests.conftest import make_polygon
 from marketdata_pipeline_tests.helpers import (
     check_evaluations,
     materialise,
@@ -43,6 +42,7 @@ from marketdata_pipeline_tests.reliability.conftest import (
     symbol_status,
     track,
 )
+from marketdata_pipeline_tests.resources import make_polygon
 
 HUGE = "A" * 100_000
 

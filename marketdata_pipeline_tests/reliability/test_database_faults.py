@@ -32,10 +32,10 @@ from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.ddl import migrate
 from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager, write_slice
 from marketdata_pipeline.lib.symbols import parse_symbol
-from marketdata_pipeline_tests.conftest import make_polygon
 from marketdata_pipeline_tests.helpers import materialise, read_table, stock_daily_candles
 from marketdata_pipeline_tests.reliability import _big_write
 from marketdata_pipeline_tests.reliability.conftest import REPO, symbol_status, track
+from marketdata_pipeline_tests.resources import make_polygon
 
 SYMBOLS = ["AAPL", "MSFT"]
 WEEK1 = (dt.date(2024, 3, 4), dt.date(2024, 3, 8))

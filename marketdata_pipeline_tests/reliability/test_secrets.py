@@ -21,9 +21,9 @@ from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
 from marketdata_pipeline.lib.settings import load_settings, redact_url
-from marketdata_pipeline_tests.conftest import TEST_API_KEY
 from marketdata_pipeline_tests.helpers import CANDLE_ASSETS, materialise, stock_daily_candles
 from marketdata_pipeline_tests.reliability.conftest import cli_env, run_cli, symbol_status, track
+from marketdata_pipeline_tests.resources import TEST_API_KEY
 
 DAY = dt.date(2024, 3, 4)
 WEEK = (dt.date(2024, 3, 4), dt.date(2024, 3, 8))  # range plan: one request per symbol

@@ -13,7 +13,7 @@ from marketdata_pipeline.lib.polygon.errors import (
     PolygonUnavailableError,
 )
 from marketdata_pipeline.lib.symbols import AssetClass, parse_symbol
-from marketdata_pipeline_tests.conftest import TEST_API_KEY, make_polygon
+from marketdata_pipeline_tests.resources import TEST_API_KEY, make_polygon
 
 AAPL = parse_symbol("AAPL")
 START, END = dt.date(2024, 1, 2), dt.date(2024, 1, 31)

@@ -8,8 +8,8 @@ import threading
 from marketdata_pipeline.lib.polygon.rate_budget import budget_rates
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
-from marketdata_pipeline_tests.conftest import make_polygon
 from marketdata_pipeline_tests.helpers import materialise, stock_daily_candles
+from marketdata_pipeline_tests.resources import make_polygon
 
 BUDGET = 6  # requests per minute, enforced by the simulator as well
 
