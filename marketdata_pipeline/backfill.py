@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from marketdata_pipeline.lib.calendar import last_complete_day
 from marketdata_pipeline.lib.candles.schema import (
+    ASSET_CLASS_BY_NAME,
     CANDLE_ASSET_BY_CLASS,
     CANDLE_ASSET_NAMES,
     candle_run_config,
@@ -20,7 +21,13 @@ from marketdata_pipeline.lib.candles.schema import (
 from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.errors import InputError
 from marketdata_pipeline.lib.settings import Settings, parse_date
-from marketdata_pipeline.lib.symbols import AssetClass, Symbol, parse_symbol
+from marketdata_pipeline.lib.symbols import (
+    CRYPTO_RULE,
+    STOCK_RULE,
+    AssetClass,
+    Symbol,
+    parse_symbol,
+)
 
 #: Trigger tag of runs started by `marketdata backfill`.
 CLI_TRIGGER = "cli-backfill"
@@ -68,17 +75,29 @@ def validate_range(
     return CandleWindow(start, end)
 
 
-def check_plausible(raw: list[str] | tuple[str, ...]) -> None:
-    """Refuse any `--symbols` entry that is neither a plausible stock nor crypto symbol.
+def check_plausible(raw: list[str] | tuple[str, ...], assets: tuple[str, ...]) -> None:
+    """Refuse any `--symbols` entry that cannot be a symbol of the selected assets.
 
-    Runs before any database work; which class a valid symbol belongs to is settled later by
-    `resolve_request_symbols` from the tracked table.
+    Runs before any database work, and names the asset class it checked against; which class
+    a valid symbol belongs to is settled later by `resolve_request_symbols`.
     """
+    classes = [ASSET_CLASS_BY_NAME[a] for a in assets]
     for text in raw:
-        try:
-            parse_symbol(text)
-        except InputError:
-            parse_symbol(text, AssetClass.CRYPTO)
+        problems = []
+        for cls in classes:
+            try:
+                parse_symbol(text, cls)
+                break
+            except InputError as exc:
+                problems.append(str(exc))
+        else:
+            if len(problems) == 1:
+                raise InputError(f"--symbols: {problems[0]}")
+            shown = text if len(text) <= 40 else text[:40] + "..."
+            raise InputError(
+                f"--symbols: {shown!r} is not a plausible ticker (stock: {STOCK_RULE}) and "
+                f"not a plausible pair (crypto: {CRYPTO_RULE})"
+            )
 
 
 def resolve_request_symbols(
@@ -130,21 +149,49 @@ def run_backfill(settings: Settings, request: BackfillRequest) -> BackfillOutcom
     return BackfillOutcome(result.run_id, result.success, failures)
 
 
-def summary_lines(database_url: str, window: CandleWindow, assets: tuple[str, ...]) -> list[str]:
-    """Rows per symbol and their day range for the window, then the failed symbols."""
+#: Above this many symbols per asset the summary gives counts, not a line per symbol.
+SUMMARY_TABLE_LIMIT = 20
+
+
+def summary_lines(
+    database_url: str, request: BackfillRequest, *, verbose: bool = False
+) -> list[str]:
+    """What landed, accounting for every requested symbol: per asset the rows and symbols
+    stored, then the failed symbols and those with no rows, by name; a line per symbol only
+    when there are few (or `verbose`)."""
     # Imported here: the store pulls in psycopg, which refusing a bad range does not need.
     from marketdata_pipeline.lib.postgres.database import connect
     from marketdata_pipeline.lib.postgres.store import window_summary
-    from marketdata_pipeline.lib.postgres.tracked_symbols import failed_symbols
+    from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols, failed_symbols
 
     lines = []
     with connect(database_url) as conn:
-        for table in assets:
-            rows = window_summary(conn, table, window)
-            lines.append(f"marketdata.{table}: {sum(r.rows for r in rows)} rows in {window}")
-            lines.extend(f"  {r.symbol:<10} {r.rows:>6} rows  {r.first} .. {r.last}" for r in rows)
-        failed = failed_symbols(conn)
-    lines.extend(f"  FAILED {symbol} ({cls}): {error}" for symbol, cls, error in failed)
+        failed = {(s, c): e for s, c, e in failed_symbols(conn)}
+        for table in request.assets:
+            cls = ASSET_CLASS_BY_NAME[table]
+            if request.symbols is not None:
+                requested = sorted(request.symbols.get(table, []))
+            else:
+                requested = [s.symbol for s in active_symbols(conn, cls)[0]]
+            stored = {r.symbol: r for r in window_summary(conn, table, request.window)}
+            got = [stored[s] for s in requested if s in stored]
+            lines.append(
+                f"marketdata.{table}: {sum(r.rows for r in got)} rows in {request.window} "
+                f"for {len(got)} of {len(requested)} requested symbols"
+            )
+            if verbose or len(requested) <= SUMMARY_TABLE_LIMIT:
+                lines.extend(
+                    f"  {r.symbol:<10} {r.rows:>6} rows  {r.first} .. {r.last}" for r in got
+                )
+            errors = [(s, failed[(s, cls.value)]) for s in requested if (s, cls.value) in failed]
+            lines.extend(f"  FAILED {s} ({cls}): {e}" for s, e in errors)
+            failed_names = {s for s, _ in errors}
+            empty = [s for s in requested if s not in stored and s not in failed_names]
+            if empty:
+                shown = ", ".join(empty[:50]) + (
+                    f" and {len(empty) - 50} more" if len(empty) > 50 else ""
+                )
+                lines.append(f"  no rows in the window (none traded?): {shown}")
     return lines
 
 

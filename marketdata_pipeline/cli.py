@@ -62,16 +62,18 @@ def symbols_add(names: tuple[str, ...], asset_class: str | None) -> None:
       marketdata symbols add X:BTCUSD
       marketdata symbols add ETHGBP --asset-class crypto
     """
-    from marketdata_pipeline.lib.symbols import parse_symbols
+    from marketdata_pipeline.lib.symbols import parse_symbol, parse_symbols
 
     # Validate first: a refusal then needs none of the heavy imports below.
     parsed = parse_symbols(list(names), asset_class)
     from marketdata_pipeline.lib.postgres.database import connect
-    from marketdata_pipeline.lib.postgres.tracked_symbols import add_symbols
+    from marketdata_pipeline.lib.postgres.tracked_symbols import add_symbols, refuse_ambiguous_add
     from marketdata_pipeline.runtime import prepare
 
     runtime = prepare(with_dagster_home=False)
     with connect(runtime.database_url) as conn:
+        if asset_class is None:
+            refuse_ambiguous_add(conn, list(names), [parse_symbol(raw) for raw in names])
         changes = add_symbols(conn, parsed)
     notes = {
         "added": "added; the tracked_symbols_sensor will backfill its history",
@@ -97,7 +99,7 @@ def symbols_remove(names: tuple[str, ...], asset_class: str | None) -> None:
 
     parsed = [parse_symbol(raw, asset_class) for raw in names]
     from marketdata_pipeline.lib.postgres.database import connect
-    from marketdata_pipeline.lib.postgres.tracked_symbols import find_symbols, remove_symbols
+    from marketdata_pipeline.lib.postgres.tracked_symbols import remove_symbols, resolve_removal
     from marketdata_pipeline.runtime import prepare
 
     runtime = prepare(with_dagster_home=False)
@@ -106,7 +108,7 @@ def symbols_remove(names: tuple[str, ...], asset_class: str | None) -> None:
         for raw, sym in zip(names, parsed, strict=True):
             if asset_class is None and not raw.upper().startswith("X:"):
                 # Without --asset-class, `BTCUSD` means whichever class tracks it.
-                targets.extend(find_symbols(conn, raw) or [sym])
+                targets.extend(resolve_removal(conn, raw, sym))
             else:
                 targets.append(sym)
         changes = remove_symbols(conn, targets)
@@ -158,7 +160,12 @@ def symbols_list(as_json: bool) -> None:
 
 
 def backfill_command(
-    start_text: str, end_text: str, assets: Sequence[str] | None, raw_symbols: Sequence[str]
+    start_text: str,
+    end_text: str,
+    assets: Sequence[str] | None,
+    raw_symbols: Sequence[str],
+    *,
+    verbose: bool = False,
 ) -> int:
     """Validate, run through Dagster, print the summary; return the exit code."""
     from marketdata_pipeline.backfill import (
@@ -175,7 +182,7 @@ def backfill_command(
     settings = load_settings()
     window = validate_range(start_text, end_text, first=settings.start_date)
     chosen = tuple(assets) if assets else ALL_ASSETS
-    check_plausible(list(raw_symbols))  # before any database or Dagster work
+    check_plausible(list(raw_symbols), chosen)  # before any database or Dagster work
     from marketdata_pipeline.lib.postgres.database import connect
     from marketdata_pipeline.lib.postgres.tracked_symbols import tracked_classes
     from marketdata_pipeline.runtime import prepare, simulator_if_no_key
@@ -199,7 +206,7 @@ def backfill_command(
         )
         outcome = run_backfill(runtime.settings, request)
     click.echo(f"\nrun {outcome.run_id}: {'SUCCESS' if outcome.success else 'FAILED'}")
-    for line in summary_lines(runtime.database_url, window, request.assets):
+    for line in summary_lines(runtime.database_url, request, verbose=verbose):
         click.echo(line)
     for line in outcome.failures:
         click.echo(f"  {line}")
@@ -216,8 +223,14 @@ def backfill_command(
 @click.option(
     "--symbols", multiple=True, help="Only these symbols (default: the active tracked ones)."
 )
+@click.option("--verbose", is_flag=True, help="A summary line per symbol, however many.")
 def backfill(
-    ctx: click.Context, start: str, end: str, asset: str | None, symbols: tuple[str, ...]
+    ctx: click.Context,
+    start: str,
+    end: str,
+    asset: str | None,
+    symbols: tuple[str, ...],
+    verbose: bool,
 ) -> None:
     """Materialise a date range through Dagster, as one run, and summarise what landed.
 
@@ -233,7 +246,9 @@ def backfill(
     if ctx.args and not symbols:
         raise click.UsageError(f"unexpected arguments: {' '.join(ctx.args)}")
     names = tuple(s for v in (*symbols, *ctx.args) for s in v.split(",") if s.strip())
-    raise SystemExit(backfill_command(start, end, [asset] if asset else None, names))
+    raise SystemExit(
+        backfill_command(start, end, [asset] if asset else None, names, verbose=verbose)
+    )
 
 
 # -- simulator, db, demo, dev --------------------------------------------------------------

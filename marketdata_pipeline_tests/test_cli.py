@@ -214,3 +214,49 @@ def test_backfill_without_a_key_uses_the_simulator_loudly_and_marks_its_rows(
     assert query(database_url, "SELECT DISTINCT source FROM marketdata.stock_daily_candles") == [
         ("simulator:range",)
     ]
+
+
+def test_symbol_rules_name_the_asset_class_and_refuse_ambiguity(cli, database_url):
+    """A bad --symbols names the class it was checked against; the same text tracked as
+    stock and crypto is never added or removed by guess."""
+    code, _, err = cli(
+        "backfill", "--start", "2024-01-02", "--end", "2024-01-03",
+        "--asset", "stock_daily_candles", "--symbols", "aapl!",
+    )  # fmt: skip
+    assert code == 2 and "stock symbol 'aapl!' is not a plausible ticker" in err
+    assert "pair" not in err
+    cli("symbols", "add", "X:BTCUSD")
+    code, _, err = cli("symbols", "add", "BTCUSD")
+    assert code == 2 and "BTCUSD is already tracked as crypto" in err and "--asset-class" in err
+    assert tracked(database_url) == [("BTCUSD", "crypto", True, "pending")]
+    # Said explicitly, both can be tracked; a plain remove is then refused as ambiguous.
+    assert cli("symbols", "add", "BTCUSD", "--asset-class", "stock")[0] == 0
+    code, _, err = cli("symbols", "remove", "BTCUSD")
+    assert code == 2 and "tracked as crypto and as stock" in err
+    assert all(row[2] for row in tracked(database_url)), "nothing deactivated"
+    assert cli("symbols", "remove", "BTCUSD", "--asset-class", "crypto")[0] == 0
+    assert tracked(database_url) == [
+        ("BTCUSD", "crypto", False, "pending"),
+        ("BTCUSD", "stock", True, "pending"),
+    ]
+
+
+def test_the_backfill_summary_accounts_for_every_symbol_and_scales(
+    cli, dagster_env, database_url, sim
+):
+    """Counts first; failed symbols and symbols without rows by name; no per-symbol table for
+    a long list unless --verbose."""
+    from polygon_simulator.market import stock_universe
+
+    many = [t for t in stock_universe(40) if "." not in t][:25]
+    cli("symbols", "add", *many)
+    code, out, err = cli("backfill", "--start", "2024-03-04", "--end", "2024-03-08")
+    assert code == 0, err
+    head = "marketdata.stock_daily_candles: "
+    (line,) = [x for x in out.splitlines() if x.startswith(head)]
+    assert line == f"{head}125 rows in 2024-03-04..2024-03-08 for 25 of 25 requested symbols"
+    listed = [x for x in out.splitlines() if x.strip().split(" ")[0] in many]
+    assert listed == [], "no per-symbol table for 25 symbols"
+    code, out, _ = cli("backfill", "--start", "2024-03-04", "--end", "2024-03-08", "--verbose")
+    listed = [x for x in out.splitlines() if x.strip().split(" ")[0] in many]
+    assert len(listed) == 25

@@ -16,7 +16,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from marketdata_pipeline.lib.errors import InputError
-from marketdata_pipeline.lib.symbols import AssetClass, Symbol, parse_symbol
+from marketdata_pipeline.lib.symbols import CRYPTO_PREFIX, AssetClass, Symbol, parse_symbol
 
 AddOutcome = Literal["added", "reactivated", "already tracked"]
 RemoveOutcome = Literal["removed", "already removed", "not tracked"]
@@ -189,3 +189,30 @@ def failed_symbols(conn: psycopg.Connection) -> list[tuple[str, str, str]]:
         " WHERE active AND status = 'error' ORDER BY asset_class, symbol"
     ).fetchall()
     return [(r[0], r[1], r[2]) for r in rows]
+
+
+def refuse_ambiguous_add(conn: psycopg.Connection, raws: list[str], symbols: list[Symbol]) -> None:
+    """Refuse adding a plain-typed symbol as a stock when the same text is tracked as crypto.
+
+    `symbols add BTCUSD` means the tracked crypto pair far more often than a new stock named
+    BTCUSD: the user says which with `--asset-class` (or `X:` for crypto).
+    """
+    for raw, sym in zip(raws, symbols, strict=True):
+        if raw.upper().startswith(CRYPTO_PREFIX):
+            continue
+        others = [s for s in find_symbols(conn, sym.symbol) if s.asset_class != sym.asset_class]
+        if others:
+            other = others[0].asset_class
+            raise InputError(
+                f"{sym.symbol} is already tracked as {other}: to track a {sym.asset_class} "
+                f"{sym.symbol} as well, say --asset-class {sym.asset_class}"
+            )
+
+
+def resolve_removal(conn: psycopg.Connection, raw: str, parsed: Symbol) -> list[Symbol]:
+    """The tracked symbol a plain `symbols remove TEXT` means; ambiguity is refused."""
+    found = find_symbols(conn, raw)
+    if len(found) > 1:
+        classes = " and as ".join(sorted(s.asset_class.value for s in found))
+        raise InputError(f"{parsed.symbol} is tracked as {classes}: say which with --asset-class")
+    return found or [parsed]
