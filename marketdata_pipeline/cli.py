@@ -154,7 +154,9 @@ def run_backfill(
     from marketdata_pipeline.lib.settings import load_settings
 
     settings = load_settings()
-    start, end = validate_range(start_text, end_text, first=settings.start_date)
+    start, end = validate_range(
+        start_text, end_text, first=settings.start_date, history_start=settings.history_start
+    )
     if not settings.api_key:
         # Refuse here, before anything runs: Dagster would otherwise fail resolving the
         # EnvVar with a config-error traceback.

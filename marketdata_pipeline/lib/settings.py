@@ -7,6 +7,7 @@
 | POLYGON_REQUESTS_PER_MINUTE | client-side request budget | 5 |
 | MARKETDATA_DATABASE_URL | Postgres URL of the candle store | embedded under .marketdata/ |
 | MARKETDATA_START_DATE | first daily partition | 2020-01-01 |
+| POLYGON_HISTORY_START | first day the key's plan serves (free tier: ~2 years back) | no limit |
 | MARKETDATA_HOME | where the embedded Postgres and Dagster home live | ./.marketdata |
 """
 
@@ -107,6 +108,8 @@ class Settings:
     database_url: str | None
     start_date: dt.date
     home: Path
+    #: First day the API key's plan serves (POLYGON_HISTORY_START); None = no limit.
+    history_start: dt.date | None = None
 
     @property
     def dagster_home(self) -> Path:
@@ -129,6 +132,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(str(exc)) from None
     if start < EARLIEST_START_DATE:
         raise ConfigError(f"MARKETDATA_START_DATE {start} is before {EARLIEST_START_DATE}")
+    history = env.get("POLYGON_HISTORY_START", "").strip()
+    try:
+        history_start = parse_date(history, "POLYGON_HISTORY_START") if history else None
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
     db = env.get("MARKETDATA_DATABASE_URL", "").strip()
     return Settings(
         api_key=env[key_var].strip() if key_var else None,
@@ -140,4 +148,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         database_url=validate_database_url(db) if db else None,
         start_date=start,
         home=Path(env.get("MARKETDATA_HOME") or Path.cwd() / ".marketdata").resolve(),
+        history_start=history_start,
     )

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Literal
 
 import dagster as dg
+import polars as pl
 from psycopg import sql
 from pydantic import Field
 
@@ -26,8 +27,9 @@ from marketdata_pipeline.lib.candles.validation import (
     quarantine,
 )
 from marketdata_pipeline.lib.errors import InputError
-from marketdata_pipeline.lib.polygon.resource import PolygonResource
+from marketdata_pipeline.lib.polygon.resource import FetchResult, PolygonResource
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
+from marketdata_pipeline.lib.postgres.io_manager import read_slice
 from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols, record_failures
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol, parse_symbol
 
@@ -116,6 +118,28 @@ def stored_rows_of_empty_symbols(
     return {symbol: count for symbol, count in rows}
 
 
+def keep_unserved_rows(
+    database: PostgresDatabase, asset: str, result: FetchResult, start: dt.date
+) -> None:
+    """Add the stored rows of days the API plan does not serve to `result.frame`, unchanged.
+
+    Days before the plan's history start are never requested, but the run still replaces its
+    whole window: carrying their stored rows through keeps history fetched earlier (for example
+    under a bigger plan) instead of deleting it.
+    """
+    unserved = result.plan.unserved_days
+    if not unserved or not result.fetched:
+        return
+    before = result.plan.history_start or unserved[-1] + dt.timedelta(days=1)
+    with database.connect() as conn:
+        kept = read_slice(
+            conn, table=asset, start=start, end_exclusive=before, symbols=result.fetched
+        )
+    if kept.height:
+        kept = kept.with_columns(t_aligned=pl.lit(True))
+        result.frame = pl.concat([result.frame, kept.select(result.frame.columns)])
+
+
 def materialise_candles(
     context: dg.AssetExecutionContext,
     config: CandleConfig,
@@ -132,6 +156,7 @@ def materialise_candles(
     result = polygon.fetch_candles(
         asset_class, symbols, start, end, log=context.log, force_strategy=strategy
     )
+    keep_unserved_rows(database, asset, result, start)
     errors = {
         **{s: f"invalid tracked symbol: {why}" for s, why in invalid.items()},
         **result.errors,
