@@ -233,6 +233,10 @@ class PolygonClient:
         except httpx.TimeoutException as exc:
             self.stats.record(kind, "timeout")
             raise TransientError(f"{what}: timed out ({exc.__class__.__name__})") from None
+        except httpx.DecodingError as exc:
+            # A gzip body cut off or garbled on the way: as transient as a truncated body.
+            self.stats.record(kind, "decoding-error")
+            raise TransientError(f"{what}: undecodable body ({exc.__class__.__name__})") from None
         except httpx.TransportError as exc:
             # Connection refused/reset, incomplete body: the server or network hiccuped.
             self.stats.record(kind, "connection-error")
