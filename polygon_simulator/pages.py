@@ -133,9 +133,7 @@ def build_range_page(
     if sort == "desc":
         days = days[::-1]
     page_days, rest = days[:limit], days[limit:]
-    next_ms = (
-        int(market.range_timestamps(ticker, rest[:1], conventions)[0]) if len(rest) else None
-    )
+    next_ms = int(market.range_timestamps(ticker, rest[:1], conventions)[0]) if len(rest) else None
     if not len(page_days):
         return RangePage(None, 0, None)
     columns = market.bars_on_days(

@@ -7,8 +7,9 @@ Two kinds of problems, two treatments (DESIGN.md section 2):
   for symbols that were not requested. The asset raises before `Output`: nothing is written.
 - **Row-level value** problems are the vendor's bad bars: high < low, open/close outside
   [low, high], negative or non-finite volume, non-positive prices, a range bar whose `t` fits
-  none of the vendor's daily-bar conventions (so it cannot be placed on a day). Those rows are quarantined to `marketdata.rejected_candles` with their
-  reason and the good rows are written, so one bad bar never blocks ten years of good ones.
+  none of the vendor's daily-bar conventions (so it cannot be placed on a day). Those rows are
+  quarantined to `marketdata.rejected_candles` with their reason and the good rows are written,
+  so one bad bar never blocks ten years of good ones.
 """
 
 from __future__ import annotations

@@ -49,13 +49,13 @@ class PolygonPlanError(PolygonAuthError):
         status_code: int | None = 403,
         api_message: str | None = None,
     ) -> None:
-        super().__init__(
-            message, request=request, status_code=status_code, api_message=api_message
-        )
+        super().__init__(message, request=request, status_code=status_code, api_message=api_message)
         self.window = window
 
 
-def plan_refusal_message(what: str, window: tuple[dt.date, dt.date] | None, api_message: str) -> str:
+def plan_refusal_message(
+    what: str, window: tuple[dt.date, dt.date] | None, api_message: str
+) -> str:
     """Plain words for a 403 that refuses a data timeframe, naming the refused window."""
     if window is None:
         span = ""

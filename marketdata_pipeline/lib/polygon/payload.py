@@ -184,12 +184,9 @@ def normalise_bars(
         .dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
         .dt.convert_time_zone("UTC"),
     )
-    if endpoint == "range":
-        aligned = _fits_a_day(asset_class)
-    else:
-        # Grouped bars are stamped at the session close, not the day start: any instant
-        # inside the day is acceptable, and the day itself was derived from it.
-        aligned = pl.col("vendor_t").is_not_null()
+    # Grouped bars are stamped at the session close, not the day start: any instant inside
+    # the day is acceptable for them, and the day itself was derived from it.
+    aligned = _fits_a_day(asset_class) if endpoint == "range" else pl.col("vendor_t").is_not_null()
     return frame.select(
         "symbol",
         "day",

@@ -10,8 +10,8 @@ Requests are the scarce resource (5 a minute on the free tier), so the plan is c
 Non-trading days never cost a request (stocks follow the NYSE calendar; crypto trades daily), and
 a window without a single trading day costs nothing at all. Days before the plan's history start
 (`POLYGON_HISTORY_START`: the first day the key's plan serves) are never requested either: the
-API would refuse them with 403; they are listed in `unserved_days` instead. Ties go to **range**: a failure then
-only affects one symbol and responses stay small.
+API would refuse them with 403; they are listed in `unserved_days` instead. Ties go to **range**:
+a failure then only affects one symbol and responses stay small.
 """
 
 from __future__ import annotations

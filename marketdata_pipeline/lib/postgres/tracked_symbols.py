@@ -1,9 +1,9 @@
 """`marketdata.tracked_symbols`: the universe the pipeline keeps, and each symbol's status.
 
-Rows are canonical symbols (no `X:`; case as `lib/symbols.canonical_case` says) with their asset class, an active flag (removal
-deactivates; history stays), timestamps, a `change_seq` the sensor uses as its cursor, and the
-outcome of the latest run for that symbol (`status`, `last_success_day`, `last_attempt_at`,
-`last_error`).
+Rows are canonical symbols (no `X:`; case as `lib/symbols.canonical_case` says) with their
+asset class, an active flag (removal deactivates; history stays), timestamps, a `change_seq` the
+sensor uses as its cursor, and the outcome of the latest run for that symbol (`status`,
+`last_success_day`, `last_attempt_at`, `last_error`).
 """
 
 from __future__ import annotations
