@@ -1,4 +1,4 @@
-"""The ticker case rule: in Python, in the tracked-symbols table (CHECK and trigger), migrations."""
+"""The ticker case rule: in Python, in the tracked-symbols table's CHECK, through migrations."""
 
 from __future__ import annotations
 
@@ -46,29 +46,28 @@ def test_a_stock_must_start_with_an_upper_case_letter(raw):
         parse_symbol(raw)
 
 
-def test_table_check_and_trigger_apply_the_same_rule(database_url):
+def test_the_table_check_holds_the_canonical_form(database_url):
     with psycopg.connect(database_url) as conn:
-        for symbol, cls in [
-            ("KIMpL", "stock"),
-            ("aapl", "stock"),
-            ("brk.b", "stock"),
-            ("x:ethusd", "crypto"),
-        ]:
-            conn.execute(
-                "INSERT INTO marketdata.tracked_symbols (symbol, asset_class) VALUES (%s, %s)",
-                (symbol, cls),
-            )
+        conn.execute(
+            "INSERT INTO marketdata.tracked_symbols (symbol, asset_class)"
+            " VALUES ('KIMpL', 'stock'), ('BRK.B', 'stock'), ('ETHUSD', 'crypto')"
+        )
         conn.commit()
-        with pytest.raises(psycopg.errors.CheckViolation):
-            conn.execute(
-                "INSERT INTO marketdata.tracked_symbols (symbol, asset_class)"
-                " VALUES ('kIMpL', 'stock')"
-            )
-        conn.rollback()
-        stocks, bad = active_symbols(conn, AssetClass.STOCK)
-        assert [s.symbol for s in stocks] == ["AAPL", "BRK.B", "KIMpL"] and bad == {}
-        assert [s.symbol for s in active_symbols(conn, AssetClass.CRYPTO)[0]] == ["ETHUSD"]
-        assert add_symbols(conn, parse_symbols(["KIMpL", "aapl"]))[0].outcome == "already tracked"
+        # Plain SQL must use the canonical form: friendly input is the command line's job.
+        for bad, cls in [("aapl", "stock"), ("kIMpL", "stock"), ("ETHusd", "crypto")]:
+            with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
+                conn.execute(
+                    "INSERT INTO marketdata.tracked_symbols (symbol, asset_class) VALUES (%s, %s)",
+                    (bad, cls),
+                )
+        stocks, bad_rows = active_symbols(conn, AssetClass.STOCK)
+        assert [s.symbol for s in stocks] == ["BRK.B", "KIMpL"] and bad_rows == {}
+        changes = add_symbols(conn, parse_symbols(["KIMpL", "brk.b", "aapl"]))
+        assert [(c.symbol.symbol, c.outcome) for c in changes] == [
+            ("KIMpL", "already tracked"),
+            ("BRK.B", "already tracked"),
+            ("AAPL", "added"),
+        ]
         assert find_symbols(conn, "KIMpL") == [Symbol("KIMpL", AssetClass.STOCK)]
         assert find_symbols(conn, "aapl") == [Symbol("AAPL", AssetClass.STOCK)]
         assert find_symbols(conn, "x:ethusd") == [Symbol("ETHUSD", AssetClass.CRYPTO)]

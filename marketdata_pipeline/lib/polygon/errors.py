@@ -67,8 +67,8 @@ def plan_refusal_message(
         f"Polygon refused {what}: the API plan of this key does not include that data "
         f"timeframe{span}. Plans serve a limited history (the free tier about two years back) "
         "and never dates in the future. Set POLYGON_HISTORY_START to the first day the plan "
-        "serves so older days are not requested, or upgrade the plan. Not retried "
-        f"(HTTP 403 NOT_AUTHORIZED: {api_message})"
+        "serves so older days are not requested, or upgrade the plan "
+        f"(HTTP 403 NOT_AUTHORIZED: {api_message}; not retried)"
     )
 
 

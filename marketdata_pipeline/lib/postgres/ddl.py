@@ -91,32 +91,15 @@ _MIGRATIONS: list[tuple[int, str]] = [
         # Vendor reality: stock tickers are case-sensitive (`KIMpL`), and the vendor's own bar
         # timestamp is kept as provenance. Stored rows stay valid: they are all upper case.
         """
+        -- The canonical form, as `lib/symbols.parse_symbol` gives it: an upper-case letter or
+        -- a digit first, then letters (a stock's share class may be lower case, `KIMpL`),
+        -- digits and dots; crypto entirely upper case. Plain SQL must insert that form:
+        -- `aapl` is refused here rather than silently becoming another ticker.
         ALTER TABLE marketdata.tracked_symbols
             DROP CONSTRAINT IF EXISTS tracked_symbols_symbol_check;
         ALTER TABLE marketdata.tracked_symbols ADD CONSTRAINT tracked_symbols_symbol_check
-            CHECK (symbol ~ '^[A-Z0-9][A-Za-z0-9.]{0,19}$');
-
-        -- Rows added by plain SQL get the canonical case the command line gives them: crypto
-        -- upper case without `X:`, a stock typed all in lower case upper-cased, and a stock
-        -- with an upper-case letter kept as typed (the vendor's exact ticker, e.g. KIMpL).
-        CREATE OR REPLACE FUNCTION marketdata.tracked_symbols_touch() RETURNS trigger AS $$
-        BEGIN
-            IF NEW.asset_class = 'crypto' THEN
-                NEW.symbol := upper(regexp_replace(NEW.symbol, '^[xX]:', ''));
-            ELSIF NEW.symbol = lower(NEW.symbol) THEN
-                NEW.symbol := upper(NEW.symbol);
-            END IF;
-            IF TG_OP = 'INSERT' THEN
-                NEW.change_seq := nextval('marketdata.tracked_symbols_change_seq');
-            ELSIF NEW.active AND NOT OLD.active THEN
-                NEW.change_seq := nextval('marketdata.tracked_symbols_change_seq');
-            END IF;
-            IF TG_OP = 'UPDATE' AND (NEW.active IS DISTINCT FROM OLD.active) THEN
-                NEW.updated_at := now();
-            END IF;
-            RETURN NEW;
-        END;
-        $$ LANGUAGE plpgsql;
+            CHECK (symbol ~ '^[A-Z0-9][A-Za-z0-9.]{0,19}$'
+                   AND (asset_class <> 'crypto' OR symbol = upper(symbol)));
 
         ALTER TABLE IF EXISTS marketdata.stock_daily_candles
             ADD COLUMN IF NOT EXISTS vendor_t bigint;

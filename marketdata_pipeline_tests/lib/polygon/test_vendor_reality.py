@@ -154,7 +154,7 @@ def test_a_plan_refusal_names_the_window_is_never_retried_and_others_continue(
     )
     assert status == "error"
     assert "does not include that data timeframe (the days 2024-05-28 to 2024-06-07)" in error
-    assert "POLYGON_HISTORY_START" in error and "Not retried" in error
+    assert "POLYGON_HISTORY_START" in error and "not retried" in error
 
 
 def test_history_start_keeps_requests_inside_the_plan_and_older_rows_stored(
