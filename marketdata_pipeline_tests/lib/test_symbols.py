@@ -125,3 +125,18 @@ def test_migration_keeps_existing_rows_and_adds_vendor_t(pg_server):
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_the_sensor_requests_the_vendor_ticker_as_stored(database, database_url):
+    import dagster as dg
+
+    from marketdata_pipeline.defs.symbols.sensors import tracked_symbols_sensor
+
+    with psycopg.connect(database_url) as conn:
+        add_symbols(conn, parse_symbols(["KIMpL", "aapl"]))
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, resources={"database": database})
+        result = tracked_symbols_sensor(context)
+    (request,) = result.run_requests
+    config = request.run_config["ops"]["stock_daily_candles"]["config"]
+    assert config["symbols"] == ["AAPL", "KIMpL"]
