@@ -55,7 +55,7 @@ class FetchResult:
 
 
 def _empty_normalised() -> pl.DataFrame:
-    return pl.DataFrame(schema={**CANDLE_SCHEMA, "vendor_t": pl.Int64, "t_aligned": pl.Boolean})
+    return pl.DataFrame(schema={**CANDLE_SCHEMA, "t_aligned": pl.Boolean})
 
 
 class PolygonResource(dg.ConfigurableResource):
