@@ -74,6 +74,7 @@ def candle_frame(rows: int, bars_per_symbol: int = 2_500) -> pl.DataFrame:
             provisional=pl.lit(False),
             source=pl.lit("polygon:range"),
             fetched_at=pl.lit(fetched_at),
+            vendor_t=pl.col("t"),
         )
         .select(CANDLE_COLUMNS)
         .cast(CANDLE_SCHEMA)

@@ -26,6 +26,7 @@ from marketdata_pipeline.lib.symbols import (
     STOCK_RULE,
     AssetClass,
     Symbol,
+    canonical_case,
     parse_symbol,
 )
 
@@ -56,9 +57,18 @@ class BackfillOutcome:
 
 
 def validate_range(
-    start_text: str, end_text: str, *, first: dt.date, today: dt.date | None = None
+    start_text: str,
+    end_text: str,
+    *,
+    first: dt.date,
+    today: dt.date | None = None,
+    history_start: dt.date | None = None,
 ) -> CandleWindow:
-    """Parse and check an inclusive date range against the partitions that exist."""
+    """Parse and check an inclusive date range against the partitions that exist.
+
+    `history_start` (POLYGON_HISTORY_START) is the first day the API plan serves: a range that
+    starts earlier is refused, since the API would answer 403 for those days.
+    """
     start = parse_date(start_text, "--start")
     end = parse_date(end_text, "--end")
     last = last_complete_day() if today is None else today - dt.timedelta(days=1)
@@ -67,6 +77,13 @@ def validate_range(
     if start < first:
         raise InputError(
             f"--start {start} is before MARKETDATA_START_DATE {first} (the first partition)"
+        )
+    if history_start is not None and start < history_start:
+        raise InputError(
+            f"--start {start} is before POLYGON_HISTORY_START {history_start}, the first day "
+            "your Polygon plan serves (older days are refused with 403 NOT_AUTHORIZED): use "
+            f"--start {max(history_start, first)} or later, or unset POLYGON_HISTORY_START if "
+            "your plan covers older history"
         )
     if end > last:
         raise InputError(
@@ -110,7 +127,13 @@ def resolve_request_symbols(
     by_asset: dict[str, list[str]] = {a: [] for a in assets}
     for text in raw:
         upper = text.strip().upper()
-        cls = AssetClass.CRYPTO if upper.startswith("X:") else tracked.get(upper)
+        # Tracked stock symbols keep the vendor's case (`KIMpL`), crypto ones are upper case.
+        stock_form = canonical_case(text.strip(), AssetClass.STOCK)
+        cls = (
+            AssetClass.CRYPTO
+            if upper.startswith("X:")
+            else tracked.get(stock_form) or tracked.get(upper)
+        )
         sym: Symbol = parse_symbol(text, cls)
         asset = CANDLE_ASSET_BY_CLASS[sym.asset_class]
         if asset not in by_asset:

@@ -180,7 +180,9 @@ def backfill_command(
     from marketdata_pipeline.lib.settings import load_settings
 
     settings = load_settings()
-    window = validate_range(start_text, end_text, first=settings.start_date)
+    window = validate_range(
+        start_text, end_text, first=settings.start_date, history_start=settings.history_start
+    )
     chosen = tuple(assets) if assets else ALL_ASSETS
     check_plausible(list(raw_symbols), chosen)  # before any database or Dagster work
     from marketdata_pipeline.lib.postgres.database import connect

@@ -9,6 +9,11 @@ API routes (real paths and shapes; every response has `X-Simulated: true`):
 Each API request goes: optional latency -> auth -> rate limit -> first matching fault -> answer,
 and is counted and logged whatever the outcome.
 
+Like the real API: `to` before `from` answers 400; dates outside the plan's window (before
+`history_start`, or after today) answer 403 NOT_AUTHORIZED; a ticker outside the simulator's
+universe (case-sensitive: `KIMpL` is known, `KIMPL` is not) answers an empty 200; bodies are
+gzipped when the client accepts gzip.
+
 Control routes (no auth, not counted): `GET /_sim/health`, `GET /_sim/stats[?log=false]`,
 `POST /_sim/reset`, `GET|POST|DELETE /_sim/faults`, `DELETE /_sim/faults/{id}`,
 `GET|POST /_sim/config`.
@@ -29,6 +34,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -84,6 +91,25 @@ def _install_reset_log_filter() -> None:
 
 class BadRequest(Exception):
     """A request parameter the real API would reject with 400; the message is the error text."""
+
+
+class NotAuthorized(Exception):
+    """Dates the plan does not serve: the real API answers 403 NOT_AUTHORIZED."""
+
+
+class _SwitchableGZip:
+    """Starlette's gzip middleware, applied only while the config's `gzip` switch is on."""
+
+    def __init__(self, app: Any, state: SimulatorState) -> None:
+        self.plain = app
+        # Level 1: most of the size win at a fraction of the CPU of higher levels, so the simulator
+        # stays fast enough for the throughput benchmarks.
+        self.gzipped = GZipMiddleware(app, minimum_size=500, compresslevel=1)
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = self.gzipped if self.state.config.gzip else self.plain
+        await app(scope, receive, send)
 
 
 def _headers(request_id: str, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -276,6 +302,8 @@ class _Api:
             body = await produce(request, request_id)
         except BadRequest as exc:
             return _error(400, request_id, str(exc))
+        except NotAuthorized:
+            return _error(403, request_id, fault_bodies.NOT_AUTHORIZED_MESSAGE)
         if fault is None or kind == "delay":
             return Response(body.to_bytes(), 200, _headers(request_id), media_type=JSON)
         if kind == "reset":
@@ -346,6 +374,12 @@ class _Api:
         crypto = market.is_crypto(ticker)
         start = _parse_time(params["from_"], "from", crypto)
         end = _parse_time(params["to"], "to", crypto)
+        if end < start:
+            raise BadRequest(
+                "Could not parse the time parameters: 'to' must not be before 'from' "
+                f"(got from {params['from_']}, to {params['to']})"
+            )
+        self._check_plan(start, end)
         query = request.query_params
         cursor = query.get("cursor")
         if cursor is not None:
@@ -365,9 +399,20 @@ class _Api:
         # Days from today on have no bar yet; an unknown-format ticker has none at all (the
         # real API answers 200 with no results for a ticker without trades).
         last = min(end, self.state.today() - dt.timedelta(days=1))
-        if not market.is_valid_ticker(ticker):
+        if not market.is_valid_ticker(ticker) or not self.state.knows(ticker):
             last = start - dt.timedelta(days=1)
-        key = ("range", ticker, start, last, sort, limit, config.revision, config.revision_from)
+        conventions = config.conventions
+        key = (
+            "range",
+            ticker,
+            start,
+            last,
+            sort,
+            limit,
+            config.revision,
+            config.revision_from,
+            conventions,
+        )
         page = self.cache.get_or_build(
             key,
             lambda: build_range_page(
@@ -378,6 +423,7 @@ class _Api:
                 limit=limit,
                 revision=config.revision,
                 revision_from=config.revision_from,
+                conventions=conventions,
             ),
             lambda p: len(p.results_json or b""),
         )
@@ -408,8 +454,17 @@ class _Api:
     async def _grouped_crypto_body(self, request: Request, request_id: str) -> GroupedBody:
         return self._grouped_body(request, request_id, crypto=True)
 
+    def _check_plan(self, first: dt.date, last: dt.date) -> None:
+        """Raise NotAuthorized when [first, last] reaches outside the plan's window."""
+        config = self.state.config
+        if config.history_start is not None and first < config.history_start:
+            raise NotAuthorized
+        if config.refuse_future and last > self.state.today():
+            raise NotAuthorized
+
     def _grouped_body(self, request: Request, request_id: str, *, crypto: bool) -> GroupedBody:
         day = _parse_date(request.path_params["date"])
+        self._check_plan(day, day)
         adjusted = _parse_bool(request.query_params.get("adjusted"), "adjusted", True)
         config = self.state.config
         traded = day < self.state.today() and market.FIRST_DAY <= day <= market.LAST_DAY
@@ -417,11 +472,16 @@ class _Api:
             traded = traded and market.has_stock_session(day)
         tickers = self.state.crypto_tickers() if crypto else self.state.stock_tickers()
         tickers = tickers if traded else ()
-        key = ("grouped", crypto, day, tickers, config.revision, config.revision_from)
+        conventions = config.conventions
+        key = ("grouped", crypto, day, tickers, config.revision, config.revision_from, conventions)
         page = self.cache.get_or_build(
             key,
             lambda: build_grouped_page(
-                tickers, day, revision=config.revision, revision_from=config.revision_from
+                tickers,
+                day,
+                revision=config.revision,
+                revision_from=config.revision_from,
+                conventions=conventions,
             ),
             lambda p: len(p.results_json or b""),
         )
@@ -577,6 +637,6 @@ def create_app(state: SimulatorState | None = None) -> Starlette:
         Route("/_sim/config", control.set_config, methods=["POST"]),
         Route("/{path:path}", api.not_found),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, middleware=[Middleware(_SwitchableGZip, state=state)])
     app.state.simulator = state
     return app

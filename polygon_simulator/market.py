@@ -49,6 +49,9 @@ WELL_KNOWN_STOCKS = (
     "BRK.A", "BRK.B", "QQQ", "IWM", "DIA", "V", "MA", "JNJ", "WMT", "XOM",
     "UNH", "PG", "HD", "KO", "PEP", "NFLX", "AMD", "INTC", "ORCL", "CSCO",
     "BAC", "DIS", "CVX", "ADBE", "CRM", "COST", "MCD", "NKE", "IBM", "GE",
+    # A preferred share: real tickers are case-sensitive, and `KIMPL` is a different (unknown)
+    # ticker from Kimco's preferred series L, `KIMpL`.
+    "KIMpL",
 )  # fmt: skip
 WELL_KNOWN_CRYPTO = (
     "X:BTCUSD", "X:ETHUSD", "X:SOLUSD", "X:ETHGBP", "X:DOGEUSD", "X:BTCEUR", "X:BTCGBP",
@@ -232,6 +235,26 @@ def _repeat(params: TickerParams, k: int) -> _ParamArrays:
 # --- calendars and timestamps -------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Conventions:
+    """How bars are stamped and written: the conventions the real API has used by era.
+
+    - `stock_close_stamp_before`: range stock bars of earlier days carry `t` at the 16:00 New
+      York close instead of New York midnight (older history does).
+    - `crypto_ny_midnight_before`: crypto bars of earlier days carry `t` at New York midnight
+      (04:00/05:00 UTC, as the 2020-era examples do) instead of 00:00 UTC.
+    - `integer_stock_volume`: stock volume written as whole numbers (`4369`) rather than as
+      floats (`4369.0`); crypto volume is always fractional.
+    """
+
+    stock_close_stamp_before: dt.date | None = None
+    crypto_ny_midnight_before: dt.date | None = None
+    integer_stock_volume: bool = True
+
+
+DEFAULT_CONVENTIONS = Conventions()
+
+
 @lru_cache(maxsize=1)
 def _stock_calendar() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """NYSE session day numbers with their 00:00 and 16:00 New York instants in Unix ms."""
@@ -269,20 +292,56 @@ def bar_days(ticker: str, start: dt.date, end: dt.date) -> np.ndarray:
     return sessions[i:j].copy()
 
 
-def range_timestamps(ticker: str, days: np.ndarray) -> np.ndarray:
-    """`t` of the range endpoint: 00:00 New York (stocks) or 00:00 UTC (crypto), Unix ms."""
+def _ny_midnight_ms(days: np.ndarray) -> np.ndarray:
+    """Unix ms of 00:00 New York on each day number (any calendar day, not only sessions)."""
+    offsets = {}
+    out = np.empty(len(days), dtype=np.int64)
+    for i, number in enumerate(days.tolist()):
+        if number not in offsets:
+            local = dt.datetime.combine(day_from_number(number), dt.time(), tzinfo=NEW_YORK)
+            offsets[number] = int(local.timestamp()) * 1000
+        out[i] = offsets[number]
+    return out
+
+
+def _crypto_timestamps(days: np.ndarray, conventions: Conventions) -> np.ndarray:
+    utc = days * MS_PER_DAY
+    before = conventions.crypto_ny_midnight_before
+    if before is None:
+        return utc
+    old = days < day_number(before)
+    if not old.any():
+        return utc
+    out = utc.copy()
+    out[old] = _ny_midnight_ms(days[old])
+    return out
+
+
+def range_timestamps(
+    ticker: str, days: np.ndarray, conventions: Conventions = DEFAULT_CONVENTIONS
+) -> np.ndarray:
+    """`t` of the range endpoint: 00:00 New York (stocks) or 00:00 UTC (crypto), Unix ms.
+
+    `conventions` switches older eras to the 16:00 close (stocks) or New York midnight (crypto).
+    """
     days = np.asarray(days, dtype=np.int64)
     if is_crypto(ticker):
-        return days * MS_PER_DAY
-    sessions, midnight, _ = _stock_calendar()
-    return midnight[np.searchsorted(sessions, days)]
+        return _crypto_timestamps(days, conventions)
+    sessions, midnight, close = _stock_calendar()
+    index = np.searchsorted(sessions, days)
+    before = conventions.stock_close_stamp_before
+    if before is None:
+        return midnight[index]
+    return np.where(days < day_number(before), close[index], midnight[index])
 
 
-def grouped_timestamps(ticker: str, days: np.ndarray) -> np.ndarray:
+def grouped_timestamps(
+    ticker: str, days: np.ndarray, conventions: Conventions = DEFAULT_CONVENTIONS
+) -> np.ndarray:
     """`t` of grouped daily: 16:00 New York, the session close (stocks), 00:00 UTC (crypto)."""
     days = np.asarray(days, dtype=np.int64)
     if is_crypto(ticker):
-        return days * MS_PER_DAY
+        return _crypto_timestamps(days, conventions)
     sessions, _, close = _stock_calendar()
     return close[np.searchsorted(sessions, days)]
 
@@ -358,7 +417,12 @@ def _generate(
 
 
 def bars_on_days(
-    ticker: str, days: np.ndarray, *, revision: int = 0, revision_from: dt.date | None = None
+    ticker: str,
+    days: np.ndarray,
+    *,
+    revision: int = 0,
+    revision_from: dt.date | None = None,
+    conventions: Conventions = DEFAULT_CONVENTIONS,
 ) -> dict[str, np.ndarray]:
     """Bars of `ticker` on the given day numbers (callers pass days that have a bar).
 
@@ -373,7 +437,7 @@ def bars_on_days(
         None if revision_from is None else day_number(revision_from),
     )
     out["day"] = days.astype("datetime64[D]")
-    out["t"] = range_timestamps(ticker, days)
+    out["t"] = range_timestamps(ticker, days, conventions)
     return out
 
 
@@ -404,6 +468,7 @@ def grouped_bars(
     *,
     revision: int = 0,
     revision_from: dt.date | None = None,
+    conventions: Conventions = DEFAULT_CONVENTIONS,
 ) -> dict[str, np.ndarray]:
     """One day's bars for many tickers of one market, as grouped daily serves them.
 
@@ -421,7 +486,7 @@ def grouped_bars(
     )
     out["T"] = np.array(tickers, dtype=object)
     out["day"] = days.astype("datetime64[D]")
-    crypto_t = number * MS_PER_DAY
+    crypto_t = int(_crypto_timestamps(np.array([number], dtype=np.int64), conventions)[0])
     stock_t = stock_close_ms(day)
     out["t"] = np.array([crypto_t if is_crypto(t) else stock_t for t in tickers], dtype=np.int64)
     return out

@@ -108,6 +108,15 @@ class RangePage:
     next_ms: int | None  # t of the first bar of the next page (asc: later, desc: earlier)
 
 
+def _written_volume(
+    columns: dict[str, np.ndarray], crypto: bool, conventions: market.Conventions
+) -> dict[str, np.ndarray]:
+    """Stock volume as whole numbers (`4369`, as the real API writes it) unless switched off."""
+    if crypto or not conventions.integer_stock_volume:
+        return columns
+    return {**columns, "v": columns["v"].astype(np.int64)}
+
+
 def build_range_page(
     ticker: str,
     start: dt.date,
@@ -117,16 +126,24 @@ def build_range_page(
     limit: int,
     revision: int,
     revision_from: dt.date | None,
+    conventions: market.Conventions = market.DEFAULT_CONVENTIONS,
 ) -> RangePage:
     """Compute a page: the first `limit` bars of [start, end] in `sort` order."""
     days = market.bar_days(ticker, start, end)
     if sort == "desc":
         days = days[::-1]
     page_days, rest = days[:limit], days[limit:]
-    next_ms = int(market.range_timestamps(ticker, rest[:1])[0]) if len(rest) else None
+    next_ms = int(market.range_timestamps(ticker, rest[:1], conventions)[0]) if len(rest) else None
     if not len(page_days):
         return RangePage(None, 0, None)
-    columns = market.bars_on_days(ticker, page_days, revision=revision, revision_from=revision_from)
+    columns = market.bars_on_days(
+        ticker,
+        page_days,
+        revision=revision,
+        revision_from=revision_from,
+        conventions=conventions,
+    )
+    columns = _written_volume(columns, market.is_crypto(ticker), conventions)
     return RangePage(_rows_json(columns, RANGE_FIELDS), len(page_days), next_ms)
 
 
@@ -218,11 +235,16 @@ def build_grouped_page(
     *,
     revision: int,
     revision_from: dt.date | None,
+    conventions: market.Conventions = market.DEFAULT_CONVENTIONS,
 ) -> GroupedPage:
     """All `tickers`' bars on `day` (the caller decides whether the market traded)."""
     if not tickers:
         return GroupedPage(None, 0)
-    columns = market.grouped_bars(tickers, day, revision=revision, revision_from=revision_from)
+    columns = market.grouped_bars(
+        tickers, day, revision=revision, revision_from=revision_from, conventions=conventions
+    )
+    # A grouped page holds one market: stocks or crypto, never both.
+    columns = _written_volume(columns, market.is_crypto(tickers[0]), conventions)
     return GroupedPage(_rows_json(columns, GROUPED_FIELDS), len(tickers))
 
 

@@ -11,6 +11,7 @@ import datetime as dt
 import threading
 import time
 from collections import Counter, deque
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -33,6 +34,12 @@ UPDATABLE_FIELDS = (
     "today",
     "stock_universe_size",
     "crypto_universe_size",
+    "history_start",
+    "refuse_future",
+    "stock_close_stamp_before",
+    "crypto_ny_midnight_before",
+    "integer_stock_volume",
+    "gzip",
 )
 
 
@@ -55,7 +62,8 @@ class SimulatorConfig(BaseModel):
     # revision > 0 perturbs bars on days >= revision_from (all days when None).
     revision: int = Field(default=0, ge=0)
     revision_from: dt.date | None = None
-    # Added to the grouped-daily universes (range serves any valid ticker anyway).
+    # Added to the universes. Like the real API, the simulator knows its universe: the range
+    # endpoint answers an empty 200 for any other ticker, and tickers are case-sensitive.
     extra_stock_tickers: tuple[str, ...] = ()
     extra_crypto_tickers: tuple[str, ...] = ()
     # Days >= today have no bar yet; None = the real UTC date at request time.
@@ -64,6 +72,29 @@ class SimulatorConfig(BaseModel):
     crypto_universe_size: int = Field(default=200, ge=0, le=100_000)
     # The request log keeps this many newest entries (counters are never truncated).
     log_limit: int = Field(default=100_000, ge=0)
+    # The plan's history window: requests reaching before this day answer 403 NOT_AUTHORIZED
+    # "Your plan doesn't include this data timeframe" (the free tier serves ~2 years); None =
+    # the whole simulated history.
+    history_start: dt.date | None = None
+    # Requests reaching after `today` answer that same 403, as the real API does.
+    refuse_future: bool = True
+    # Era conventions (see market.Conventions): range stock bars before this day stamped at
+    # the 16:00 New York close; crypto bars before this day stamped at New York midnight.
+    stock_close_stamp_before: dt.date | None = None
+    crypto_ny_midnight_before: dt.date | None = None
+    # Stock volume written as whole numbers like the real API (False: as floats, `4369.0`).
+    integer_stock_volume: bool = True
+    # Gzip response bodies when the client sends `Accept-Encoding: gzip` (the real API does).
+    gzip: bool = True
+
+    @property
+    def conventions(self) -> market.Conventions:
+        """The stamping and number-writing conventions in force."""
+        return market.Conventions(
+            stock_close_stamp_before=self.stock_close_stamp_before,
+            crypto_ny_midnight_before=self.crypto_ny_midnight_before,
+            integer_stock_volume=self.integer_stock_volume,
+        )
 
     @field_validator("extra_stock_tickers")
     @classmethod
@@ -149,6 +180,17 @@ class SimulatorState:
         cfg = self._config
         universe = market.crypto_universe(cfg.crypto_universe_size)
         return _with_extras(universe, cfg.extra_crypto_tickers)
+
+    def knows(self, ticker: str) -> bool:
+        """True when `ticker` (case-sensitive API form) is in the stock or crypto universe."""
+        cfg = self._config
+        if market.is_crypto(ticker):
+            universe = market.crypto_universe(cfg.crypto_universe_size)
+            extras = cfg.extra_crypto_tickers
+        else:
+            universe = market.stock_universe(cfg.stock_universe_size)
+            extras = cfg.extra_stock_tickers
+        return ticker in _universe_set(universe) or ticker in extras
 
     # --- faults ---------------------------------------------------------------------------------
 
@@ -285,6 +327,11 @@ class SimulatorState:
     def check_rate_limit(self) -> float | None:
         """Take a rate-limit slot; returns None, or the seconds to wait when over the limit."""
         return self.limiter.acquire(self._config.requests_per_minute, time.monotonic())
+
+
+@lru_cache(maxsize=8)
+def _universe_set(universe: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(universe)
 
 
 def _with_extras(universe: tuple[str, ...], extras: tuple[str, ...]) -> tuple[str, ...]:

@@ -35,6 +35,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         # The budget is shared through the candle store by every process using the key.
         database=database,
         source="simulator" if settings.simulated else "polygon",
+        history_start=settings.history_start.isoformat() if settings.history_start else None,
     )
     return {
         "polygon": polygon,

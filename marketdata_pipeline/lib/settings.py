@@ -7,6 +7,7 @@
 | POLYGON_REQUESTS_PER_MINUTE | client-side request budget | 5 |
 | MARKETDATA_DATABASE_URL | Postgres URL of the candle store | embedded under .marketdata/ |
 | MARKETDATA_START_DATE | first daily partition | 2020-01-01 |
+| POLYGON_HISTORY_START | first day the key's plan serves (free tier: ~2 years back) | no limit |
 | MARKETDATA_HOME | where the embedded Postgres and Dagster home live | <project>/.marketdata |
 | MARKETDATA_REVISION_SESSIONS | trailing NYSE sessions the daily schedule re-fetches | 5 |
 | MARKETDATA_SIMULATED | set to 1 by the command line when the API is its local simulator | unset |
@@ -132,6 +133,8 @@ class Settings:
     base_url_configured: bool = False
     # The API is the local simulator (its rows are stored with source 'simulator').
     simulated: bool = False
+    #: First day the API key's plan serves (POLYGON_HISTORY_START); None = no limit.
+    history_start: dt.date | None = None
 
     @property
     def dagster_home(self) -> Path:
@@ -154,6 +157,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(str(exc)) from None
     if start < EARLIEST_START_DATE:
         raise ConfigError(f"MARKETDATA_START_DATE {start} is before {EARLIEST_START_DATE}")
+    history = env.get("POLYGON_HISTORY_START", "").strip()
+    try:
+        history_start = parse_date(history, "POLYGON_HISTORY_START") if history else None
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
     db = env.get("MARKETDATA_DATABASE_URL", "").strip()
     sessions = env.get("MARKETDATA_REVISION_SESSIONS", "").strip() or str(DEFAULT_REVISION_SESSIONS)
     if not sessions.isdigit() or not 0 <= int(sessions) <= 250:
@@ -173,4 +181,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         revision_sessions=int(sessions),
         base_url_configured=bool(env.get("POLYGON_BASE_URL", "").strip()),
         simulated=env.get("MARKETDATA_SIMULATED", "").strip() == "1",
+        history_start=history_start,
     )

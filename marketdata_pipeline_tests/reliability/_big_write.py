@@ -52,6 +52,7 @@ def big_frame(n_symbols: int, close: float, window: tuple[dt.date, dt.date] = WI
             provisional=pl.lit(False),
             source=pl.lit(f"reliability-test:{close}"),
             fetched_at=pl.lit(dt.datetime(2025, 1, 1, tzinfo=dt.UTC), dtype=UTC_DATETIME),
+            vendor_t=pl.lit(None, pl.Int64),
         )
     )
     return frame.select(list(CANDLE_SCHEMA)).cast(CANDLE_SCHEMA)

@@ -400,6 +400,7 @@ def test_round_trip_keeps_fractional_volume_nulls_and_extremes(roundtrip_url):
             "provisional": [False, True, False],
             "source": ['quote " comma , newline \n tab \t', "ünïcødé ✓", ""],
             "fetched_at": [ts, ts, ts],
+            "vendor_t": [None, 2**53, -1],
         },
         schema=CANDLE_SCHEMA,
     )

@@ -37,7 +37,8 @@ A_RANGE = range_path("AAPL", "2024-07-01", "2024-07-08")  # 5 sessions (07-04 cl
 # --- shapes ---------------------------------------------------------------------------------------
 
 
-def test_range_response_matches_the_real_shape(client: httpx.Client) -> None:
+def test_range_response_matches_the_real_shape(sim: SimulatorServer, client: httpx.Client) -> None:
+    sim.configure(integer_stock_volume=False)  # the client mocks write 95595226.0
     r = client.get(range_path("AAPL", "2005-04-01", "2005-04-04"))
     assert r.status_code == 200 and r.headers["x-simulated"] == "true"
     assert r.headers["content-type"] == "application/json"
@@ -117,7 +118,8 @@ def test_grouped_holiday_and_weekend_are_empty(client: httpx.Client) -> None:
 
 
 def test_no_bars_from_today_on(sim: SimulatorServer, client: httpx.Client) -> None:
-    sim.configure(today=dt.date(2024, 7, 5))
+    # Asking past today answers 403 by default, like the real API; this test is about today.
+    sim.configure(today=dt.date(2024, 7, 5), refuse_future=False)
     body = client.get(A_RANGE).json()
     assert [bar["t"] for bar in body["results"]] == [
         1719806400000,  # 07-01
@@ -128,7 +130,9 @@ def test_no_bars_from_today_on(sim: SimulatorServer, client: httpx.Client) -> No
     assert "results" not in client.get(CRYPTO + "2024-07-05").json()
 
 
-def test_any_valid_ticker_is_served(client: httpx.Client) -> None:
+def test_any_valid_ticker_is_served(sim: SimulatorServer, client: httpx.Client) -> None:
+    # The simulator serves its universe plus the configured extras (unknown: empty 200).
+    sim.configure(extra_stock_tickers=["ZZZQ"], extra_crypto_tickers=["NEWUSD"])
     assert client.get(range_path("ZZZQ", "2024-07-01", "2024-07-08")).json()["resultsCount"] == 5
     assert client.get(range_path("X:NEWUSD", "2024-07-01", "2024-07-08")).json()["count"] == 8
     unknown = client.get(range_path("aapl", "2024-07-01", "2024-07-08"))

@@ -119,12 +119,24 @@ def materialise_candles(
 ) -> Iterator[dg.AssetCheckResult | dg.Output]:
     """Fetch, validate and emit one run's candles for `asset_class` (see module docstring)."""
     asset = context.asset_key.path[-1]
-    window = CandleWindow.of(context)
+    partitions = CandleWindow.of(context)
     symbols, invalid = resolve_symbols(config, asset_class, database)
-    context.log.info(f"{asset}: {len(symbols)} symbols, {window}")
+    context.log.info(f"{asset}: {len(symbols)} symbols, {partitions}")
+    # The run replaces only the days the key's plan serves: earlier stored history is kept.
+    served = polygon.served_window(partitions)
+    window = served or partitions
+    if served != partitions:
+        context.log.warning(
+            f"{asset}: days before POLYGON_HISTORY_START {polygon.history_start} are not "
+            "requested (the plan does not serve them) and their stored rows are kept"
+        )
     strategy = None if config.strategy == "auto" else config.strategy
     result = polygon.fetch_candles(
-        asset_class, symbols, window, log=context.log, force_strategy=strategy
+        asset_class,
+        symbols if served else [],
+        window,
+        log=context.log,
+        force_strategy=strategy,
     )
     returned = set(result.frame.get_column("symbol").unique().to_list())
     kept = empty_answers_with_stored_rows(database, asset, window, result.fetched, returned)

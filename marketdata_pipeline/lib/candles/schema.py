@@ -2,7 +2,9 @@
 
 Both asset classes land in the same shape, so checks, the IO manager and downstream users never
 branch on the market. `day` is the trading date (New York for stocks, UTC for crypto) and `ts`
-the start of that day in the market's time zone.
+the start of that day in the market's time zone. `vendor_t` is the bar's own `t` exactly as the
+API sent it (Unix ms; its convention varies by endpoint, market and era), kept as provenance;
+it is null for rows stored before the column existed.
 """
 
 from __future__ import annotations
@@ -29,19 +31,20 @@ CANDLE_SCHEMA: dict[str, pl.DataType] = {
     "provisional": pl.Boolean(),
     "source": pl.String(),
     "fetched_at": UTC_DATETIME,
+    "vendor_t": pl.Int64(),
 }
 
 CANDLE_COLUMNS: tuple[str, ...] = tuple(CANDLE_SCHEMA)
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
-#: Columns that may be null (the vendor omits `vw` and `n` on some bars).
-NULLABLE_COLUMNS: frozenset[str] = frozenset({"vwap", "transactions"})
+#: Columns that may be null (the vendor omits `vw` and `n` on some bars; `vendor_t` is null on
+#: rows stored before it was recorded).
+NULLABLE_COLUMNS: frozenset[str] = frozenset({"vwap", "transactions", "vendor_t"})
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(c for c in CANDLE_COLUMNS if c not in NULLABLE_COLUMNS)
 
 #: Quarantined vendor rows: the candle columns plus why they were refused.
 REJECTED_SCHEMA: dict[str, pl.DataType] = {
     "asset": pl.String(),
     **CANDLE_SCHEMA,
-    "vendor_t": pl.Int64(),
     "reason": pl.String(),
 }
 
@@ -61,6 +64,7 @@ CANDLE_SQL_TYPES: dict[str, str] = {
     "provisional": "boolean NOT NULL DEFAULT false",
     "source": "text NOT NULL",
     "fetched_at": "timestamptz NOT NULL",
+    "vendor_t": "bigint",
 }
 
 

@@ -6,9 +6,10 @@ Two kinds of problems, two treatments:
   nulls in required fields, non-finite prices, duplicate (symbol, day), rows outside the window or
   for symbols that were not requested. The asset raises before `Output`: nothing is written.
 - **Row-level value** problems are the vendor's bad bars: high < low, open/close outside
-  [low, high], negative or non-finite volume, non-positive prices, a range bar whose `t` is not
-  the start of its day. Those rows are quarantined to `marketdata.rejected_candles` with their
-  reason and the good rows are written, so one bad bar never blocks ten years of good ones.
+  [low, high], negative or non-finite volume, non-positive prices, a range bar whose `t` fits
+  none of the vendor's daily-bar conventions (so it cannot be placed on a day). Those rows are
+  quarantined to `marketdata.rejected_candles` with their reason and the good rows are written,
+  so one bad bar never blocks ten years of good ones.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ from marketdata_pipeline.lib.candles.schema import (
 )
 from marketdata_pipeline.lib.polygon.payload import HELPER_COLUMNS
 
+#: Why a bar whose `t` matches no daily-bar convention is quarantined.
+TIMESTAMP_REASON = (
+    "timestamp fits no trading day: t is neither 00:00 nor 16:00 New York (stocks) or "
+    "00:00 UTC / 00:00 New York (crypto)"
+)
+
 #: Reason texts stored in `rejected_candles.reason` (joined with "; " when several apply).
 REJECT_RULES: dict[str, pl.Expr] = {
     "high below low": pl.col("high") < pl.col("low"),
@@ -36,7 +43,7 @@ REJECT_RULES: dict[str, pl.Expr] = {
     | (pl.col("close") > pl.col("high")),
     "negative or non-finite volume": (pl.col("volume") < 0) | ~pl.col("volume").is_finite(),
     "non-positive price": pl.any_horizontal(pl.col(c) <= 0 for c in PRICE_COLUMNS),
-    "timestamp is not the start of its day": ~pl.col("t_aligned"),
+    TIMESTAMP_REASON: ~pl.col("t_aligned"),
 }
 
 

@@ -4,11 +4,14 @@ One `httpx.Client` (connection pool, keep-alive) serves a whole run and is share
 threads. Every attempt first spends one unit of the request budget. What is retried and what is not
 follows the API's documented behaviour (see docs/api-keys.md):
 
-- 429, 499 and 5xx, timeouts, connection errors and truncated bodies are transient: retried with
-  exponential backoff and jitter, honouring `Retry-After` when the server sends one, and never
-  sooner than one budget slot (60 / requests-per-minute) after a 429.
+- 413, 429, 499 and 5xx (504 bursts with nginx HTML bodies included), timeouts, connection
+  errors and truncated bodies are transient: retried with exponential backoff and jitter,
+  honouring `Retry-After` when the server sends one, and never sooner than one budget slot
+  (60 / requests-per-minute) after a 429. The official client retries the same set.
 - 400/404 (bad request) and 401/403 (key or plan) are final: retrying cannot fix them and would
-  spend quota, so they raise at once with the API's own message.
+  spend quota, so they raise at once with the API's own message. A 403 NOT_AUTHORIZED about the
+  data timeframe becomes a `PolygonPlanError` naming the refused window in plain words.
+- A range whose end is before its start is never sent (the API answers 400).
 """
 
 from __future__ import annotations
@@ -38,9 +41,11 @@ from marketdata_pipeline.lib.polygon.errors import (
     PolygonAuthError,
     PolygonError,
     PolygonPayloadError,
+    PolygonPlanError,
     PolygonRequestError,
     PolygonUnavailableError,
     TransientError,
+    plan_refusal_message,
     redact,
 )
 from marketdata_pipeline.lib.polygon.payload import Page, normalise_bars, parse_page
@@ -49,7 +54,7 @@ from marketdata_pipeline.lib.symbols import AssetClass, Symbol
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUS = frozenset({429, 499, 500, 502, 503, 504})
+RETRYABLE_STATUS = frozenset({413, 429, 499, 500, 502, 503, 504})
 #: Largest page the aggregates endpoint serves (in base bars): ~198 years of daily bars.
 MAX_LIMIT = 50_000
 
@@ -217,13 +222,24 @@ class PolygonClient:
             delay,
         )
 
-    def _attempt(self, path: str, params: dict[str, str] | None, kind: str, what: str) -> Page:
+    def _attempt(
+        self,
+        path: str,
+        params: dict[str, str] | None,
+        kind: str,
+        what: str,
+        window: tuple[dt.date, dt.date] | None = None,
+    ) -> Page:
         self.budget.acquire()
         try:
             response = self._http.get(path, params=params)
         except httpx.TimeoutException as exc:
             self.stats.record(kind, "timeout")
             raise TransientError(f"{what}: timed out ({exc.__class__.__name__})") from None
+        except httpx.DecodingError as exc:
+            # A gzip body cut off or garbled on the way: as transient as a truncated body.
+            self.stats.record(kind, "decoding-error")
+            raise TransientError(f"{what}: undecodable body ({exc.__class__.__name__})") from None
         except httpx.TransportError as exc:
             # Connection refused/reset, incomplete body: the server or network hiccuped.
             self.stats.record(kind, "connection-error")
@@ -243,6 +259,15 @@ class PolygonClient:
                 f"{what}: HTTP {status} {message}",
                 status_code=status,
                 retry_after=_retry_after_seconds(response),
+            )
+        # "Your plan doesn't include this data timeframe": dates outside the plan's window.
+        # Other 403s ("not entitled to this data") concern the product, not the dates.
+        if status == 403 and "timeframe" in message.lower():
+            raise PolygonPlanError(
+                plan_refusal_message(what, window, message),
+                window=window,
+                request=what,
+                api_message=message,
             )
         if status in (401, 403):
             hint = (
@@ -264,9 +289,18 @@ class PolygonClient:
         )
 
     def get_page(
-        self, path: str, params: dict[str, str] | None = None, *, kind: str, what: str
+        self,
+        path: str,
+        params: dict[str, str] | None = None,
+        *,
+        kind: str,
+        what: str,
+        window: tuple[dt.date, dt.date] | None = None,
     ) -> Page:
-        """GET one page, retrying transient failures; raise a `PolygonError` when final."""
+        """GET one page, retrying transient failures; raise a `PolygonError` when final.
+
+        `window` (first and last day asked for) is named if the plan refuses the request.
+        """
         retrying = Retrying(
             retry=retry_if_exception_type(TransientError),
             stop=stop_after_attempt(self.max_attempts),
@@ -275,7 +309,7 @@ class PolygonClient:
             reraise=True,
         )
         try:
-            return retrying(self._attempt, path, params, kind, what)
+            return retrying(self._attempt, path, params, kind, what, window)
         except TransientError as exc:
             text = redact(str(exc), self._api_key)
             error_cls = PolygonPayloadError if exc.status_code == 200 else PolygonUnavailableError
@@ -308,6 +342,12 @@ class PolygonClient:
     def range_pages(self, symbol: Symbol, start: dt.date, end: dt.date) -> Iterator[Page]:
         """Every page of daily bars for `symbol` from `start` to `end` (inclusive)."""
         what = f"{symbol.symbol} ({symbol.asset_class}) {start}..{end}"
+        if end < start:
+            # The API answers 400 for `to` before `from`: never spend a request on it.
+            raise PolygonRequestError(
+                f"refusing to request {what}: the end {end} is before the start {start}",
+                request=what,
+            )
         path = f"/v2/aggs/ticker/{symbol.api_ticker}/range/1/day/{start}/{end}"
         params: dict[str, str] = {
             "adjusted": "true" if self.adjusted else "false",
@@ -316,7 +356,7 @@ class PolygonClient:
         }
         seen: set[str] = set()
         for page_number in range(1, self.max_pages + 1):
-            page = self.get_page(path, params, kind="range", what=what)
+            page = self.get_page(path, params, kind="range", what=what, window=(start, end))
             if page.ticker is not None and page.ticker != symbol.api_ticker:
                 raise PolygonPayloadError(
                     f"Polygon response for {what} is for ticker {page.ticker!r}",
@@ -366,7 +406,7 @@ class PolygonClient:
         what = f"grouped daily {asset_class} {day}"
         params = {"adjusted": "true" if self.adjusted else "false"}
         fetched_at = dt.datetime.now(dt.UTC)
-        page = self.get_page(path, params, kind="grouped", what=what)
+        page = self.get_page(path, params, kind="grouped", what=what, window=(day, day))
         return normalise_bars(
             page.bars,
             asset_class=asset_class,

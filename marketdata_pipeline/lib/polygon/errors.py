@@ -7,6 +7,8 @@ message, and never the API key: the key travels only in the `Authorization` head
 
 from __future__ import annotations
 
+import datetime as dt
+
 from marketdata_pipeline.lib.errors import MarketdataError
 
 
@@ -29,6 +31,45 @@ class PolygonError(MarketdataError):
 
 class PolygonAuthError(PolygonError):
     """401 (unknown or missing key) or 403 (the plan does not cover this data): never retried."""
+
+
+class PolygonPlanError(PolygonAuthError):
+    """403 NOT_AUTHORIZED: the key's plan does not serve the requested dates (never retried).
+
+    Plans serve a limited history (the free tier about two years back) and never dates in the
+    future. `window` is the inclusive (first, last) day of the refused request.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        window: tuple[dt.date, dt.date] | None = None,
+        request: str = "",
+        status_code: int | None = 403,
+        api_message: str | None = None,
+    ) -> None:
+        super().__init__(message, request=request, status_code=status_code, api_message=api_message)
+        self.window = window
+
+
+def plan_refusal_message(
+    what: str, window: tuple[dt.date, dt.date] | None, api_message: str
+) -> str:
+    """Plain words for a 403 that refuses a data timeframe, naming the refused window."""
+    if window is None:
+        span = ""
+    elif window[0] == window[1]:
+        span = f" (the day {window[0]})"
+    else:
+        span = f" (the days {window[0]} to {window[1]})"
+    return (
+        f"Polygon refused {what}: the API plan of this key does not include that data "
+        f"timeframe{span}. Plans serve a limited history (the free tier about two years back) "
+        "and never dates in the future. Set POLYGON_HISTORY_START to the first day the plan "
+        "serves so older days are not requested, or upgrade the plan "
+        f"(HTTP 403 NOT_AUTHORIZED: {api_message}; not retried)"
+    )
 
 
 class PolygonRequestError(PolygonError):

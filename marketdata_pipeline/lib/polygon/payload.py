@@ -153,13 +153,15 @@ def normalise_bars(
     fetched_at: dt.datetime,
     source: str,
 ) -> pl.DataFrame:
-    """Map raw bars to the candle schema, plus helper columns `vendor_t` and `t_aligned`.
+    """Map raw bars to the candle schema (with `vendor_t`), plus the helper column `t_aligned`.
 
     `symbol` is the canonical symbol for range pages; grouped pages carry it per bar in `T`
-    (with the `X:` prefix for crypto, which is stripped). The trading day is the date of `t` in
-    New York for stocks (range `t` is New York midnight, grouped `t` the 16:00 close: both give
-    the right date) and in UTC for crypto. `t_aligned` tells whether a range bar starts exactly
-    at its day's start, as daily bars must.
+    (with the `X:` prefix for crypto, which is stripped; stock tickers keep their case).
+    `vendor_t` is the bar's `t` as sent. The trading day follows `DAY_CONVENTIONS`: the date of
+    `t` in New York for stocks and in UTC for crypto, which places every convention the vendor
+    has used on the right day. `t_aligned` tells whether `t` is one of those conventions' stamps
+    (any instant for grouped pages, whose stamp the spec only calls "the end of the window");
+    a bar that fits no convention fits no day and is quarantined.
     """
     tz = "America/New_York" if asset_class is AssetClass.STOCK else "UTC"
     if endpoint == "grouped":
@@ -174,6 +176,7 @@ def normalise_bars(
     frame = bars.with_columns(vendor_t=t_int).with_columns(
         symbol=sym,
         day=instant.dt.convert_time_zone(tz).dt.date(),
+        _ny=instant.dt.convert_time_zone("America/New_York"),
     )
     frame = frame.with_columns(
         ts=pl.col("day")
@@ -181,13 +184,9 @@ def normalise_bars(
         .dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
         .dt.convert_time_zone("UTC"),
     )
-    ts_ms = pl.col("ts").dt.epoch("ms")
-    if endpoint == "range":
-        aligned = pl.col("vendor_t") == ts_ms
-    else:
-        # Grouped bars are stamped at the session close, not the day start: any instant
-        # inside the day is acceptable, and the day itself was derived from it.
-        aligned = pl.col("vendor_t").is_not_null()
+    # Grouped bars are stamped at the session close, not the day start: any instant inside
+    # the day is acceptable for them, and the day itself was derived from it.
+    aligned = _fits_a_day(asset_class) if endpoint == "range" else pl.col("vendor_t").is_not_null()
     return frame.select(
         "symbol",
         "day",
@@ -211,5 +210,34 @@ def normalise_bars(
     )
 
 
-HELPER_COLUMNS = ("vendor_t", "t_aligned")
+#: Every daily-bar timestamp convention the vendor has used, per market: the day a bar belongs
+#: to is the date of `t` in the market's zone (New York for stocks, UTC for crypto).
+DAY_CONVENTIONS: dict[AssetClass, tuple[str, ...]] = {
+    AssetClass.STOCK: (
+        "00:00 New York (range bars: start of the session's day)",
+        "16:00 New York (grouped and /prev bars, and older range history: the session close)",
+    ),
+    AssetClass.CRYPTO: (
+        "00:00 UTC (current crypto bars)",
+        "00:00 New York, i.e. 04:00/05:00 UTC (2020-era crypto bars)",
+    ),
+}
+
+
+def _fits_a_day(asset_class: AssetClass) -> pl.Expr:
+    """True when `vendor_t` is the stamp of one of `DAY_CONVENTIONS` for its day."""
+    ny = pl.col("_ny")
+    ny_midnight = (ny.dt.hour() == 0) & (ny.dt.minute() == 0)
+    exact = (ny.dt.second() == 0) & (ny.dt.millisecond() == 0)
+    if asset_class is AssetClass.STOCK:
+        # Midnight or the 16:00 close, both on the bar's New York date.
+        fits = (ny_midnight | ((ny.dt.hour() == 16) & (ny.dt.minute() == 0))) & exact
+    else:
+        # 00:00 UTC, or New York midnight, which falls on the same UTC date (04:00/05:00Z).
+        utc_midnight = (pl.col("vendor_t") % MS_PER_DAY) == 0
+        fits = utc_midnight | (ny_midnight & exact & (ny.dt.date() == pl.col("day")))
+    return pl.col("vendor_t").is_not_null() & fits
+
+
+HELPER_COLUMNS = ("t_aligned",)
 assert set(HELPER_COLUMNS).isdisjoint(CANDLE_COLUMNS)

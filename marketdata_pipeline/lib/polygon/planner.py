@@ -8,8 +8,10 @@ Requests are the scarce resource (5 a minute on the free tier), so the plan is c
   is then filtered to our symbols.
 
 Non-trading days never cost a request (stocks follow the NYSE calendar; crypto trades daily), and
-a window without a single trading day costs nothing at all. Ties go to **range**: a failure then
-only affects one symbol and responses stay small.
+a window without a single trading day costs nothing at all. Days before the plan's history start
+(`POLYGON_HISTORY_START`: the first day the key's plan serves) are never requested either: the
+API would refuse them with 403; they are listed in `unserved_days` instead. Ties go to **range**:
+a failure then only affects one symbol and responses stay small.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ class RequestPlan:
     range_cost: int
     grouped_cost: int
     strategy: Strategy
+    #: Trading days of the window before the plan's history start: not requested.
+    unserved_days: tuple[dt.date, ...] = ()
+    history_start: dt.date | None = None
 
     @property
     def cost(self) -> int:
@@ -60,13 +65,20 @@ class RequestPlan:
 
     def describe(self) -> str:
         """One line for logs: strategy, cost and the alternative's cost."""
-        return (
+        line = (
             f"{self.asset_class} plan: {self.strategy} ({self.cost} requests) for "
             f"{len(self.symbols)} symbols x {len(self.days)} trading days "
             f"{self.start}..{self.end}; "
             f"range would cost {self.range_cost}, grouped {self.grouped_cost}, "
             f"naive per-symbol-per-day {self.naive_cost}"
         )
+        if self.unserved_days:
+            line += (
+                f"; {len(self.unserved_days)} trading days {self.unserved_days[0]}.."
+                f"{self.unserved_days[-1]} not requested: before POLYGON_HISTORY_START "
+                f"{self.history_start}, the first day the API plan serves"
+            )
+        return line
 
     def as_metadata(self) -> dict[str, object]:
         """A JSON-friendly summary for Dagster metadata."""
@@ -78,6 +90,8 @@ class RequestPlan:
             "naive_cost": self.naive_cost,
             "trading_days": len(self.days),
             "symbols": len(self.symbols),
+            "unserved_days": len(self.unserved_days),
+            "history_start": self.history_start.isoformat() if self.history_start else None,
         }
 
 
@@ -88,17 +102,37 @@ def plan_requests(
     end: dt.date,
     *,
     force: Strategy | None = None,
+    history_start: dt.date | None = None,
 ) -> RequestPlan:
     """Choose the cheapest plan for `symbols` over `start`..`end` (inclusive).
 
     `force` picks a strategy regardless of cost (tests and the plan-equivalence check).
+    `history_start` is the first day the API plan serves: earlier days are never requested.
     """
-    days = tuple(trading_days(asset_class, start, end)) if end >= start else ()
+    all_days = tuple(trading_days(asset_class, start, end)) if end >= start else ()
+    if history_start is None:
+        days, unserved = all_days, ()
+    else:
+        days = tuple(d for d in all_days if d >= history_start)
+        unserved = all_days[: len(all_days) - len(days)]
     syms = tuple(sorted(set(symbols)))
     if not days or not syms:
-        return RequestPlan(asset_class, syms, start, end, days, 0, 0, "none")
+        return RequestPlan(
+            asset_class, syms, start, end, days, 0, 0, "none", unserved, history_start
+        )
     pages_per_symbol = math.ceil(len(days) / MAX_LIMIT)
     range_cost = len(syms) * pages_per_symbol
     grouped_cost = len(days)
     strategy: Strategy = force or ("grouped" if grouped_cost < range_cost else "range")
-    return RequestPlan(asset_class, syms, start, end, days, range_cost, grouped_cost, strategy)
+    return RequestPlan(
+        asset_class,
+        syms,
+        start,
+        end,
+        days,
+        range_cost,
+        grouped_cost,
+        strategy,
+        unserved,
+        history_start,
+    )

@@ -8,6 +8,7 @@ others.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -20,7 +21,7 @@ from pydantic import PrivateAttr
 
 from marketdata_pipeline.lib.candles.schema import CANDLE_SCHEMA
 from marketdata_pipeline.lib.candles.window import CandleWindow
-from marketdata_pipeline.lib.errors import ConfigError
+from marketdata_pipeline.lib.errors import ConfigError, InputError
 from marketdata_pipeline.lib.polygon.client import PolygonClient
 from marketdata_pipeline.lib.polygon.errors import PolygonAuthError, redact
 from marketdata_pipeline.lib.polygon.planner import RequestPlan, Strategy, plan_requests
@@ -34,6 +35,7 @@ from marketdata_pipeline.lib.postgres.database import PostgresDatabase, ensure_s
 from marketdata_pipeline.lib.settings import (
     DEFAULT_BASE_URL,
     DEFAULT_REQUESTS_PER_MINUTE,
+    parse_date,
     validate_base_url,
     validate_requests_per_minute,
 )
@@ -56,7 +58,7 @@ class FetchResult:
 
 
 def _empty_normalised() -> pl.DataFrame:
-    return pl.DataFrame(schema={**CANDLE_SCHEMA, "vendor_t": pl.Int64, "t_aligned": pl.Boolean})
+    return pl.DataFrame(schema={**CANDLE_SCHEMA, "t_aligned": pl.Boolean})
 
 
 class PolygonResource(dg.ConfigurableResource):
@@ -88,6 +90,9 @@ class PolygonResource(dg.ConfigurableResource):
     page_limit: int = 50_000
     # Stored as each row's provenance prefix ("simulator" when the API is the local one).
     source: str = "polygon"
+    # First day the key's plan serves (YYYY-MM-DD, POLYGON_HISTORY_START); None = no limit.
+    # The planner never requests earlier days (the API would answer 403 NOT_AUTHORIZED).
+    history_start: str | None = None
 
     _client: PolygonClient | None = PrivateAttr(default=None)
     _budget: RateBudget | None = PrivateAttr(default=None)
@@ -134,6 +139,28 @@ class PolygonResource(dg.ConfigurableResource):
                 )
             return self._client
 
+    def history_start_date(self) -> dt.date | None:
+        """`history_start` as a date (None = no limit); ConfigError when it is not YYYY-MM-DD."""
+        if self.history_start is None or not self.history_start.strip():
+            return None
+        try:
+            return parse_date(self.history_start, "PolygonResource.history_start")
+        except InputError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def served_window(self, window: CandleWindow) -> CandleWindow | None:
+        """The part of `window` the key's plan serves (from `history_start` on), or None.
+
+        A run replaces only this part, so history fetched earlier (under a bigger plan) before
+        the plan's first day is kept rather than deleted.
+        """
+        first = self.history_start_date()
+        if first is None or first <= window.first:
+            return window
+        if first > window.last:
+            return None
+        return CandleWindow(first, window.last)
+
     def close(self) -> None:
         """Close the HTTP pool and the budget's connections."""
         with self._lock:
@@ -163,7 +190,14 @@ class PolygonResource(dg.ConfigurableResource):
         message naming it, while the others are returned in `frame`.
         """
         log = log or logging.getLogger(__name__)
-        plan = plan_requests(asset_class, symbols, window.first, window.last, force=force_strategy)
+        plan = plan_requests(
+            asset_class,
+            symbols,
+            window.first,
+            window.last,
+            force=force_strategy,
+            history_start=self.history_start_date(),
+        )
         log.info(plan.describe())
         if plan.strategy == "none":
             return FetchResult(plan, _empty_normalised(), fetched=[s.symbol for s in plan.symbols])
@@ -229,12 +263,26 @@ class PolygonResource(dg.ConfigurableResource):
         frames: list[pl.DataFrame] = []
         failures: list[str] = []
         every = self._progress_every(len(plan.days))
+        stop = threading.Event()
+
+        def one(day: dt.date) -> pl.DataFrame | None:
+            """One day's market; None once another day failed (the run fails as a whole)."""
+            if stop.is_set():
+                return None  # queued days are not spent on: one failure fails every symbol
+            try:
+                return client.fetch_grouped(plan.asset_class, day)
+            except Exception:
+                stop.set()
+                raise
+
         with ThreadPoolExecutor(max_workers=self.max_concurrent_requests) as pool:
-            futures = {pool.submit(client.fetch_grouped, plan.asset_class, d): d for d in plan.days}
+            futures = {pool.submit(one, d): d for d in plan.days}
             for done, future in enumerate(as_completed(futures), start=1):
                 day = futures[future]
                 try:
-                    frames.append(future.result().filter(pl.col("symbol").is_in(wanted)))
+                    market = future.result()
+                    if market is not None:
+                        frames.append(market.filter(pl.col("symbol").is_in(wanted)))
                 except Exception as exc:
                     failures.append(redact(f"{exc}", self.api_key) or exc.__class__.__name__)
                     log.error(failures[-1])

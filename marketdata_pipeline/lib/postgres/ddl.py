@@ -71,6 +71,27 @@ _MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
     (
+        2,
+        # Vendor reality: stock tickers are case-sensitive (`KIMpL`), and the vendor's own bar
+        # timestamp is kept as provenance. Stored rows stay valid: they are all upper case.
+        """
+        -- The canonical form, as `lib/symbols.parse_symbol` gives it: an upper-case letter or
+        -- a digit first, then letters (a stock's share class may be lower case, `KIMpL`),
+        -- digits and dots; crypto entirely upper case. Plain SQL must insert that form:
+        -- `aapl` is refused here rather than silently becoming another ticker.
+        ALTER TABLE marketdata.tracked_symbols
+            DROP CONSTRAINT IF EXISTS tracked_symbols_symbol_check;
+        ALTER TABLE marketdata.tracked_symbols ADD CONSTRAINT tracked_symbols_symbol_check
+            CHECK (symbol ~ '^[A-Z0-9][A-Za-z0-9.]{0,19}$'
+                   AND (asset_class <> 'crypto' OR symbol = upper(symbol)));
+
+        ALTER TABLE IF EXISTS marketdata.stock_daily_candles
+            ADD COLUMN IF NOT EXISTS vendor_t bigint;
+        ALTER TABLE IF EXISTS marketdata.crypto_daily_candles
+            ADD COLUMN IF NOT EXISTS vendor_t bigint;
+        """,
+    ),
+    (
         10,
         """
         -- What kind of data the store holds ('polygon' or 'simulator'), claimed by the first

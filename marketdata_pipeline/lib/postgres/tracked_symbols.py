@@ -1,9 +1,9 @@
 """`marketdata.tracked_symbols`: the universe the pipeline keeps, and each symbol's status.
 
-Rows are canonical symbols (upper case, no `X:`) with their asset class, an active flag (removal
-deactivates; history stays), timestamps, a `change_seq` the sensor uses as its cursor, and the
-outcome of the latest run for that symbol (`status`, `last_success_day`, `last_attempt_at`,
-`last_error`).
+Rows are canonical symbols (no `X:`; case as `lib/symbols.canonical_case` says) with their
+asset class, an active flag (removal deactivates; history stays), timestamps, a `change_seq` the
+sensor uses as its cursor, and the outcome of the latest run for that symbol (`status`,
+`last_success_day`, `last_attempt_at`, `last_error`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,13 @@ import psycopg
 from psycopg.rows import dict_row
 
 from marketdata_pipeline.lib.errors import InputError
-from marketdata_pipeline.lib.symbols import CRYPTO_PREFIX, AssetClass, Symbol, parse_symbol
+from marketdata_pipeline.lib.symbols import (
+    CRYPTO_PREFIX,
+    AssetClass,
+    Symbol,
+    canonical_case,
+    parse_symbol,
+)
 
 AddOutcome = Literal["added", "reactivated", "already tracked"]
 RemoveOutcome = Literal["removed", "already removed", "not tracked"]
@@ -87,11 +93,15 @@ def remove_symbols(conn: psycopg.Connection, symbols: list[Symbol]) -> list[Symb
 
 def find_symbols(conn: psycopg.Connection, raw: str) -> list[Symbol]:
     """Tracked symbols matching a user-typed symbol in any asset class (for `remove`)."""
-    text = raw.strip().upper()
-    text = text.removeprefix("X:")
+    text = raw.strip()
+    if text.upper().startswith("X:"):
+        text = text[2:]
+    # The stock form keeps a vendor ticker's case (`KIMpL`); the crypto form is upper case.
+    candidates = sorted({canonical_case(text, AssetClass.STOCK), text.upper()})
     rows = conn.execute(
-        "SELECT symbol, asset_class FROM marketdata.tracked_symbols WHERE symbol = %s",
-        (text,),
+        "SELECT symbol, asset_class FROM marketdata.tracked_symbols WHERE symbol = ANY(%s)"
+        " ORDER BY asset_class DESC, symbol",
+        (candidates,),
     ).fetchall()
     return [Symbol(r[0], AssetClass(r[1])) for r in rows]
 

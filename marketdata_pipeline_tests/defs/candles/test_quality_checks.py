@@ -8,6 +8,7 @@ import polars as pl
 
 from marketdata_pipeline.lib.calendar import stock_sessions
 from marketdata_pipeline.lib.candles.quality import missing_sessions, price_jumps
+from marketdata_pipeline.lib.candles.validation import TIMESTAMP_REASON
 from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.polygon.payload import HELPER_COLUMNS
 from marketdata_pipeline.lib.symbols import AssetClass, parse_symbol
@@ -49,7 +50,7 @@ def test_bad_vendor_bars_are_quarantined_and_good_rows_written(sim, resources, d
     assert "high below low" in reasons[0]
     assert reasons[1] == "negative or non-finite volume"
     assert "non-positive price" in reasons[2]
-    assert reasons[3] == "timestamp is not the start of its day"
+    assert reasons[3] == TIMESTAMP_REASON
     # The gap left by the quarantined bars is reported by the completeness check.
     completeness = checks["stock_daily_candles:completeness"]
     assert not completeness.passed

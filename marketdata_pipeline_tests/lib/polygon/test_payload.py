@@ -59,9 +59,11 @@ def test_crypto_range_sample_keeps_fractional_volume_and_uses_utc_days(fixtures_
     assert page.ticker == "X:BTCUSD"
     frame = _normalise(page, AssetClass.CRYPTO, "range", "BTCUSD")
     assert frame.get_column("volume").to_list() == [303067.6562332156, 323339.6922892879]
-    # The 2020-era spec sample is stamped 04:00Z (New York midnight): UTC date, not aligned.
+    # The 2020-era spec sample is stamped 04:00Z (New York midnight): a convention the vendor
+    # used, so the bars belong to their dates and are kept, with the raw t as provenance.
     assert frame.get_column("day").to_list() == [dt.date(2020, 6, 1), dt.date(2020, 6, 2)]
-    assert not frame.get_column("t_aligned").any()
+    assert frame.get_column("t_aligned").all()
+    assert frame.get_column("vendor_t").to_list() == [1590984000000, 1591070400000]
 
 
 def test_grouped_sample_reads_tickers_from_T_and_the_close_stamp_gives_the_session_date(

@@ -97,7 +97,7 @@ def test_a_backfill_makes_exactly_the_cheapest_plans_requests(
 def test_grouped_and_range_plans_store_identical_rows(sim, resources, database_url):
     symbols = {"stock_daily_candles": ["AAPL", "MSFT", "NVDA"]}
     start, end = dt.date(2024, 5, 20), dt.date(2024, 6, 7)
-    provenance = ["source", "fetched_at"]
+    provenance = ["source", "fetched_at", "vendor_t"]  # vendor_t: each endpoint's own stamp
 
     def run(strategy: str) -> pl.DataFrame:
         config = {"stock_daily_candles": {"strategy": strategy}}
