@@ -22,8 +22,6 @@ from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.errors import InputError
 from marketdata_pipeline.lib.settings import Settings, parse_date
 from marketdata_pipeline.lib.symbols import (
-    CRYPTO_RULE,
-    STOCK_RULE,
     AssetClass,
     Symbol,
     canonical_case,
@@ -112,8 +110,8 @@ def check_plausible(raw: list[str] | tuple[str, ...], assets: tuple[str, ...]) -
                 raise InputError(f"--symbols: {problems[0]}")
             shown = text if len(text) <= 40 else text[:40] + "..."
             raise InputError(
-                f"--symbols: {shown!r} is not a plausible ticker (stock: {STOCK_RULE}) and "
-                f"not a plausible pair (crypto: {CRYPTO_RULE})"
+                f"--symbols: {shown!r} is not a plausible ticker (stock, e.g. AAPL, BRK.A) and "
+                "not a plausible pair (crypto, e.g. BTCUSD, X:ETHGBP)"
             )
 
 

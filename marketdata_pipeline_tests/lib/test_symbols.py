@@ -130,7 +130,9 @@ def test_migration_keeps_existing_rows_and_adds_vendor_t(pg_server):
 def test_the_sensor_requests_the_vendor_ticker_as_stored(database, database_url):
     import dagster as dg
 
-    from marketdata_pipeline.defs.symbols.sensors import tracked_symbols_sensor
+    from marketdata_pipeline.definitions import defs
+
+    tracked_symbols_sensor = defs.get_sensor_def("tracked_symbols_sensor")
 
     with psycopg.connect(database_url) as conn:
         add_symbols(conn, parse_symbols(["KIMpL", "aapl"]))

@@ -65,9 +65,6 @@ _MIGRATIONS: list[tuple[int, str]] = [
         CREATE TRIGGER tracked_symbols_touch BEFORE INSERT OR UPDATE
             ON marketdata.tracked_symbols
             FOR EACH ROW EXECUTE FUNCTION marketdata.tracked_symbols_touch();
-
-        CREATE INDEX IF NOT EXISTS rejected_candles_slice
-            ON marketdata.rejected_candles (asset, symbol, day);
         """,
     ),
     (
@@ -165,6 +162,10 @@ def rejected_table_ddl() -> list[sql.Composed]:
     columns = rejected_sql_types()
     return [
         _create_table("rejected_candles", columns),
+        sql.SQL(
+            "CREATE INDEX IF NOT EXISTS rejected_candles_slice"
+            " ON marketdata.rejected_candles (asset, symbol, day)"
+        ),
         *_add_missing_columns("rejected_candles", columns),
     ]
 

@@ -218,10 +218,12 @@ def claim_source(conn: psycopg.Connection, family: str) -> None:
 
 
 def source_family(candles: pl.DataFrame) -> str | None:
-    """'polygon' or 'simulator' from the rows' provenance (`polygon:range` -> `polygon`)."""
+    """'simulator' for the local simulator's rows (`simulator:range`), else 'polygon'."""
     if candles.height == 0:
         return None
-    return str(candles.get_column("source")[0]).split(":", 1)[0]
+    return (
+        "simulator" if str(candles.get_column("source")[0]).startswith("simulator") else "polygon"
+    )
 
 
 def write_batch(conn: psycopg.Connection, table: str, batch: CandleBatch) -> dict[str, int]:

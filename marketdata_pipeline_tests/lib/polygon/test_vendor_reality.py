@@ -13,8 +13,8 @@ import polars as pl
 import pytest
 
 from marketdata_pipeline.backfill import validate_range
-from marketdata_pipeline.defs.candles.assets import crypto_daily_candles, stock_daily_candles
 from marketdata_pipeline.lib.calendar import stock_sessions
+from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.errors import ConfigError, InputError
 from marketdata_pipeline.lib.polygon.errors import PolygonPlanError, PolygonRequestError
 from marketdata_pipeline.lib.polygon.planner import plan_requests
@@ -24,8 +24,15 @@ from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
 from marketdata_pipeline.lib.postgres.tracked_symbols import add_symbols
 from marketdata_pipeline.lib.settings import load_settings
 from marketdata_pipeline.lib.symbols import AssetClass, parse_symbol, parse_symbols
-from marketdata_pipeline_tests.conftest import make_polygon
-from marketdata_pipeline_tests.helpers import check_evaluations, materialise, query, read_table
+from marketdata_pipeline_tests.helpers import (
+    check_evaluations,
+    crypto_daily_candles,
+    materialise,
+    query,
+    read_table,
+    stock_daily_candles,
+)
+from marketdata_pipeline_tests.resources import make_polygon
 from polygon_simulator.faults import NOT_AUTHORIZED_MESSAGE
 
 NY = ZoneInfo("America/New_York")
@@ -91,7 +98,9 @@ def test_a_lower_case_share_class_is_fetched_and_stored_as_the_vendor_spells_it(
 
 
 def test_the_upper_cased_ticker_is_another_ticker_with_no_bars(sim, polygon):
-    frame = polygon.fetch_candles(AssetClass.STOCK, [parse_symbol("KIMPL")], START, END).frame
+    frame = polygon.fetch_candles(
+        AssetClass.STOCK, [parse_symbol("KIMPL")], CandleWindow(START, END)
+    ).frame
     assert frame.height == 0
     assert sim.stats()["log"][0]["ticker"] == "KIMPL"
 
@@ -191,7 +200,7 @@ def test_a_refused_grouped_day_fails_the_run_without_spending_on_the_rest(sim, d
     sim.configure(history_start=dt.date(2024, 6, 5))
     polygon = make_polygon(sim, max_concurrent_requests=1)
     result = polygon.fetch_candles(
-        AssetClass.STOCK, [parse_symbol("AAPL")], START, END, force_strategy="grouped"
+        AssetClass.STOCK, [parse_symbol("AAPL")], CandleWindow(START, END), force_strategy="grouped"
     )
     assert result.frame.height == 0 and result.fetched == []
     assert "the day 2024-05-28" in result.errors["AAPL"]
@@ -219,7 +228,7 @@ def test_history_start_setting_and_the_backfill_refusal():
         validate_range("2024-05-28", "2024-06-07", first=dt.date(2024, 1, 1), history_start=SWITCH)
     assert validate_range(
         "2024-06-03", "2024-06-07", first=dt.date(2024, 1, 1), history_start=SWITCH
-    ) == (SWITCH, END)
+    ) == CandleWindow(SWITCH, END)
     with pytest.raises(ConfigError, match=r"PolygonResource\.history_start 'June' is not a date"):
         PolygonResource(api_key="k", history_start="June").history_start_date()
 
