@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlencode
 import numpy as np
 
 from polygon_simulator import market
+from polygon_simulator.corporate_actions import SplitFactor, apply_splits
 
 RANGE_FIELDS = ("v", "vw", "o", "c", "h", "l", "t", "n")  # key order of the real range mocks
 GROUPED_FIELDS = ("T", "v", "vw", "o", "c", "h", "l", "t", "n")  # ... and of the grouped mock
@@ -117,8 +118,14 @@ def build_range_page(
     limit: int,
     revision: int,
     revision_from: dt.date | None,
+    splits: tuple[SplitFactor, ...] = (),
+    adjusted: bool = True,
 ) -> RangePage:
-    """Compute a page: the first `limit` bars of [start, end] in `sort` order."""
+    """Compute a page: the first `limit` bars of [start, end] in `sort` order.
+
+    `splits` are the ticker's executed splits: the bars are then as traded (`adjusted=False`)
+    or split-adjusted (see corporate_actions.apply_splits).
+    """
     days = market.bar_days(ticker, start, end)
     if sort == "desc":
         days = days[::-1]
@@ -127,6 +134,8 @@ def build_range_page(
     if not len(page_days):
         return RangePage(None, 0, None)
     columns = market.bars_on_days(ticker, page_days, revision=revision, revision_from=revision_from)
+    if splits:
+        columns = apply_splits(columns, [splits] * len(page_days), adjusted=adjusted)
     return RangePage(_rows_json(columns, RANGE_FIELDS), len(page_days), next_ms)
 
 
@@ -218,11 +227,19 @@ def build_grouped_page(
     *,
     revision: int,
     revision_from: dt.date | None,
+    splits: dict[str, tuple[SplitFactor, ...]] | None = None,
+    adjusted: bool = True,
 ) -> GroupedPage:
-    """All `tickers`' bars on `day` (the caller decides whether the market traded)."""
+    """All `tickers`' bars on `day` (the caller decides whether the market traded).
+
+    `splits` maps tickers to their executed splits (see `build_range_page`).
+    """
     if not tickers:
         return GroupedPage(None, 0)
     columns = market.grouped_bars(tickers, day, revision=revision, revision_from=revision_from)
+    if splits and any(t in splits for t in tickers):
+        factors = [splits.get(t, ()) for t in tickers]
+        columns = apply_splits(columns, factors, adjusted=adjusted)
     return GroupedPage(_rows_json(columns, GROUPED_FIELDS), len(tickers))
 
 

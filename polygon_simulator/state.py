@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from polygon_simulator import market
+from polygon_simulator.corporate_actions import SimDividend, SimSplit, validate_unique_splits
 from polygon_simulator.faults import FaultBook, FaultRule
 from polygon_simulator.ratelimit import RollingWindowLimiter
 
@@ -33,6 +34,8 @@ UPDATABLE_FIELDS = (
     "today",
     "stock_universe_size",
     "crypto_universe_size",
+    "splits",
+    "dividends",
 )
 
 
@@ -64,6 +67,10 @@ class SimulatorConfig(BaseModel):
     crypto_universe_size: int = Field(default=200, ge=0, le=100_000)
     # The request log keeps this many newest entries (counters are never truncated).
     log_limit: int = Field(default=100_000, ge=0)
+    # Corporate actions the simulated vendor knows (see corporate_actions.py): configuring a
+    # split makes it "happen" (listed, and applied to bars once its execution date has come).
+    splits: tuple[SimSplit, ...] = ()
+    dividends: tuple[SimDividend, ...] = ()
 
     @field_validator("extra_stock_tickers")
     @classmethod
@@ -82,6 +89,11 @@ class SimulatorConfig(BaseModel):
             if not market.is_valid_ticker(ticker):
                 raise ValueError(f"not a crypto ticker: {ticker!r}")
         return tuple(dict.fromkeys(out))
+
+    @field_validator("splits")
+    @classmethod
+    def _unique_splits(cls, value: tuple[SimSplit, ...]) -> tuple[SimSplit, ...]:
+        return validate_unique_splits(value)
 
 
 def _validation_message(exc: ValidationError) -> str:
