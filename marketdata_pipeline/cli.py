@@ -188,13 +188,17 @@ def run_backfill(
 
     from marketdata_pipeline.definitions import defs
     from marketdata_pipeline.defs.candles.partitions import range_tags
+    from marketdata_pipeline.defs.corporate_actions.assets import STOCK_COMPANION_KEYS
 
+    selection = [dg.AssetKey(a) for a in chosen]
+    if "stock_daily_candles" in chosen:
+        selection += STOCK_COMPANION_KEYS  # learn splits and repair history in the same run
     job = defs.resolve_job_def("candles_job")
     result = job.execute_in_process(
         run_config=run_config_for(request),
         instance=dg.DagsterInstance.get(),
         tags={**range_tags(start, end), "marketdata/trigger": "cli-backfill"},
-        asset_selection=[dg.AssetKey(a) for a in chosen],
+        asset_selection=selection,
         raise_on_error=False,
     )
     print(f"\nrun {result.run_id}: {'SUCCESS' if result.success else 'FAILED'}")

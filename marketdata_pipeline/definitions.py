@@ -1,4 +1,5 @@
-"""The Dagster code location: candle assets, their checks, job, schedule, sensors, resources."""
+"""The Dagster code location: candle and corporate-action assets, checks, job, schedule, sensors,
+resources."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from marketdata_pipeline.defs.candles.schedules import (
     build_revision_schedule,
     trailing_sessions_from_env,
 )
+from marketdata_pipeline.defs.corporate_actions.assets import CORPORATE_ACTION_ASSETS
 from marketdata_pipeline.defs.resources import build_resources
 from marketdata_pipeline.defs.symbols.sensors import tracked_symbols_sensor
 
 defs = dg.Definitions(
-    assets=list(CANDLE_ASSETS),
+    assets=[*CANDLE_ASSETS, *CORPORATE_ACTION_ASSETS],
     asset_checks=list(freshness_checks),
     jobs=[candles_job],
     schedules=[build_revision_schedule(trailing_sessions_from_env())],

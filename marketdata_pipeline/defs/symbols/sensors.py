@@ -10,6 +10,10 @@ import dagster as dg
 
 from marketdata_pipeline.defs.candles.assets import crypto_daily_candles, stock_daily_candles
 from marketdata_pipeline.defs.candles.partitions import START_DATE, range_tags
+from marketdata_pipeline.defs.corporate_actions.assets import (
+    CORPORATE_ACTION_ASSETS,
+    STOCK_COMPANION_KEYS,
+)
 from marketdata_pipeline.lib.calendar import last_complete_day
 from marketdata_pipeline.lib.errors import InputError
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
@@ -27,7 +31,7 @@ SENSOR_INTERVAL_SECONDS = 30
     name="tracked_symbols_sensor",
     minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    target=[stock_daily_candles, crypto_daily_candles],
+    target=[stock_daily_candles, crypto_daily_candles, *CORPORATE_ACTION_ASSETS],
     description="Backfills the full history of symbols added to (or re-activated in) "
     "marketdata.tracked_symbols: one run per asset class for all new symbols together.",
 )
@@ -62,7 +66,11 @@ def tracked_symbols_sensor(
         requests.append(
             dg.RunRequest(
                 run_key=f"{cls.value}-symbols-through-change-{newest}",
-                asset_selection=[asset_key],
+                # Stock runs learn splits and repair older history in the same run.
+                asset_selection=[
+                    asset_key,
+                    *(STOCK_COMPANION_KEYS if cls is AssetClass.STOCK else ()),
+                ],
                 run_config={"ops": {asset: {"config": {"symbols": symbols}}}},
                 tags={
                     **range_tags(START_DATE, end),

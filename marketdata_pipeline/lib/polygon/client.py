@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import json
 import logging
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -126,8 +128,40 @@ def _retry_after_seconds(response: httpx.Response) -> float | None:
     return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
+def parse_json_page(body: bytes, *, request: str) -> dict[str, Any]:
+    """Decode a reference-data page: one JSON object with status OK and a `results` list."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        head = body[:60].decode("utf-8", "replace")
+        raise PolygonPayloadError(
+            f"Polygon response for {request} is not valid JSON ({exc}); body starts {head!r}",
+            request=request,
+        ) from None
+    if not isinstance(doc, dict):
+        raise PolygonPayloadError(
+            f"Polygon response for {request} is {type(doc).__name__}, expected an object",
+            request=request,
+        )
+    if doc.get("status") != "OK":
+        raise PolygonPayloadError(
+            f"Polygon response for {request} has status {doc.get('status')!r}, expected OK",
+            request=request,
+        )
+    # A missing or null `results` means no records, as in the official client.
+    results = doc.get("results") or []
+    if not isinstance(results, list):
+        raise PolygonPayloadError(
+            f"Polygon response for {request} has 'results' of type {type(results).__name__}, "
+            "expected a list",
+            request=request,
+        )
+    doc["results"] = results
+    return doc
+
+
 class PolygonClient:
-    """Polygon aggregates over HTTP with retries, a request budget and pagination guards."""
+    """Polygon aggregates and reference data over HTTP: retries, a budget, paging guards."""
 
     def __init__(
         self,
@@ -214,7 +248,14 @@ class PolygonClient:
             delay,
         )
 
-    def _attempt(self, path: str, params: dict[str, str] | None, kind: str, what: str) -> Page:
+    def _attempt(
+        self,
+        path: str,
+        params: dict[str, str] | None,
+        kind: str,
+        what: str,
+        parse: Callable[..., Any] = parse_page,
+    ) -> Any:
         self.budget.acquire()
         try:
             response = self._http.get(path, params=params)
@@ -229,7 +270,7 @@ class PolygonClient:
         status = response.status_code
         if status == 200:
             try:
-                return parse_page(response.content, request=what)
+                return parse(response.content, request=what)
             except PolygonPayloadError as exc:
                 # A cut-off or garbled 200 is usually a proxy hiccup: worth another try, and
                 # reported as a payload error if it persists.
@@ -261,9 +302,19 @@ class PolygonClient:
         )
 
     def get_page(
-        self, path: str, params: dict[str, str] | None = None, *, kind: str, what: str
-    ) -> Page:
-        """GET one page, retrying transient failures; raise a `PolygonError` when final."""
+        self,
+        path: str,
+        params: dict[str, str] | None = None,
+        *,
+        kind: str,
+        what: str,
+        parse: Callable[..., Any] = parse_page,
+    ) -> Any:
+        """GET one page, retrying transient failures; raise a `PolygonError` when final.
+
+        `parse(body, request=what)` decodes a 200 body (aggregates pages by default); a
+        `PolygonPayloadError` from it counts as a transient failure (a cut-off body).
+        """
         retrying = Retrying(
             retry=retry_if_exception_type(TransientError),
             stop=stop_after_attempt(self.max_attempts),
@@ -272,7 +323,7 @@ class PolygonClient:
             reraise=True,
         )
         try:
-            return retrying(self._attempt, path, params, kind, what)
+            return retrying(self._attempt, path, params, kind, what, parse)
         except TransientError as exc:
             text = redact(str(exc), self._api_key)
             error_cls = PolygonPayloadError if exc.status_code == 200 else PolygonUnavailableError
@@ -287,20 +338,53 @@ class PolygonClient:
 
     # -- endpoints ---------------------------------------------------------------------------
 
-    def _next_path(self, next_url: str, what: str) -> tuple[str, dict[str, str]]:
+    def _next_path(
+        self, next_url: str, what: str, prefix: str = "/v2/aggs/"
+    ) -> tuple[str, dict[str, str]]:
         """Path and query of a `next_url`, to be joined onto our own base URL.
 
         The host in `next_url` is never trusted (it has been seen as `:443:443`); only the path
         and the cursor are kept, as the official client does, and auth stays in the header.
         """
         parts = urlsplit(next_url)
-        if not parts.path.startswith("/v2/aggs/"):
+        if not parts.path.startswith(prefix):
             raise PolygonPayloadError(
                 f"Polygon response for {what} has an unexpected next_url path {parts.path!r}",
                 request=what,
             )
         query = {k: v[-1] for k, v in parse_qs(parts.query).items() if k.lower() != "apikey"}
         return parts.path, query
+
+    def json_pages(
+        self, path: str, params: dict[str, str], *, kind: str, what: str
+    ) -> Iterator[dict[str, Any]]:
+        """Every page of a paginated JSON endpoint (reference data), as decoded objects.
+
+        Follows `next_url` on the same endpoint with only its cursor (the official client does
+        the same: the cursor holds the query), with the same loop and page-count guards as the
+        aggregates. Each page has `status` OK and a list (possibly empty) under `results`.
+        """
+        seen: set[str] = set()
+        endpoint = path
+        for page_number in range(1, self.max_pages + 1):
+            page = self.get_page(path, params, kind=kind, what=what, parse=parse_json_page)
+            yield page
+            next_url = page.get("next_url")
+            if not next_url:
+                return
+            path, params = self._next_path(next_url, what, prefix=endpoint)
+            cursor_key = f"{path}?{sorted(params.items())}"
+            if cursor_key in seen:
+                raise PolygonPayloadError(
+                    f"Polygon pagination for {what} repeats a next_url after page "
+                    f"{page_number}: stopping instead of looping",
+                    request=what,
+                )
+            seen.add(cursor_key)
+        raise PolygonPayloadError(
+            f"Polygon pagination for {what} exceeds {self.max_pages} pages: stopping",
+            request=what,
+        )
 
     def range_pages(self, symbol: Symbol, start: dt.date, end: dt.date) -> Iterator[Page]:
         """Every page of daily bars for `symbol` from `start` to `end` (inclusive)."""

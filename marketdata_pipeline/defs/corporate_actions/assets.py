@@ -1,0 +1,210 @@
+"""The corporate-action assets: split and dividend events, and split-adjusted history kept true.
+
+`stock_splits` and `stock_dividends` are not partitioned: they are event tables keyed by event
+date, refreshed by one whole-market query over a window (a few pages), so a partition per day
+would show thousands of partitions for what is one cheap request. `stock_split_adjustments` is
+partitioned like the candles and depends on `stock_daily_candles` and `stock_splits`, so any run
+that fetches candles and learns of a split (the revision schedule, `marketdata backfill`, the
+symbol sensor's history runs) repairs the older history in the same run.
+"""
+# No `from __future__ import annotations`: Dagster reads the real annotation objects.
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+from pydantic import Field
+
+from marketdata_pipeline.defs.candles.partitions import START_DATE, daily_candle_partitions
+from marketdata_pipeline.defs.corporate_actions import checks
+from marketdata_pipeline.defs.corporate_actions.history import bring_history_current
+from marketdata_pipeline.lib.errors import InputError
+from marketdata_pipeline.lib.polygon.corporate_actions import (
+    EventFetch,
+    fetch_dividends,
+    fetch_splits,
+)
+from marketdata_pipeline.lib.polygon.resource import PolygonResource
+from marketdata_pipeline.lib.postgres.corporate_actions import (
+    DIVIDENDS_TABLE,
+    has_events,
+    upsert_dividends,
+    upsert_splits,
+)
+from marketdata_pipeline.lib.postgres.database import PostgresDatabase
+from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols
+from marketdata_pipeline.lib.settings import parse_date
+from marketdata_pipeline.lib.symbols import AssetClass
+
+NEW_YORK = ZoneInfo("America/New_York")
+#: Dividends refreshed after the first load: ex-dates this many days back (the vendor adds and
+#: corrects records after the fact).
+DEFAULT_DIVIDEND_LOOKBACK_DAYS = 45
+GROUP = "corporate_actions"
+
+
+class EventWindowConfig(dg.Config):
+    """Run configuration of an event refresh (all optional)."""
+
+    start: str | None = Field(
+        default=None,
+        description="First event date (YYYY-MM-DD). Default: MARKETDATA_START_DATE for splits; "
+        "for dividends the same on the first load, then today minus lookback_days.",
+    )
+    end: str | None = Field(
+        default=None, description="Last event date (YYYY-MM-DD). Default: today (New York)."
+    )
+    lookback_days: int = Field(
+        default=DEFAULT_DIVIDEND_LOOKBACK_DAYS,
+        ge=0,
+        description="Dividends only: days of ex-dates re-read on each refresh after the first.",
+    )
+
+
+def _today() -> dt.date:
+    # Events are dated in New York; a split executing today is already in force.
+    return dt.datetime.now(NEW_YORK).date()
+
+
+def event_window(config: EventWindowConfig, default_start: dt.date) -> tuple[dt.date, dt.date]:
+    """The inclusive event-date window of a refresh, validated."""
+    try:
+        start = parse_date(config.start, "start") if config.start else default_start
+        end = parse_date(config.end, "end") if config.end else _today()
+    except InputError as exc:
+        raise dg.Failure(f"run config: {exc}") from None
+    if end < start:
+        raise dg.Failure(f"run config: end {end} is before start {start}")
+    return start, end
+
+
+def _fetch_metadata(fetch: EventFetch, start: dt.date, end: dt.date, requests: int) -> dict:
+    return {
+        "window": f"{start}..{end}",
+        "pages": fetch.pages,
+        "requests": requests,
+        "records": fetch.frame.height,
+        "records_left_out": len(fetch.rejected),
+    }
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"polygon", "postgres"},
+    check_specs=[checks.records_spec("stock_splits", "split")],
+    metadata={"dagster/table_name": "marketdata.stock_splits"},
+)
+def stock_splits(
+    context: dg.AssetExecutionContext,
+    config: EventWindowConfig,
+    polygon: PolygonResource,
+    database: PostgresDatabase,
+):
+    """Stock splits of the whole US market, in `marketdata.stock_splits`.
+
+    One query by execution date over MARKETDATA_START_DATE..today (a page or two: the whole
+    market splits a few hundred times a year), so a split the vendor adds or corrects anywhere
+    in the stored history is learned. Splits are upserted, keyed (symbol, execution_date); a
+    new one, or a changed ratio, gets a fresh `learned_at`, which marks older stored bars of
+    that symbol stale until `stock_split_adjustments` re-fetches them.
+    """
+    start, end = event_window(config, START_DATE)
+    client = polygon.get_client()
+    before = client.stats.attempts
+    fetch = fetch_splits(client, start, end)
+    with database.connect() as conn:
+        counts = upsert_splits(conn, fetch.frame)
+    requests = client.stats.attempts - before
+    learned = [f"{symbol} {day}" for symbol, day in counts.learned]
+    context.log.info(
+        f"stock_splits {start}..{end}: {fetch.frame.height} splits in {fetch.pages} pages, "
+        f"{counts.new} new, {counts.changed} with a changed ratio"
+    )
+    yield checks.records_result("split", fetch.frame.height, fetch.rejected)
+    yield dg.MaterializeResult(
+        metadata={
+            **_fetch_metadata(fetch, start, end, requests),
+            "new": counts.new,
+            "ratio_changed": counts.changed,
+            "learned": dg.MetadataValue.json(learned[:50]),
+        }
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"polygon", "postgres"},
+    check_specs=[checks.records_spec("stock_dividends", "dividend")],
+    metadata={"dagster/table_name": "marketdata.stock_dividends"},
+)
+def stock_dividends(
+    context: dg.AssetExecutionContext,
+    config: EventWindowConfig,
+    polygon: PolygonResource,
+    database: PostgresDatabase,
+):
+    """Cash dividends of the whole US market, in `marketdata.stock_dividends`.
+
+    Amounts are per share as paid (never split-adjusted). The first load reads every ex-date
+    from MARKETDATA_START_DATE; later refreshes re-read the last `lookback_days` (the market
+    pays tens of thousands of dividends a year, so re-reading all history would cost dozens
+    of pages each day). Feeds the total return of `marketdata.stock_daily_returns`.
+    """
+    with database.connect() as conn:
+        loaded = has_events(conn, DIVIDENDS_TABLE)
+    default_start = _today() - dt.timedelta(days=config.lookback_days) if loaded else START_DATE
+    start, end = event_window(config, default_start)
+    client = polygon.get_client()
+    before = client.stats.attempts
+    fetch = fetch_dividends(client, start, end)
+    with database.connect() as conn:
+        counts = upsert_dividends(conn, fetch.frame)
+    requests = client.stats.attempts - before
+    context.log.info(
+        f"stock_dividends {start}..{end}: {fetch.frame.height} dividends in {fetch.pages} "
+        f"pages, {counts.new} new"
+    )
+    yield checks.records_result("dividend", fetch.frame.height, fetch.rejected)
+    yield dg.MaterializeResult(
+        metadata={**_fetch_metadata(fetch, start, end, requests), "new": counts.new}
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"polygon", "postgres"},
+    partitions_def=daily_candle_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[dg.AssetKey("stock_daily_candles"), stock_splits],
+    check_specs=checks.ADJUSTMENT_SPECS,
+)
+def stock_split_adjustments(
+    context: dg.AssetExecutionContext, polygon: PolygonResource, database: PostgresDatabase
+):
+    """Keeps `marketdata.stock_daily_candles` split-adjusted as of the latest known split.
+
+    After the run's candles and splits are stored, every active tracked stock whose stored bars
+    predate a split they do not reflect gets that span re-fetched (one range request per such
+    symbol) and replaced in one transaction, so its whole history equals the vendor's adjusted
+    bars now. A rerun finds nothing stale and makes no request. Its `split_vs_move` check looks
+    for split-like steps without a split event in the run's window.
+    """
+    window = context.partition_time_window
+    start, end = window.start.date(), window.end.date() - dt.timedelta(days=1)
+    report = bring_history_current(polygon, database, log=context.log)
+    yield checks.history_result(report.failed, len(report.repaired))
+    with database.connect() as conn:
+        tracked, _invalid = active_symbols(conn, AssetClass.STOCK)
+    yield checks.split_vs_move_result(database, [s.symbol for s in tracked], start, end)
+    yield dg.MaterializeResult(
+        metadata={
+            **report.as_metadata(),
+            "repaired": dg.MetadataValue.json(dict(sorted(report.repaired.items())[:50])),
+            "window": f"{start}..{end}",
+        }
+    )
+
+
+CORPORATE_ACTION_ASSETS = (stock_splits, stock_dividends, stock_split_adjustments)
+#: The assets a run that fetches stock candles should include to keep history true.
+STOCK_COMPANION_KEYS = tuple(a.key for a in CORPORATE_ACTION_ASSETS)
