@@ -105,7 +105,8 @@ def test_a_split_learned_while_fetching_new_days_repairs_older_history_in_the_sa
 
     # The whole stored AAPL history equals the vendor's adjusted bars now.
     assert_close(
-        stored(database_url, "AAPL"), vendor_bars(sim, "AAPL", HISTORY[0], new_days[1], adjusted=True)
+        stored(database_url, "AAPL"),
+        vendor_bars(sim, "AAPL", HISTORY[0], new_days[1], adjusted=True),
     )
     repaired = stored(database_url, "AAPL").filter(pl.col("day") <= HISTORY[1])
     assert repaired.get_column("close").to_list() == pytest.approx(

@@ -53,7 +53,15 @@ def test_new_symbols_become_one_history_run_per_asset_class(database, database_u
         assert stock.run_config == {
             "ops": {"stock_daily_candles": {"config": {"symbols": ["AAPL", "MSFT"]}}}
         }
+        # A stock history run learns splits and repairs older history in the same run.
+        assert [k.path[-1] for k in stock.asset_selection] == [
+            "stock_daily_candles",
+            "stock_splits",
+            "stock_dividends",
+            "stock_split_adjustments",
+        ]
         crypto = requests["crypto_daily_candles"]
+        assert [k.path[-1] for k in crypto.asset_selection] == ["crypto_daily_candles"]
         assert crypto.run_config["ops"]["crypto_daily_candles"]["config"]["symbols"] == ["BTCUSD"]
         # The cursor advanced: the same table state asks for nothing more.
         again = evaluate(instance, database, result.cursor)
