@@ -137,13 +137,14 @@ def _fetch(
     parse: Any,
     schema: dict[str, pl.DataType],
     key: list[str],
+    page_limit: int,
 ) -> EventFetch:
     if end < start:
         raise ValueError(f"{kind} window {start}..{end}: end is before start")
     params = {
         f"{date_field}.gte": start.isoformat(),
         f"{date_field}.lte": end.isoformat(),
-        "limit": str(PAGE_LIMIT),
+        "limit": str(page_limit),
         "sort": f"{date_field}.asc",
     }
     what = f"{kind} {start}..{end}"
@@ -169,7 +170,9 @@ def _fetch(
     return result
 
 
-def fetch_splits(client: PolygonClient, start: dt.date, end: dt.date) -> EventFetch:
+def fetch_splits(
+    client: PolygonClient, start: dt.date, end: dt.date, *, page_limit: int = PAGE_LIMIT
+) -> EventFetch:
     """Every stock split with an execution date in `start`..`end` (inclusive), whole market."""
     return _fetch(
         client,
@@ -181,10 +184,13 @@ def fetch_splits(client: PolygonClient, start: dt.date, end: dt.date) -> EventFe
         parse=parse_split,
         schema=SPLIT_SCHEMA,
         key=["symbol", "execution_date"],
+        page_limit=page_limit,
     )
 
 
-def fetch_dividends(client: PolygonClient, start: dt.date, end: dt.date) -> EventFetch:
+def fetch_dividends(
+    client: PolygonClient, start: dt.date, end: dt.date, *, page_limit: int = PAGE_LIMIT
+) -> EventFetch:
     """Every cash dividend with an ex-dividend date in `start`..`end` (inclusive), whole market."""
     return _fetch(
         client,
@@ -196,4 +202,5 @@ def fetch_dividends(client: PolygonClient, start: dt.date, end: dt.date) -> Even
         parse=parse_dividend,
         schema=DIVIDEND_SCHEMA,
         key=["symbol", "ex_dividend_date", "dividend_id"],
+        page_limit=page_limit,
     )
