@@ -51,7 +51,9 @@ ADJUSTMENT_SPECS = [
         HISTORY_CURRENT,
         asset="stock_split_adjustments",
         description="After the run, no stored bar of an active tracked stock misses a known "
-        "split: every stale span was re-fetched (a failed symbol keeps its rows and is retried).",
+        "split: every stale span was re-fetched. Blocking: a symbol whose re-fetch failed keeps "
+        "its rows, the run is marked failed, and the next run retries it.",
+        blocking=True,
     ),
     dg.AssetCheckSpec(
         SPLIT_VS_MOVE,

@@ -129,6 +129,8 @@ def split_like_moves(
             value_ratio=(pl.col("close") * pl.col("volume"))
             / (pl.col("prev_close") * pl.col("prev_volume")),
         )
+        # Cheap vectorised pre-filter: only steps that can be near a split ratio are labelled.
+        .filter(pl.col("ratio").log().abs() >= MIN_LOG_RATIO)
         .with_columns(
             nearest_split=pl.col("ratio").map_elements(
                 lambda r: nearest_split_ratio(r, tolerance), return_dtype=pl.String

@@ -365,14 +365,15 @@ class PolygonClient:
         aggregates. Each page has `status` OK and a list (possibly empty) under `results`.
         """
         seen: set[str] = set()
-        endpoint = path
+        # A cursor may name a sibling path of the endpoint, never another API family.
+        family = path.rsplit("/", 1)[0] + "/"
         for page_number in range(1, self.max_pages + 1):
             page = self.get_page(path, params, kind=kind, what=what, parse=parse_json_page)
             yield page
             next_url = page.get("next_url")
             if not next_url:
                 return
-            path, params = self._next_path(next_url, what, prefix=endpoint)
+            path, params = self._next_path(next_url, what, prefix=family)
             cursor_key = f"{path}?{sorted(params.items())}"
             if cursor_key in seen:
                 raise PolygonPayloadError(

@@ -255,3 +255,33 @@ def test_a_split_like_step_without_an_event_is_flagged_and_never_corrected(
     moves = check.metadata["price_moves"].value
     assert [(m["symbol"], m["day"]) for m in moves][:1] == [("MSFT", "2024-05-15")]
     assert read_table(database_url, "stock_daily_candles").equals(before)
+
+
+def test_a_failed_repair_keeps_the_stored_rows_and_the_next_run_retries_it(
+    sim, resources, database_url
+):
+    track(database_url, "NVDA", "AAPL")
+    symbols = {"stock_daily_candles": ["NVDA", "AAPL"]}
+    assert materialise(*HISTORY, resources, assets=WITH_SPLITS, symbols=symbols).success
+    sim.configure(
+        splits=[
+            {"ticker": "NVDA", "execution_date": "2024-06-03", "split_from": 1, "split_to": 2},
+            {"ticker": "AAPL", "execution_date": "2024-06-03", "split_from": 1, "split_to": 2},
+        ]
+    )
+    sim.add_fault(kind="status", status_code=500, ticker="NVDA")
+    before = stored(database_url, "NVDA")
+    result = materialise(HISTORY[1], HISTORY[1], resources, assets=REFRESH)
+    check = check_evaluations(result)["stock_split_adjustments:history_split_adjusted"]
+    assert not check.passed and "NVDA" in check.description
+    assert not result.success  # a blocking check: the run says the history is not current
+    assert stored(database_url, "NVDA").equals(before)  # nothing half-written
+    assert_close(stored(database_url, "AAPL"), vendor_bars(sim, "AAPL", *HISTORY, adjusted=True))
+    # The as-traded view stays right for the stale rows: they do not reflect the split yet.
+    assert_close(stored(database_url, "NVDA", "stock_daily_candles_unadjusted"), before)
+
+    sim.clear_faults()
+    sim.reset()
+    assert materialise(HISTORY[1], HISTORY[1], resources, assets=REFRESH).success
+    assert sim.stats(include_log=False)["by_ticker"] == {"NVDA": 1}
+    assert_close(stored(database_url, "NVDA"), vendor_bars(sim, "NVDA", *HISTORY, adjusted=True))

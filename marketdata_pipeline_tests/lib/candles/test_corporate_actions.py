@@ -38,7 +38,8 @@ def series(symbol: str, closes: list[float], volumes: list[float], opens=None) -
 @pytest.mark.parametrize(
     ("ratio", "label"),
     [(0.5, "2-for-1"), (0.26, "4-for-1"), (0.1, "10-for-1"), (10.3, "1-for-10"),
-     (0.66, "3-for-2"), (2.0, "1-for-2"), (0.8, None), (1.2, None), (0.45, None), (0.42, "5-for-2"), (0.0, None)],
+     (0.66, "3-for-2"), (2.0, "1-for-2"), (0.42, "5-for-2"), (0.8, None), (1.2, None),
+     (0.45, None), (0.0, None)],
 )  # fmt: skip
 def test_nearest_split_ratio(ratio, label):
     assert nearest_split_ratio(ratio) == label
