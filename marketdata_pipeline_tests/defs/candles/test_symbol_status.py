@@ -12,6 +12,7 @@ from marketdata_pipeline.defs.candles.assets import CANDLE_ASSETS
 from marketdata_pipeline.defs.candles.freshness import freshness_checks
 from marketdata_pipeline.defs.candles.jobs import candles_job
 from marketdata_pipeline.defs.candles.partitions import range_tags
+from marketdata_pipeline.defs.corporate_actions.assets import CORPORATE_ACTION_ASSETS
 from marketdata_pipeline.lib.calendar import stock_sessions
 from marketdata_pipeline.lib.postgres.tracked_symbols import add_symbols, remove_symbols
 from marketdata_pipeline.lib.symbols import parse_symbol
@@ -38,7 +39,7 @@ def run_job(
     resources: dict, start: dt.date = START, end: dt.date = END
 ) -> dg.ExecuteInProcessResult:
     defs = dg.Definitions(
-        assets=list(CANDLE_ASSETS),
+        assets=[*CANDLE_ASSETS, *CORPORATE_ACTION_ASSETS],
         asset_checks=list(freshness_checks),
         jobs=[candles_job],
         resources=resources,
