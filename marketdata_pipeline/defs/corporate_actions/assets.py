@@ -13,6 +13,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import polars as pl
 from pydantic import Field
 
 from marketdata_pipeline.defs.candles.partitions import START_DATE, daily_candle_partitions
@@ -26,8 +27,8 @@ from marketdata_pipeline.lib.polygon.corporate_actions import (
 )
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.postgres.corporate_actions import (
-    DIVIDENDS_TABLE,
-    has_events,
+    record_dividend_history,
+    symbols_without_dividend_history,
     upsert_dividends,
     upsert_splits,
 )
@@ -37,9 +38,11 @@ from marketdata_pipeline.lib.settings import parse_date
 from marketdata_pipeline.lib.symbols import AssetClass
 
 NEW_YORK = ZoneInfo("America/New_York")
-#: Dividends refreshed after the first load: ex-dates this many days back (the vendor adds and
-#: corrects records after the fact).
+#: Dividends of the whole market re-read on each refresh: ex-dates this many days back (the
+#: vendor adds and corrects records after the fact).
 DEFAULT_DIVIDEND_LOOKBACK_DAYS = 45
+#: Tickers per dividend-history query (`ticker.any_of`), keeping the URL short.
+TICKERS_PER_QUERY = 100
 GROUP = "corporate_actions"
 
 
@@ -48,8 +51,8 @@ class EventWindowConfig(dg.Config):
 
     start: str | None = Field(
         default=None,
-        description="First event date (YYYY-MM-DD). Default: MARKETDATA_START_DATE for splits; "
-        "for dividends the same on the first load, then today minus lookback_days.",
+        description="First event date (YYYY-MM-DD) of the whole-market query. Default: "
+        "MARKETDATA_START_DATE for splits, today minus lookback_days for dividends.",
     )
     end: str | None = Field(
         default=None, description="Last event date (YYYY-MM-DD). Default: today (New York)."
@@ -57,7 +60,7 @@ class EventWindowConfig(dg.Config):
     lookback_days: int = Field(
         default=DEFAULT_DIVIDEND_LOOKBACK_DAYS,
         ge=0,
-        description="Dividends only: days of ex-dates re-read on each refresh after the first.",
+        description="Dividends only: days of ex-dates of the whole market re-read each refresh.",
     )
 
 
@@ -143,30 +146,50 @@ def stock_dividends(
     polygon: PolygonResource,
     database: PostgresDatabase,
 ):
-    """Cash dividends of the whole US market, in `marketdata.stock_dividends`.
+    """Cash dividends of US stocks, in `marketdata.stock_dividends`.
 
-    Amounts are per share as paid (never split-adjusted). The first load reads every ex-date
-    from MARKETDATA_START_DATE; later refreshes re-read the last `lookback_days` (the market
-    pays tens of thousands of dividends a year, so re-reading all history would cost dozens
-    of pages each day). Feeds the total return of `marketdata.stock_daily_returns`.
+    Amounts are per share as paid (never split-adjusted). Each refresh re-reads the ex-dates of
+    the last `lookback_days` for the whole market (a page or two; the market pays tens of
+    thousands of dividends a year, so re-reading all history daily would cost dozens of pages).
+    Active tracked stocks whose history is not loaded yet (new ones, or all of them on the first
+    run) get their dividends since MARKETDATA_START_DATE in one query per 100 tickers. Feeds
+    the total return of `marketdata.stock_daily_returns`.
     """
+    start, end = event_window(config, _today() - dt.timedelta(days=config.lookback_days))
     with database.connect() as conn:
-        loaded = has_events(conn, DIVIDENDS_TABLE)
-    default_start = _today() - dt.timedelta(days=config.lookback_days) if loaded else START_DATE
-    start, end = event_window(config, default_start)
+        tracked, _invalid = active_symbols(conn, AssetClass.STOCK)
+        pending = symbols_without_dividend_history(conn, [s.symbol for s in tracked], START_DATE)
     client = polygon.get_client()
     before = client.stats.attempts
-    fetch = fetch_dividends(client, start, end)
-    with database.connect() as conn:
-        counts = upsert_dividends(conn, fetch.frame)
-    requests = client.stats.attempts - before
-    context.log.info(
-        f"stock_dividends {start}..{end}: {fetch.frame.height} dividends in {fetch.pages} "
-        f"pages, {counts.new} new"
+    fetches = [fetch_dividends(client, start, end)]
+    for i in range(0, len(pending), TICKERS_PER_QUERY):
+        chunk = pending[i : i + TICKERS_PER_QUERY]
+        fetches.append(fetch_dividends(client, START_DATE, end, tickers=chunk))
+    # The recent window and a symbol's history overlap: keep one row per key.
+    frame = pl.concat([f.frame for f in fetches]).unique(
+        ["symbol", "ex_dividend_date", "dividend_id"], keep="first", maintain_order=True
     )
-    yield checks.records_result("dividend", fetch.frame.height, fetch.rejected)
+    rejected = [reason for f in fetches for reason in f.rejected]
+    with database.connect() as conn:
+        counts = upsert_dividends(conn, frame)
+        record_dividend_history(conn, pending, START_DATE)
+    requests = client.stats.attempts - before
+    pages = sum(f.pages for f in fetches)
+    context.log.info(
+        f"stock_dividends {start}..{end} (whole market) and {len(pending)} histories since "
+        f"{START_DATE}: {frame.height} dividends in {pages} pages, {counts.new} new"
+    )
+    yield checks.records_result("dividend", frame.height, rejected)
     yield dg.MaterializeResult(
-        metadata={**_fetch_metadata(fetch, start, end, requests), "new": counts.new}
+        metadata={
+            "window": f"{start}..{end}",
+            "histories_loaded": len(pending),
+            "pages": pages,
+            "requests": requests,
+            "records": frame.height,
+            "records_left_out": len(rejected),
+            "new": counts.new,
+        }
     )
 
 

@@ -8,7 +8,9 @@ changes whenever a later split executes, so the events themselves are the truth)
 
 One query per refresh covers the whole market for a date window (execution date for splits,
 ex-dividend date for dividends), following `next_url` cursors: a few pages, never one request
-per ticker. Requests go through `PolygonClient`, so they share its retries, budget and guards.
+per ticker. A dividend history can also be asked for a list of tickers in one query
+(`ticker.any_of`). Requests go through `PolygonClient`, so they share its retries, budget
+and guards.
 
 A record with an impossible value (a non-positive ratio, a missing date, ...) is left out and
 reported with the reason, so one bad vendor record never blocks the rest.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,6 +141,7 @@ def _fetch(
     schema: dict[str, pl.DataType],
     key: list[str],
     page_limit: int,
+    tickers: Sequence[str] | None = None,
 ) -> EventFetch:
     if end < start:
         raise ValueError(f"{kind} window {start}..{end}: end is before start")
@@ -148,6 +152,9 @@ def _fetch(
         "sort": f"{date_field}.asc",
     }
     what = f"{kind} {start}..{end}"
+    if tickers:
+        params["ticker.any_of"] = ",".join(tickers)
+        what += f" of {len(tickers)} tickers"
     fetched_at = dt.datetime.now(dt.UTC)
     source = f"polygon:{path.lstrip('/')}"
     result = EventFetch(pl.DataFrame(schema=schema))
@@ -189,9 +196,17 @@ def fetch_splits(
 
 
 def fetch_dividends(
-    client: PolygonClient, start: dt.date, end: dt.date, *, page_limit: int = PAGE_LIMIT
+    client: PolygonClient,
+    start: dt.date,
+    end: dt.date,
+    *,
+    tickers: Sequence[str] | None = None,
+    page_limit: int = PAGE_LIMIT,
 ) -> EventFetch:
-    """Every cash dividend with an ex-dividend date in `start`..`end` (inclusive), whole market."""
+    """Every cash dividend with an ex-dividend date in `start`..`end` (inclusive).
+
+    The whole market, or only `tickers` (one query with `ticker.any_of`, not one per ticker).
+    """
     return _fetch(
         client,
         path=DIVIDENDS_PATH,
@@ -203,4 +218,5 @@ def fetch_dividends(
         schema=DIVIDEND_SCHEMA,
         key=["symbol", "ex_dividend_date", "dividend_id"],
         page_limit=page_limit,
+        tickers=tickers,
     )

@@ -151,12 +151,30 @@ def upsert_dividends(conn: psycopg.Connection, frame: pl.DataFrame) -> UpsertCou
     return UpsertCounts(received=frame.height, new=new, changed=changed - new, learned=[])
 
 
-def has_events(conn: psycopg.Connection, table: str) -> bool:
-    """True when `marketdata.<table>` (stock_splits or stock_dividends) holds any row."""
-    if table not in (SPLITS_TABLE, DIVIDENDS_TABLE):
-        raise ValueError(f"not a corporate-action table: {table!r}")
-    query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(SCHEMA, table))
-    return bool(conn.execute(query).fetchone()[0])
+def symbols_without_dividend_history(
+    conn: psycopg.Connection, symbols: Sequence[str], start: dt.date
+) -> list[str]:
+    """Those of `symbols` whose dividends since `start` have not been loaded yet."""
+    rows = conn.execute(
+        "SELECT s FROM unnest(%s::text[]) AS s WHERE NOT EXISTS ("
+        " SELECT 1 FROM marketdata.stock_dividend_history h"
+        " WHERE h.symbol = s AND h.start_date <= %s) ORDER BY s",
+        (list(symbols), start),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def record_dividend_history(
+    conn: psycopg.Connection, symbols: Sequence[str], start: dt.date
+) -> None:
+    """Remember that the dividends of `symbols` since `start` are loaded."""
+    conn.execute(
+        "INSERT INTO marketdata.stock_dividend_history (symbol, start_date)"
+        " SELECT unnest(%s::text[]), %s ON CONFLICT (symbol) DO UPDATE"
+        " SET start_date = least(excluded.start_date, stock_dividend_history.start_date),"
+        " loaded_at = now()",
+        (list(symbols), start),
+    )
 
 
 def stale_split_history(

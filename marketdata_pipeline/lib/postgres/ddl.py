@@ -142,6 +142,14 @@ _MIGRATIONS: list[tuple[int, str]] = [
             'Cash dividends per share as paid (never split-adjusted); dividend_id is the '
             'vendor''s id (or derived from the record when the vendor gives none).';
 
+        -- Symbols whose dividend history since start_date has been loaded (daily refreshes
+        -- then only re-read recent ex-dates of the whole market).
+        CREATE TABLE IF NOT EXISTS marketdata.stock_dividend_history (
+            symbol     text        PRIMARY KEY,
+            start_date date        NOT NULL,
+            loaded_at  timestamptz NOT NULL DEFAULT now()
+        );
+
         -- The instant from which the vendor's adjusted bars include a split: the start of its
         -- execution date in New York, but never before we knew of it.
         CREATE OR REPLACE FUNCTION marketdata.split_effective_at(

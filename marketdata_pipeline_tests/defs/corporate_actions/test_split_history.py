@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import dagster as dg
 import httpx
 import polars as pl
 import psycopg
@@ -285,3 +286,39 @@ def test_a_failed_repair_keeps_the_stored_rows_and_the_next_run_retries_it(
     assert materialise(HISTORY[1], HISTORY[1], resources, assets=REFRESH).success
     assert sim.stats(include_log=False)["by_ticker"] == {"NVDA": 1}
     assert_close(stored(database_url, "NVDA"), vendor_bars(sim, "NVDA", *HISTORY, adjusted=True))
+
+
+def test_dividends_load_each_tracked_history_once_then_only_recent_whole_market_days(
+    sim, resources, database_url
+):
+    recent = (dt.date.today() - dt.timedelta(days=10)).isoformat()
+    sim.configure(
+        dividends=[
+            {"ticker": "AAPL", "ex_dividend_date": "2024-03-15", "cash_amount": 0.24},
+            {"ticker": "MSFT", "ex_dividend_date": "2024-03-15", "cash_amount": 0.75},
+            {"ticker": "NVDA", "ex_dividend_date": "2024-03-05", "cash_amount": 0.04},
+            {"ticker": "MSFT", "ex_dividend_date": recent, "cash_amount": 0.83},
+        ]
+    )
+
+    def refresh() -> tuple[int, set[tuple[str, str]]]:
+        sim.reset()
+        result = dg.materialize(
+            [stock_dividends], resources=resources, instance=dg.DagsterInstance.ephemeral()
+        )
+        assert result.success
+        rows = query(
+            database_url, "SELECT symbol, ex_dividend_date FROM marketdata.stock_dividends"
+        )
+        return sim.stats(include_log=False)["requests"], {(s, d.isoformat()) for s, d in rows}
+
+    track(database_url, "AAPL")
+    # The whole market's recent ex-dates, plus AAPL's history in one query.
+    requests, stored_rows = refresh()
+    assert requests == 2
+    assert stored_rows == {("AAPL", "2024-03-15"), ("MSFT", recent)}
+    assert refresh() == (1, stored_rows)  # history loaded: only the recent window again
+    track(database_url, "NVDA", "MSFT")
+    requests, stored_rows = refresh()
+    assert requests == 2  # one query for both new histories, never one per ticker
+    assert ("NVDA", "2024-03-05") in stored_rows and ("MSFT", "2024-03-15") in stored_rows
