@@ -222,7 +222,11 @@ def stock_split_adjustments(
     yield dg.MaterializeResult(
         metadata={
             **report.as_metadata(),
-            "repaired": dg.MetadataValue.json(dict(sorted(report.repaired.items())[:50])),
+            # Dagster copies this onto every partition of a single-run range: keep it short.
+            "repaired": ", ".join(
+                f"{symbol} {detail['window']}"
+                for symbol, detail in sorted(report.repaired.items())[:20]
+            ),
             "window": f"{start}..{end}",
         }
     )

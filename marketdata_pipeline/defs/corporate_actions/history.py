@@ -89,7 +89,11 @@ def bring_history_current(
         what = f"{item.symbol} {item.first_day}..{item.last_day}"
         log.info(f"{what}: {item.rows} stored bars predate split(s) {splits}; re-fetching")
         try:
-            report.repaired[item.symbol] = _repair(database, item, client)
+            report.repaired[item.symbol] = detail = _repair(database, item, client)
+            log.info(
+                f"{what}: replaced {detail['rows_replaced']} rows with the vendor's "
+                f"{detail['rows_inserted']} adjusted bars"
+            )
         except (PolygonError, _Refused) as exc:
             report.failed[item.symbol] = f"{what}: {exc} (stored rows kept; retried next run)"
             log.error(report.failed[item.symbol])
