@@ -165,25 +165,30 @@ _MIGRATIONS: list[tuple[int, str]] = [
         -- As traded: each adjusted bar times split_to/split_from of every later split it
         -- reflects (volume divided by it). Bars stored unadjusted pass through unchanged.
         CREATE OR REPLACE VIEW marketdata.stock_daily_candles_unadjusted AS
+        WITH factors AS (
+            -- Only bars with a later split they reflect; a hash join on symbol, then one
+            -- product per bar (several times faster on whole-table scans than a per-row
+            -- subquery).
+            SELECT c.symbol, c.day, marketdata.product(s.split_to / s.split_from) AS factor
+            FROM marketdata.stock_daily_candles c
+            JOIN marketdata.stock_splits s
+              ON s.symbol = c.symbol AND s.execution_date > c.day
+            WHERE c.adjusted
+              AND c.fetched_at >= marketdata.split_effective_at(s.execution_date, s.learned_at)
+            GROUP BY c.symbol, c.day
+        )
         SELECT c.symbol, c.day, c.ts,
-               c.open * f.factor AS open,
-               c.high * f.factor AS high,
-               c.low * f.factor AS low,
-               c.close * f.factor AS close,
-               c.volume / f.factor AS volume,
-               c.vwap * f.factor AS vwap,
+               c.open * coalesce(f.factor, 1) AS open,
+               c.high * coalesce(f.factor, 1) AS high,
+               c.low * coalesce(f.factor, 1) AS low,
+               c.close * coalesce(f.factor, 1) AS close,
+               c.volume / coalesce(f.factor, 1) AS volume,
+               c.vwap * coalesce(f.factor, 1) AS vwap,
                c.transactions,
                false AS adjusted,
                c.provisional, c.source, c.fetched_at
         FROM marketdata.stock_daily_candles c
-        CROSS JOIN LATERAL (
-            SELECT marketdata.product(s.split_to / s.split_from) AS factor
-            FROM marketdata.stock_splits s
-            WHERE c.adjusted
-              AND s.symbol = c.symbol
-              AND s.execution_date > c.day
-              AND c.fetched_at >= marketdata.split_effective_at(s.execution_date, s.learned_at)
-        ) f;
+        LEFT JOIN factors f ON f.symbol = c.symbol AND f.day = c.day;
         COMMENT ON VIEW marketdata.stock_daily_candles_unadjusted IS
             'Stock candles as traded on each day (no split adjustment), derived from '
             'stock_daily_candles and stock_splits.';
