@@ -39,6 +39,13 @@ from polygon_simulator import market
 SplitFactor = tuple[int, float]
 
 
+def _stock_ticker(value: str) -> str:
+    """Corporate actions exist for stock tickers only."""
+    if market.is_crypto(value) or not market.is_valid_ticker(value):
+        raise ValueError(f"corporate actions are for stock tickers only, got {value!r}")
+    return value
+
+
 class SimSplit(BaseModel):
     """A configured split: `split_to` new shares for every `split_from` old ones."""
 
@@ -54,9 +61,7 @@ class SimSplit(BaseModel):
     @field_validator("ticker")
     @classmethod
     def _stock(cls, value: str) -> str:
-        if market.is_crypto(value) or not market.is_valid_ticker(value):
-            raise ValueError(f"splits are for stock tickers only, got {value!r}")
-        return value
+        return _stock_ticker(value)
 
     @model_validator(mode="after")
     def _not_identity(self) -> SimSplit:
@@ -92,9 +97,7 @@ class SimDividend(BaseModel):
     @field_validator("ticker")
     @classmethod
     def _stock(cls, value: str) -> str:
-        if market.is_crypto(value) or not market.is_valid_ticker(value):
-            raise ValueError(f"dividends are for stock tickers only, got {value!r}")
-        return value
+        return _stock_ticker(value)
 
 
 def validate_unique_splits(splits: tuple[SimSplit, ...]) -> tuple[SimSplit, ...]:

@@ -20,11 +20,7 @@ from marketdata_pipeline.defs.candles.partitions import START_DATE, daily_candle
 from marketdata_pipeline.defs.corporate_actions import checks
 from marketdata_pipeline.defs.corporate_actions.history import bring_history_current
 from marketdata_pipeline.lib.errors import InputError
-from marketdata_pipeline.lib.polygon.corporate_actions import (
-    EventFetch,
-    fetch_dividends,
-    fetch_splits,
-)
+from marketdata_pipeline.lib.polygon.corporate_actions import fetch_dividends, fetch_splits
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.postgres.corporate_actions import (
     record_dividend_history,
@@ -81,16 +77,6 @@ def event_window(config: EventWindowConfig, default_start: dt.date) -> tuple[dt.
     return start, end
 
 
-def _fetch_metadata(fetch: EventFetch, start: dt.date, end: dt.date, requests: int) -> dict:
-    return {
-        "window": f"{start}..{end}",
-        "pages": fetch.pages,
-        "requests": requests,
-        "records": fetch.frame.height,
-        "records_left_out": len(fetch.rejected),
-    }
-
-
 @dg.asset(
     group_name=GROUP,
     kinds={"polygon", "postgres"},
@@ -126,7 +112,11 @@ def stock_splits(
     yield checks.records_result("split", fetch.frame.height, fetch.rejected)
     yield dg.MaterializeResult(
         metadata={
-            **_fetch_metadata(fetch, start, end, requests),
+            "window": f"{start}..{end}",
+            "pages": fetch.pages,
+            "requests": requests,
+            "records": fetch.frame.height,
+            "records_left_out": len(fetch.rejected),
             "new": counts.new,
             "ratio_changed": counts.changed,
             "learned": dg.MetadataValue.json(learned[:50]),

@@ -355,25 +355,25 @@ class PolygonClient:
         query = {k: v[-1] for k, v in parse_qs(parts.query).items() if k.lower() != "apikey"}
         return parts.path, query
 
-    def json_pages(
-        self, path: str, params: dict[str, str], *, kind: str, what: str
-    ) -> Iterator[dict[str, Any]]:
-        """Every page of a paginated JSON endpoint (reference data), as decoded objects.
-
-        Follows `next_url` on the same endpoint with only its cursor (the official client does
-        the same: the cursor holds the query), with the same loop and page-count guards as the
-        aggregates. Each page has `status` OK and a list (possibly empty) under `results`.
-        """
+    def _follow(
+        self,
+        path: str,
+        params: dict[str, str],
+        *,
+        what: str,
+        prefix: str,
+        get: Callable[[str, dict[str, str]], Any],
+        next_url_of: Callable[[Any], str | None],
+    ) -> Iterator[Any]:
+        """Pages from `get(path, params)` on, following `next_url` with loop and count guards."""
         seen: set[str] = set()
-        # A cursor may name a sibling path of the endpoint, never another API family.
-        family = path.rsplit("/", 1)[0] + "/"
         for page_number in range(1, self.max_pages + 1):
-            page = self.get_page(path, params, kind=kind, what=what, parse=parse_json_page)
+            page = get(path, params)
             yield page
-            next_url = page.get("next_url")
+            next_url = next_url_of(page)
             if not next_url:
                 return
-            path, params = self._next_path(next_url, what, prefix=family)
+            path, params = self._next_path(next_url, what, prefix=prefix)
             cursor_key = f"{path}?{sorted(params.items())}"
             if cursor_key in seen:
                 raise PolygonPayloadError(
@@ -387,6 +387,25 @@ class PolygonClient:
             request=what,
         )
 
+    def json_pages(
+        self, path: str, params: dict[str, str], *, kind: str, what: str
+    ) -> Iterator[dict[str, Any]]:
+        """Every page of a paginated JSON endpoint (reference data), as decoded objects.
+
+        Follows `next_url` with only its cursor (the official client does the same: the cursor
+        holds the query), with the same loop and page-count guards as the aggregates. Each page
+        has `status` OK and a list (possibly empty) under `results`.
+        """
+        return self._follow(
+            path,
+            params,
+            what=what,
+            # A cursor may name a sibling path of the endpoint, never another API family.
+            prefix=path.rsplit("/", 1)[0] + "/",
+            get=lambda p, q: self.get_page(p, q, kind=kind, what=what, parse=parse_json_page),
+            next_url_of=lambda page: page.get("next_url"),
+        )
+
     def range_pages(self, symbol: Symbol, start: dt.date, end: dt.date) -> Iterator[Page]:
         """Every page of daily bars for `symbol` from `start` to `end` (inclusive)."""
         what = f"{symbol.symbol} ({symbol.asset_class}) {start}..{end}"
@@ -396,29 +415,23 @@ class PolygonClient:
             "sort": "asc",
             "limit": str(self.page_limit),
         }
-        seen: set[str] = set()
-        for page_number in range(1, self.max_pages + 1):
+
+        def get(path: str, params: dict[str, str]) -> Page:
             page = self.get_page(path, params, kind="range", what=what)
             if page.ticker is not None and page.ticker != symbol.api_ticker:
                 raise PolygonPayloadError(
                     f"Polygon response for {what} is for ticker {page.ticker!r}",
                     request=what,
                 )
-            yield page
-            if not page.next_url:
-                return
-            path, params = self._next_path(page.next_url, what)
-            cursor_key = f"{path}?{sorted(params.items())}"
-            if cursor_key in seen:
-                raise PolygonPayloadError(
-                    f"Polygon pagination for {what} repeats a next_url after page "
-                    f"{page_number}: stopping instead of looping",
-                    request=what,
-                )
-            seen.add(cursor_key)
-        raise PolygonPayloadError(
-            f"Polygon pagination for {what} exceeds {self.max_pages} pages: stopping",
-            request=what,
+            return page
+
+        return self._follow(
+            path,
+            params,
+            what=what,
+            prefix="/v2/aggs/",
+            get=get,
+            next_url_of=lambda page: page.next_url,
         )
 
     def fetch_range(self, symbol: Symbol, start: dt.date, end: dt.date) -> pl.DataFrame:
