@@ -40,6 +40,17 @@ class BackfillRequest:
     assets: tuple[str, ...]
     symbols: dict[str, list[str]] | None  # asset -> canonical symbols, None = tracked symbols
 
+    def asset_keys(self) -> list:
+        """The run's assets: stock runs learn splits and repair older history in the same run."""
+        import dagster as dg
+
+        from marketdata_pipeline.defs.corporate_actions.assets import STOCK_COMPANION_KEYS
+
+        keys = [dg.AssetKey(a) for a in self.assets]
+        if CANDLE_ASSET_BY_CLASS[AssetClass.STOCK] in self.assets:
+            keys += STOCK_COMPANION_KEYS
+        return keys
+
     def run_config(self) -> dict:
         """Dagster run config: INFO-level console progress, and explicit symbols if any."""
         return candle_run_config(self.symbols, log_level="INFO")
@@ -157,7 +168,7 @@ def run_backfill(settings: Settings, request: BackfillRequest) -> BackfillOutcom
             run_config=request.run_config(),
             instance=instance,
             tags={**request.window.run_tags(), "marketdata/trigger": CLI_TRIGGER},
-            asset_selection=[dg.AssetKey(a) for a in request.assets],
+            asset_selection=request.asset_keys(),
             raise_on_error=False,
         )
     failures = [

@@ -45,6 +45,24 @@ os.environ["MARKETDATA_HOME"] = tempfile.mkdtemp(prefix="md-test-home-")
 TEMPLATE_DB = "md_template"
 
 
+@pytest.fixture(autouse=True)
+def _no_leftover_dagster_instance():
+    """Fail loudly if a test leaves a Dagster instance in Dagster's context variable.
+
+    A Dagster context (sensor, schedule, instance) closed after the instance it entered leaves
+    its definitions-state storage in a context variable; every later `Definitions` load then
+    fails with "undefined DagsterInstance weakref", in whatever test happens to run next.
+    """
+    from dagster._core.storage.defs_state import base
+
+    before = base._current_storage.get()
+    yield
+    leaked = base._current_storage.get()
+    if leaked is not None and leaked is not before:
+        base._current_storage.set(before)
+        pytest.fail("the test left a Dagster instance entered: close contexts inside its scope")
+
+
 @pytest.fixture(scope="session")
 def pg_server():
     """A real Postgres server for the whole session (pgserver: embedded binaries).

@@ -10,6 +10,10 @@ import polars as pl
 import psycopg
 
 from marketdata_pipeline.definitions import defs
+from marketdata_pipeline.defs.candles.assets import CandleAssets
+from marketdata_pipeline.defs.candles.jobs import build_candles_job
+from marketdata_pipeline.defs.corporate_actions.assets import CORPORATE_ACTION_NAMES
+from marketdata_pipeline.defs.symbols.sensors import build_tracked_symbols_sensor
 from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_NAMES, candle_run_config
 from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.postgres.io_manager import read_slice
@@ -20,8 +24,18 @@ CANDLE_ASSETS: tuple[dg.AssetsDefinition, ...] = tuple(
     defs.get_assets_def(name) for name in CANDLE_ASSET_NAMES
 )
 stock_daily_candles, crypto_daily_candles = CANDLE_ASSETS
+#: The corporate-action assets (splits, dividends, the split repair), likewise.
+CORPORATE_ACTION_ASSETS: tuple[dg.AssetsDefinition, ...] = tuple(
+    defs.get_assets_def(name) for name in CORPORATE_ACTION_NAMES
+)
+stock_splits, stock_dividends, stock_split_adjustments = CORPORATE_ACTION_ASSETS
 #: The first partition (MARKETDATA_START_DATE of the test environment).
 START_DATE: dt.date = load_settings().start_date
+#: The code location's job and symbol sensor, built directly from the assets above (resolving
+#: the whole repository inside `instance_for_test` would tie Dagster's global definitions
+#: state to that short-lived instance).
+candles_job = build_candles_job(CandleAssets(*CANDLE_ASSETS), CORPORATE_ACTION_ASSETS)
+tracked_symbols_sensor = build_tracked_symbols_sensor(candles_job, START_DATE)
 
 
 def range_tags(start: dt.date, end: dt.date) -> dict[str, str]:

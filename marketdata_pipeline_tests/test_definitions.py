@@ -12,7 +12,13 @@ from marketdata_pipeline.lib.settings import load_settings
 def test_definitions_load_with_the_contract_names():
     repo = defs.get_repository_def()
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
-    assert keys == {"stock_daily_candles", "crypto_daily_candles"}
+    assert keys == {
+        "stock_daily_candles",
+        "crypto_daily_candles",
+        "stock_splits",
+        "stock_dividends",
+        "stock_split_adjustments",
+    }
     assert defs.resolve_job_def("candles_job") is not None
     sensors = {s.name: s for s in repo.sensor_defs}
     assert {"tracked_symbols_sensor"} <= set(sensors)
@@ -32,6 +38,35 @@ def test_candle_assets_are_daily_single_run_with_blocking_structural_checks():
         assert specs["ohlcv_schema"].blocking and specs["symbols_fetched"].blocking
         assert not specs["completeness"].blocking
         assert asset.descriptions_by_key[asset.key]
+
+
+def test_corporate_actions_ride_along_with_every_stock_candle_run():
+    repo = defs.get_repository_def()
+    for name in ("stock_splits", "stock_dividends"):
+        asset = repo.assets_defs_by_key[dg.AssetKey(name)]
+        assert asset.partitions_def is None  # event tables refreshed by window, not per day
+        assert {spec.name for spec in asset.check_specs} == {"records_valid"}
+        assert asset.descriptions_by_key[asset.key]
+    repair = repo.assets_defs_by_key[dg.AssetKey("stock_split_adjustments")]
+    assert repair.backfill_policy == dg.BackfillPolicy.single_run()
+    assert (
+        repair.partitions_def
+        == repo.assets_defs_by_key[dg.AssetKey("stock_daily_candles")].partitions_def
+    )
+    assert {spec.name for spec in repair.check_specs} == {
+        "history_split_adjusted",
+        "split_vs_move",
+    }
+    assert {k.to_user_string() for k in repair.dependency_keys} == {
+        "stock_daily_candles",
+        "stock_splits",
+    }
+    # The revision schedule and the CLI backfill run candles_job (the sensor: test_sensors.py).
+    job_keys = {
+        k.to_user_string()
+        for k in defs.resolve_job_def("candles_job").asset_layer.executable_asset_keys
+    }
+    assert {"stock_splits", "stock_dividends", "stock_split_adjustments"} <= job_keys
 
 
 def test_the_api_key_is_an_env_var_reference_not_a_value(monkeypatch):

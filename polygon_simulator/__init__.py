@@ -1,10 +1,12 @@
 """A Polygon.io / Massive REST API simulator: real HTTP, real response shapes, SIMULATED data.
 
 It serves the endpoints the pipeline uses (range aggregates and grouped daily, stocks and
-crypto) with deterministic synthetic candles, NYSE holidays, `next_url` pagination, key checking,
-a free-tier rate limit and switchable faults, and counts every request for tests and benchmarks.
+crypto; stock splits and dividends) with deterministic synthetic candles, NYSE holidays,
+`next_url` pagination, key checking, a free-tier rate limit and switchable faults, and counts
+every request for tests and benchmarks.
 
 - `market`: the synthetic data (`bars`, `stock_universe`, `crypto_universe`).
+- `corporate_actions`: configured splits and dividends, their endpoints, split-adjusted bars.
 - `faults`: `FaultRule` and what each fault kind sends.
 - `state`: `SimulatorConfig` and `SimulatorState` (config, faults, counters, log).
 - `app`: `create_app(state)`, the Starlette app.

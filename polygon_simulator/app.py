@@ -5,6 +5,9 @@ API routes (real paths and shapes; every response has `X-Simulated: true`):
 - `GET /v2/aggs/ticker/{ticker}/range/1/day/{from}/{to}` with `adjusted`, `sort`, `limit`, `cursor`
 - `GET /v2/aggs/grouped/locale/us/market/stocks/{date}` with `adjusted`, `include_otc` (ignored)
 - `GET /v2/aggs/grouped/locale/global/market/crypto/{date}` with `adjusted`
+- `GET /stocks/v1/splits`, `/stocks/v1/dividends` and the deprecated `/v3/reference/splits`,
+  `/v3/reference/dividends`: the configured corporate actions, with the real filters,
+  `limit`/`sort` and `next_url` cursors (see corporate_actions.py)
 
 Each API request goes: optional latency -> auth -> rate limit -> first matching fault -> answer,
 and is counted and logged whatever the outcome.
@@ -30,6 +33,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -44,6 +48,15 @@ from starlette.types import Receive, Scope, Send
 from polygon_simulator import faults as fault_bodies
 from polygon_simulator import market
 from polygon_simulator.calendar import NEW_YORK, UTC
+from polygon_simulator.corporate_actions import (
+    ENDPOINTS,
+    EventQueryError,
+    decode_event_cursor,
+    encode_event_cursor,
+    executed_factors,
+    factors_by_ticker,
+    list_events,
+)
 from polygon_simulator.faults import FaultRule
 from polygon_simulator.pages import (
     DEFAULT_LIMIT,
@@ -215,7 +228,30 @@ def _base_url(request: Request) -> str:
 # --- the API ------------------------------------------------------------------------------------
 
 # Builds the normal body of a request (may raise BadRequest); faults then edit or replace it.
-Producer = Callable[[Request, str], Awaitable[RangeBody | GroupedBody]]
+Producer = Callable[[Request, str], Awaitable["RangeBody | GroupedBody | EventsBody"]]
+
+
+@dataclass
+class EventsBody:
+    """A splits/dividends response: `results`, `status`, `request_id`, optional `next_url`."""
+
+    results: list[dict[str, Any]]
+    request_id: str
+    next_url: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The body as the real API sends it (key order of the samples)."""
+        body: dict[str, Any] = {}
+        if self.next_url is not None:
+            body["next_url"] = self.next_url
+        body["request_id"] = self.request_id
+        body["results"] = self.results
+        body["status"] = "OK"
+        return body
+
+    def to_bytes(self) -> bytes:
+        """The body as compact JSON."""
+        return dumps(self.as_dict()).encode()
 
 
 class _Api:
@@ -343,12 +379,14 @@ class _Api:
         return _error(fault.status_code, request_id, fault.message, **extra)
 
     @staticmethod
-    def _same_url(request: Request, body: RangeBody | GroupedBody) -> str:
+    def _same_url(request: Request, body: RangeBody | GroupedBody | EventsBody) -> str:
         # The loop points at exactly this request again: same path, same (or an equivalent)
         # cursor, never the API key.
         url = _base_url(request) + request.url.path
         if isinstance(body, GroupedBody):
             return url
+        if isinstance(body, EventsBody):
+            return str(request.url.remove_query_params("apiKey"))
         cursor = request.query_params.get("cursor")
         if cursor is None:
             limit = _parse_limit(request.query_params.get("limit"))
@@ -402,6 +440,7 @@ class _Api:
         if not market.is_valid_ticker(ticker) or not self.state.knows(ticker):
             last = start - dt.timedelta(days=1)
         conventions = config.conventions
+        splits = executed_factors(config.splits, ticker, self.state.today())
         key = (
             "range",
             ticker,
@@ -412,7 +451,7 @@ class _Api:
             config.revision,
             config.revision_from,
             conventions,
-        )
+        ) + ((splits, adjusted) if splits else ())
         page = self.cache.get_or_build(
             key,
             lambda: build_range_page(
@@ -424,6 +463,8 @@ class _Api:
                 revision=config.revision,
                 revision_from=config.revision_from,
                 conventions=conventions,
+                splits=splits,
+                adjusted=adjusted,
             ),
             lambda p: len(p.results_json or b""),
         )
@@ -473,7 +514,16 @@ class _Api:
         tickers = self.state.crypto_tickers() if crypto else self.state.stock_tickers()
         tickers = tickers if traded else ()
         conventions = config.conventions
-        key = ("grouped", crypto, day, tickers, config.revision, config.revision_from, conventions)
+        splits = {} if crypto else factors_by_ticker(config.splits, self.state.today())
+        key = (
+            "grouped",
+            crypto,
+            day,
+            tickers,
+            config.revision,
+            config.revision_from,
+            conventions,
+        ) + ((tuple(sorted(splits.items())), adjusted) if splits else ())
         page = self.cache.get_or_build(
             key,
             lambda: build_grouped_page(
@@ -482,10 +532,46 @@ class _Api:
                 revision=config.revision,
                 revision_from=config.revision_from,
                 conventions=conventions,
+                splits=splits,
+                adjusted=adjusted,
             ),
             lambda p: len(p.results_json or b""),
         )
         return GroupedBody(adjusted, page, request_id)
+
+    async def reference_events(self, request: Request) -> Response:
+        """`GET /stocks/v1/{splits,dividends}` and `/v3/reference/{splits,dividends}`."""
+        kind = ENDPOINTS[request.url.path].kind
+        return await self._serve(request, kind, None, self._events_body)
+
+    async def _events_body(self, request: Request, request_id: str) -> EventsBody:
+        spec = ENDPOINTS[request.url.path]
+        cursor = request.query_params.get("cursor")
+        try:
+            if cursor is not None:
+                # Like the real API, a next_url carries only the cursor: it holds the query.
+                pairs, offset = decode_event_cursor(cursor)
+            else:
+                pairs = [(k, v) for k, v in request.query_params.multi_items() if k != "apiKey"]
+                offset = 0
+            config = self.state.config
+            records, next_offset = list_events(
+                spec,
+                pairs,
+                offset,
+                splits=config.splits,
+                dividends=config.dividends,
+                today=self.state.today(),
+            )
+        except EventQueryError as exc:
+            raise BadRequest(str(exc)) from None
+        next_url = None
+        if next_offset is not None:
+            next_url = (
+                f"{_base_url(request)}{request.url.path}"
+                f"?cursor={encode_event_cursor(pairs, next_offset)}"
+            )
+        return EventsBody(records, request_id, next_url)
 
     async def not_found(self, request: Request) -> Response:
         """Any other GET path: 404 NOT_FOUND (counted under kind "other"; `/_sim/` not)."""
@@ -626,6 +712,7 @@ def create_app(state: SimulatorState | None = None) -> Starlette:
         ),
         Route("/v2/aggs/grouped/locale/us/market/stocks/{date}", api.grouped_stocks),
         Route("/v2/aggs/grouped/locale/global/market/crypto/{date}", api.grouped_crypto),
+        *(Route(path, api.reference_events) for path in ENDPOINTS),
         Route("/_sim/health", control.health),
         Route("/_sim/stats", control.stats),
         Route("/_sim/reset", control.reset, methods=["POST"]),

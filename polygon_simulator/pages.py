@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlencode
 import numpy as np
 
 from polygon_simulator import market
+from polygon_simulator.corporate_actions import SplitFactor, apply_splits
 
 RANGE_FIELDS = ("v", "vw", "o", "c", "h", "l", "t", "n")  # key order of the real range mocks
 GROUPED_FIELDS = ("T", "v", "vw", "o", "c", "h", "l", "t", "n")  # ... and of the grouped mock
@@ -127,8 +128,14 @@ def build_range_page(
     revision: int,
     revision_from: dt.date | None,
     conventions: market.Conventions = market.DEFAULT_CONVENTIONS,
+    splits: tuple[SplitFactor, ...] = (),
+    adjusted: bool = True,
 ) -> RangePage:
-    """Compute a page: the first `limit` bars of [start, end] in `sort` order."""
+    """Compute a page: the first `limit` bars of [start, end] in `sort` order.
+
+    `splits` are the ticker's executed splits: the bars are then as traded (`adjusted=False`)
+    or split-adjusted (see corporate_actions.apply_splits).
+    """
     days = market.bar_days(ticker, start, end)
     if sort == "desc":
         days = days[::-1]
@@ -143,6 +150,8 @@ def build_range_page(
         revision_from=revision_from,
         conventions=conventions,
     )
+    if splits:
+        columns = apply_splits(columns, [splits] * len(page_days), adjusted=adjusted)
     columns = _written_volume(columns, market.is_crypto(ticker), conventions)
     return RangePage(_rows_json(columns, RANGE_FIELDS), len(page_days), next_ms)
 
@@ -236,13 +245,21 @@ def build_grouped_page(
     revision: int,
     revision_from: dt.date | None,
     conventions: market.Conventions = market.DEFAULT_CONVENTIONS,
+    splits: dict[str, tuple[SplitFactor, ...]] | None = None,
+    adjusted: bool = True,
 ) -> GroupedPage:
-    """All `tickers`' bars on `day` (the caller decides whether the market traded)."""
+    """All `tickers`' bars on `day` (the caller decides whether the market traded).
+
+    `splits` maps tickers to their executed splits (see `build_range_page`).
+    """
     if not tickers:
         return GroupedPage(None, 0)
     columns = market.grouped_bars(
         tickers, day, revision=revision, revision_from=revision_from, conventions=conventions
     )
+    if splits and any(t in splits for t in tickers):
+        factors = [splits.get(t, ()) for t in tickers]
+        columns = apply_splits(columns, factors, adjusted=adjusted)
     # A grouped page holds one market: stocks or crypto, never both.
     columns = _written_volume(columns, market.is_crypto(tickers[0]), conventions)
     return GroupedPage(_rows_json(columns, GROUPED_FIELDS), len(tickers))

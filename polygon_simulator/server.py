@@ -202,6 +202,7 @@ def banner(base_url: str, api_key: str) -> str:
         "  Endpoints: /v2/aggs/ticker/{ticker}/range/1/day/{from}/{to}",
         "             /v2/aggs/grouped/locale/us/market/stocks/{date}",
         "             /v2/aggs/grouped/locale/global/market/crypto/{date}",
+        "             /stocks/v1/splits, /stocks/v1/dividends (and /v3/reference/...)",
         "  Control  : GET /_sim/stats, POST /_sim/reset, POST|DELETE /_sim/faults,",
         "             POST /_sim/config",
         rule,

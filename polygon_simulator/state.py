@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from polygon_simulator import market
+from polygon_simulator.corporate_actions import SimDividend, SimSplit, validate_unique_splits
 from polygon_simulator.faults import FaultBook, FaultRule
 from polygon_simulator.ratelimit import RollingWindowLimiter
 
@@ -40,6 +41,8 @@ UPDATABLE_FIELDS = (
     "crypto_ny_midnight_before",
     "integer_stock_volume",
     "gzip",
+    "splits",
+    "dividends",
 )
 
 
@@ -96,6 +99,11 @@ class SimulatorConfig(BaseModel):
             integer_stock_volume=self.integer_stock_volume,
         )
 
+    # Corporate actions the simulated vendor knows (see corporate_actions.py): configuring a
+    # split makes it "happen" (listed, and applied to bars once its execution date has come).
+    splits: tuple[SimSplit, ...] = ()
+    dividends: tuple[SimDividend, ...] = ()
+
     @field_validator("extra_stock_tickers")
     @classmethod
     def _stocks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -113,6 +121,11 @@ class SimulatorConfig(BaseModel):
             if not market.is_valid_ticker(ticker):
                 raise ValueError(f"not a crypto ticker: {ticker!r}")
         return tuple(dict.fromkeys(out))
+
+    @field_validator("splits")
+    @classmethod
+    def _unique_splits(cls, value: tuple[SimSplit, ...]) -> tuple[SimSplit, ...]:
+        return validate_unique_splits(value)
 
 
 def _validation_message(exc: ValidationError) -> str:

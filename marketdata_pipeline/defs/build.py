@@ -10,6 +10,7 @@ from marketdata_pipeline.defs.candles.assets import build_candle_assets
 from marketdata_pipeline.defs.candles.jobs import build_candles_job
 from marketdata_pipeline.defs.candles.partitions import candle_partitions
 from marketdata_pipeline.defs.candles.schedules import build_revision_schedule
+from marketdata_pipeline.defs.corporate_actions.assets import build_corporate_action_assets
 from marketdata_pipeline.defs.resources import build_resources
 from marketdata_pipeline.defs.symbols.sensors import build_tracked_symbols_sensor
 from marketdata_pipeline.lib.settings import Settings
@@ -22,10 +23,12 @@ def build_defs(settings: Settings) -> dg.Definitions:
         # documented way to backfill a rate-limited API in one run, and the Dagster packages
         # are pinned: the label would only add noise to every command's output.
         warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy")
-        assets = build_candle_assets(candle_partitions(settings.start_date))
-    job = build_candles_job(assets)
+        partitions = candle_partitions(settings.start_date)
+        assets = build_candle_assets(partitions)
+        corporate_actions = build_corporate_action_assets(partitions, settings.start_date)
+    job = build_candles_job(assets, corporate_actions)
     return dg.Definitions(
-        assets=list(assets),
+        assets=[*assets, *corporate_actions],
         jobs=[job],
         schedules=[build_revision_schedule(job, settings.start_date, settings.revision_sessions)],
         sensors=[build_tracked_symbols_sensor(job, settings.start_date)],

@@ -6,7 +6,12 @@ import psycopg
 import pytest
 
 from marketdata_pipeline.lib.errors import InputError
-from marketdata_pipeline.lib.postgres.ddl import _MIGRATIONS, CANDLE_TABLES, migrate
+from marketdata_pipeline.lib.postgres.ddl import (
+    _MIGRATIONS,
+    CANDLE_TABLES,
+    candle_table_ddl,
+    migrate,
+)
 from marketdata_pipeline.lib.postgres.tracked_symbols import (
     active_symbols,
     add_symbols,
@@ -92,12 +97,12 @@ def test_migration_keeps_existing_rows_and_adds_vendor_t(pg_server):
             )
             conn.execute(_MIGRATIONS[0][1])
             conn.execute("INSERT INTO marketdata.schema_migrations VALUES (1)")
+            conn.execute(candle_table_ddl("stock_daily_candles"))
+            conn.execute("ALTER TABLE marketdata.stock_daily_candles DROP COLUMN vendor_t")
             conn.execute(
-                "CREATE TABLE marketdata.stock_daily_candles (symbol text NOT NULL,"
-                " day date NOT NULL, close double precision, PRIMARY KEY (symbol, day))"
-            )
-            conn.execute(
-                "INSERT INTO marketdata.stock_daily_candles VALUES ('AAPL', '2024-01-02', 1.0)"
+                "INSERT INTO marketdata.stock_daily_candles (symbol, day, ts, open, high, low,"
+                " close, volume, adjusted, source, fetched_at) VALUES ('AAPL', '2024-01-02',"
+                " now(), 1, 1, 1, 1.0, 1, true, 'polygon:range', now())"
             )
             conn.execute(
                 "INSERT INTO marketdata.tracked_symbols (symbol, asset_class)"
@@ -130,9 +135,7 @@ def test_migration_keeps_existing_rows_and_adds_vendor_t(pg_server):
 def test_the_sensor_requests_the_vendor_ticker_as_stored(database, database_url):
     import dagster as dg
 
-    from marketdata_pipeline.definitions import defs
-
-    tracked_symbols_sensor = defs.get_sensor_def("tracked_symbols_sensor")
+    from marketdata_pipeline_tests.helpers import tracked_symbols_sensor
 
     with psycopg.connect(database_url) as conn:
         add_symbols(conn, parse_symbols(["KIMpL", "aapl"]))

@@ -11,6 +11,7 @@ import datetime as dt
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
+from marketdata_pipeline.defs.corporate_actions.assets import STOCK_COMPANION_KEYS
 from marketdata_pipeline.lib.calendar import last_complete_day
 from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_BY_CLASS, candle_run_config
 from marketdata_pipeline.lib.candles.window import CandleWindow
@@ -80,7 +81,11 @@ def history_requests(
         requests.append(
             dg.RunRequest(
                 run_key=f"{cls.value}-symbols-through-change-{newest}",
-                asset_selection=[dg.AssetKey(asset)],
+                # Stock runs learn splits and repair older history in the same run.
+                asset_selection=[
+                    dg.AssetKey(asset),
+                    *(STOCK_COMPANION_KEYS if cls is AssetClass.STOCK else ()),
+                ],
                 run_config=candle_run_config({asset: symbols}),
                 tags={
                     **window.run_tags(),

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import json
 import logging
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -131,8 +133,40 @@ def _retry_after_seconds(response: httpx.Response) -> float | None:
     return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
+def parse_json_page(body: bytes, *, request: str) -> dict[str, Any]:
+    """Decode a reference-data page: one JSON object with status OK and a `results` list."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        head = body[:60].decode("utf-8", "replace")
+        raise PolygonPayloadError(
+            f"Polygon response for {request} is not valid JSON ({exc}); body starts {head!r}",
+            request=request,
+        ) from None
+    if not isinstance(doc, dict):
+        raise PolygonPayloadError(
+            f"Polygon response for {request} is {type(doc).__name__}, expected an object",
+            request=request,
+        )
+    if doc.get("status") != "OK":
+        raise PolygonPayloadError(
+            f"Polygon response for {request} has status {doc.get('status')!r}, expected OK",
+            request=request,
+        )
+    # A missing or null `results` means no records, as in the official client.
+    results = doc.get("results") or []
+    if not isinstance(results, list):
+        raise PolygonPayloadError(
+            f"Polygon response for {request} has 'results' of type {type(results).__name__}, "
+            "expected a list",
+            request=request,
+        )
+    doc["results"] = results
+    return doc
+
+
 class PolygonClient:
-    """Polygon aggregates over HTTP with retries, a request budget and pagination guards."""
+    """Polygon aggregates and reference data over HTTP: retries, a budget, paging guards."""
 
     def __init__(
         self,
@@ -228,8 +262,9 @@ class PolygonClient:
         params: dict[str, str] | None,
         kind: str,
         what: str,
+        parse: Callable[..., Any] = parse_page,
         window: tuple[dt.date, dt.date] | None = None,
-    ) -> Page:
+    ) -> Any:
         self.budget.acquire()
         try:
             response = self._http.get(path, params=params)
@@ -248,7 +283,7 @@ class PolygonClient:
         status = response.status_code
         if status == 200:
             try:
-                return parse_page(response.content, request=what)
+                return parse(response.content, request=what)
             except PolygonPayloadError as exc:
                 # A cut-off or garbled 200 is usually a proxy hiccup: worth another try, and
                 # reported as a payload error if it persists.
@@ -295,10 +330,13 @@ class PolygonClient:
         *,
         kind: str,
         what: str,
+        parse: Callable[..., Any] = parse_page,
         window: tuple[dt.date, dt.date] | None = None,
-    ) -> Page:
+    ) -> Any:
         """GET one page, retrying transient failures; raise a `PolygonError` when final.
 
+        `parse(body, request=what)` decodes a 200 body (aggregates pages by default); a
+        `PolygonPayloadError` from it counts as a transient failure (a cut-off body).
         `window` (first and last day asked for) is named if the plan refuses the request.
         """
         retrying = Retrying(
@@ -309,7 +347,7 @@ class PolygonClient:
             reraise=True,
         )
         try:
-            return retrying(self._attempt, path, params, kind, what, window)
+            return retrying(self._attempt, path, params, kind, what, parse, window)
         except TransientError as exc:
             text = redact(str(exc), self._api_key)
             error_cls = PolygonPayloadError if exc.status_code == 200 else PolygonUnavailableError
@@ -324,20 +362,73 @@ class PolygonClient:
 
     # -- endpoints ---------------------------------------------------------------------------
 
-    def _next_path(self, next_url: str, what: str) -> tuple[str, dict[str, str]]:
+    def _next_path(
+        self, next_url: str, what: str, prefix: str = "/v2/aggs/"
+    ) -> tuple[str, dict[str, str]]:
         """Path and query of a `next_url`, to be joined onto our own base URL.
 
         The host in `next_url` is never trusted (it has been seen as `:443:443`); only the path
         and the cursor are kept, as the official client does, and auth stays in the header.
         """
         parts = urlsplit(next_url)
-        if not parts.path.startswith("/v2/aggs/"):
+        if not parts.path.startswith(prefix):
             raise PolygonPayloadError(
                 f"Polygon response for {what} has an unexpected next_url path {parts.path!r}",
                 request=what,
             )
         query = {k: v[-1] for k, v in parse_qs(parts.query).items() if k.lower() != "apikey"}
         return parts.path, query
+
+    def _follow(
+        self,
+        path: str,
+        params: dict[str, str],
+        *,
+        what: str,
+        prefix: str,
+        get: Callable[[str, dict[str, str]], Any],
+        next_url_of: Callable[[Any], str | None],
+    ) -> Iterator[Any]:
+        """Pages from `get(path, params)` on, following `next_url` with loop and count guards."""
+        seen: set[str] = set()
+        for page_number in range(1, self.max_pages + 1):
+            page = get(path, params)
+            yield page
+            next_url = next_url_of(page)
+            if not next_url:
+                return
+            path, params = self._next_path(next_url, what, prefix=prefix)
+            cursor_key = f"{path}?{sorted(params.items())}"
+            if cursor_key in seen:
+                raise PolygonPayloadError(
+                    f"Polygon pagination for {what} repeats a next_url after page "
+                    f"{page_number}: stopping instead of looping",
+                    request=what,
+                )
+            seen.add(cursor_key)
+        raise PolygonPayloadError(
+            f"Polygon pagination for {what} exceeds {self.max_pages} pages: stopping",
+            request=what,
+        )
+
+    def json_pages(
+        self, path: str, params: dict[str, str], *, kind: str, what: str
+    ) -> Iterator[dict[str, Any]]:
+        """Every page of a paginated JSON endpoint (reference data), as decoded objects.
+
+        Follows `next_url` with only its cursor (the official client does the same: the cursor
+        holds the query), with the same loop and page-count guards as the aggregates. Each page
+        has `status` OK and a list (possibly empty) under `results`.
+        """
+        return self._follow(
+            path,
+            params,
+            what=what,
+            # A cursor may name a sibling path of the endpoint, never another API family.
+            prefix=path.rsplit("/", 1)[0] + "/",
+            get=lambda p, q: self.get_page(p, q, kind=kind, what=what, parse=parse_json_page),
+            next_url_of=lambda page: page.get("next_url"),
+        )
 
     def range_pages(self, symbol: Symbol, start: dt.date, end: dt.date) -> Iterator[Page]:
         """Every page of daily bars for `symbol` from `start` to `end` (inclusive)."""
@@ -354,29 +445,23 @@ class PolygonClient:
             "sort": "asc",
             "limit": str(self.page_limit),
         }
-        seen: set[str] = set()
-        for page_number in range(1, self.max_pages + 1):
+
+        def get(path: str, params: dict[str, str]) -> Page:
             page = self.get_page(path, params, kind="range", what=what, window=(start, end))
             if page.ticker is not None and page.ticker != symbol.api_ticker:
                 raise PolygonPayloadError(
                     f"Polygon response for {what} is for ticker {page.ticker!r}",
                     request=what,
                 )
-            yield page
-            if not page.next_url:
-                return
-            path, params = self._next_path(page.next_url, what)
-            cursor_key = f"{path}?{sorted(params.items())}"
-            if cursor_key in seen:
-                raise PolygonPayloadError(
-                    f"Polygon pagination for {what} repeats a next_url after page "
-                    f"{page_number}: stopping instead of looping",
-                    request=what,
-                )
-            seen.add(cursor_key)
-        raise PolygonPayloadError(
-            f"Polygon pagination for {what} exceeds {self.max_pages} pages: stopping",
-            request=what,
+            return page
+
+        return self._follow(
+            path,
+            params,
+            what=what,
+            prefix="/v2/aggs/",
+            get=get,
+            next_url_of=lambda page: page.next_url,
         )
 
     def fetch_range(self, symbol: Symbol, start: dt.date, end: dt.date) -> pl.DataFrame:

@@ -89,7 +89,152 @@ _MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
     (
-        10,
+        3,
+        """
+        -- Corporate actions. A split's `learned_at` is when this ratio first reached the store;
+        -- together with the execution date it says which stored bars already reflect it.
+        CREATE TABLE IF NOT EXISTS marketdata.stock_splits (
+            symbol                       text             NOT NULL,
+            execution_date               date             NOT NULL,
+            split_from                   double precision NOT NULL
+                CHECK (split_from > 0 AND split_from < 'Infinity'),
+            split_to                     double precision NOT NULL
+                CHECK (split_to > 0 AND split_to < 'Infinity'),
+            adjustment_type              text,
+            vendor_id                    text,
+            historical_adjustment_factor double precision,
+            source                       text             NOT NULL,
+            fetched_at                   timestamptz      NOT NULL,
+            learned_at                   timestamptz      NOT NULL DEFAULT now(),
+            applied_at                   timestamptz,
+            PRIMARY KEY (symbol, execution_date)
+        );
+        COMMENT ON TABLE marketdata.stock_splits IS
+            'Stock splits: split_to new shares for every split_from old ones, effective from '
+            'execution_date (bars dated before it traded on the old share basis).';
+        COMMENT ON COLUMN marketdata.stock_splits.learned_at IS
+            'When this split (with this ratio) first reached the store. A stored adjusted bar '
+            'reflects it when the bar was fetched after both learned_at and the execution date.';
+        COMMENT ON COLUMN marketdata.stock_splits.applied_at IS
+            'When the stored history of the tracked symbols was brought in line with this '
+            'split (NULL: not yet).';
+        COMMENT ON COLUMN marketdata.stock_splits.historical_adjustment_factor IS
+            'The vendor''s cumulative factor at fetch time: a cross-check only, it changes '
+            'whenever a later split executes.';
+
+        CREATE TABLE IF NOT EXISTS marketdata.stock_dividends (
+            symbol                       text             NOT NULL,
+            ex_dividend_date             date             NOT NULL,
+            dividend_id                  text             NOT NULL,
+            cash_amount                  double precision NOT NULL
+                CHECK (cash_amount >= 0 AND cash_amount < 'Infinity'),
+            currency                     text,
+            distribution_type            text,
+            frequency                    integer,
+            declaration_date             date,
+            record_date                  date,
+            pay_date                     date,
+            split_adjusted_cash_amount   double precision,
+            historical_adjustment_factor double precision,
+            source                       text             NOT NULL,
+            fetched_at                   timestamptz      NOT NULL,
+            PRIMARY KEY (symbol, ex_dividend_date, dividend_id)
+        );
+        COMMENT ON TABLE marketdata.stock_dividends IS
+            'Cash dividends per share as paid (never split-adjusted); dividend_id is the '
+            'vendor''s id (or derived from the record when the vendor gives none).';
+
+        -- Symbols whose dividend history since start_date has been loaded (daily refreshes
+        -- then only re-read recent ex-dates of the whole market).
+        CREATE TABLE IF NOT EXISTS marketdata.stock_dividend_history (
+            symbol     text        PRIMARY KEY,
+            start_date date        NOT NULL,
+            loaded_at  timestamptz NOT NULL DEFAULT now()
+        );
+
+        -- The instant from which the vendor's adjusted bars include a split: the start of its
+        -- execution date in New York, but never before we knew of it.
+        CREATE OR REPLACE FUNCTION marketdata.split_effective_at(
+            execution_date date, learned_at timestamptz
+        ) RETURNS timestamptz LANGUAGE sql STABLE AS $$
+            SELECT greatest(learned_at, execution_date::timestamp AT TIME ZONE 'America/New_York')
+        $$;
+
+        CREATE OR REPLACE AGGREGATE marketdata.product(double precision) (
+            SFUNC = float8mul, STYPE = double precision, INITCOND = '1'
+        );
+
+        -- As traded: each adjusted bar times split_to/split_from of every later split it
+        -- reflects (volume divided by it). Bars stored unadjusted pass through unchanged.
+        CREATE OR REPLACE VIEW marketdata.stock_daily_candles_unadjusted AS
+        WITH factors AS (
+            -- Only bars with a later split they reflect; a hash join on symbol, then one
+            -- product per bar (several times faster on whole-table scans than a per-row
+            -- subquery).
+            SELECT c.symbol, c.day, marketdata.product(s.split_to / s.split_from) AS factor
+            FROM marketdata.stock_daily_candles c
+            JOIN marketdata.stock_splits s
+              ON s.symbol = c.symbol AND s.execution_date > c.day
+            WHERE c.adjusted
+              AND c.fetched_at >= marketdata.split_effective_at(s.execution_date, s.learned_at)
+            GROUP BY c.symbol, c.day
+        )
+        SELECT c.symbol, c.day, c.ts,
+               c.open * coalesce(f.factor, 1) AS open,
+               c.high * coalesce(f.factor, 1) AS high,
+               c.low * coalesce(f.factor, 1) AS low,
+               c.close * coalesce(f.factor, 1) AS close,
+               c.volume / coalesce(f.factor, 1) AS volume,
+               c.vwap * coalesce(f.factor, 1) AS vwap,
+               c.transactions,
+               false AS adjusted,
+               c.provisional, c.source, c.fetched_at
+        FROM marketdata.stock_daily_candles c
+        LEFT JOIN factors f ON f.symbol = c.symbol AND f.day = c.day;
+        COMMENT ON VIEW marketdata.stock_daily_candles_unadjusted IS
+            'Stock candles as traded on each day (no split adjustment), derived from '
+            'stock_daily_candles and stock_splits.';
+
+        -- Daily returns on the split-adjusted series. The total return adds the day's cash
+        -- dividends back on the ex-date, restated on the same share basis as the close.
+        CREATE OR REPLACE VIEW marketdata.stock_daily_returns AS
+        WITH dividends AS (
+            SELECT symbol, ex_dividend_date AS day, sum(cash_amount) AS cash_amount
+            FROM marketdata.stock_dividends
+            GROUP BY symbol, ex_dividend_date
+        ), series AS (
+            SELECT c.symbol, c.day, c.close, c.adjusted, c.fetched_at,
+                   lag(c.day) OVER w AS prev_day,
+                   lag(c.close) OVER w AS prev_close,
+                   d.cash_amount
+            FROM marketdata.stock_daily_candles c
+            LEFT JOIN dividends d ON d.symbol = c.symbol AND d.day = c.day
+            WINDOW w AS (PARTITION BY c.symbol ORDER BY c.day)
+        )
+        SELECT s.symbol, s.day, s.prev_day, s.prev_close, s.close,
+               coalesce(s.cash_amount, 0) AS dividend,
+               coalesce(s.cash_amount * f.factor, 0) AS dividend_adjusted,
+               s.close / s.prev_close - 1 AS simple_return,
+               (s.close + coalesce(s.cash_amount * f.factor, 0)) / s.prev_close - 1
+                   AS total_return
+        FROM series s
+        CROSS JOIN LATERAL (
+            SELECT marketdata.product(sp.split_from / sp.split_to) AS factor
+            FROM marketdata.stock_splits sp
+            WHERE s.cash_amount IS NOT NULL
+              AND s.adjusted
+              AND sp.symbol = s.symbol
+              AND sp.execution_date > s.day
+              AND s.fetched_at >= marketdata.split_effective_at(sp.execution_date, sp.learned_at)
+        ) f
+        WHERE s.prev_close IS NOT NULL;
+        COMMENT ON VIEW marketdata.stock_daily_returns IS
+            'Per (symbol, day): simple return close/prev_close - 1 on the split-adjusted series, '
+            'and total return with the ex-date cash dividends added back (split-neutral).';
+        """,
+    ),
+    (
+        4,
         """
         -- What kind of data the store holds ('polygon' or 'simulator'), claimed by the first
         -- write: a store never mixes simulated and real rows.
@@ -198,6 +343,12 @@ def migrate(conn: psycopg.Connection) -> list[int]:
         done = {r[0] for r in conn.execute("SELECT version FROM marketdata.schema_migrations")}
         for statement in rejected_table_ddl():
             conn.execute(statement)
+        # The candle tables first, with every column of the schema (newer nullable columns
+        # reach existing tables by themselves): later migrations define views over them.
+        for table in CANDLE_TABLES:
+            conn.execute(candle_table_ddl(table))
+            for statement in _add_missing_columns(table, CANDLE_SQL_TYPES):
+                conn.execute(statement)
         for version, statement in _MIGRATIONS:
             if version in done:
                 continue
@@ -206,9 +357,4 @@ def migrate(conn: psycopg.Connection) -> list[int]:
                 "INSERT INTO marketdata.schema_migrations (version) VALUES (%s)", (version,)
             )
             applied.append(version)
-        for table in CANDLE_TABLES:
-            conn.execute(candle_table_ddl(table))
-            # Nullable columns added to the schema later reach existing tables by themselves.
-            for statement in _add_missing_columns(table, CANDLE_SQL_TYPES):
-                conn.execute(statement)
     return applied

@@ -44,10 +44,14 @@ def revision_schedule(trailing_sessions: int) -> dg.ScheduleDefinition:
 
 def test_schedule_requests_one_run_over_the_window_for_both_assets():
     schedule = revision_schedule(5)
-    with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(
+    # The context is closed inside the instance's scope: it enters the instance, and closing
+    # them out of order would leave Dagster's definitions-state variable pointing at it.
+    with (
+        dg.instance_for_test() as instance,
+        dg.build_schedule_context(
             instance=instance, scheduled_execution_time=TUESDAY_MORNING
-        )
+        ) as context,
+    ):
         request = schedule.evaluate_tick(context).run_requests[0]
     assert request.tags[RANGE_START] == "2024-06-28"
     assert request.tags[RANGE_END] == "2024-07-08"

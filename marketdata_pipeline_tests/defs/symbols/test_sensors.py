@@ -8,7 +8,6 @@ import dagster as dg
 import polars as pl
 import psycopg
 
-from marketdata_pipeline.definitions import defs
 from marketdata_pipeline.lib.calendar import last_complete_day, stock_sessions
 from marketdata_pipeline.lib.postgres.tracked_symbols import add_symbols, remove_symbols
 from marketdata_pipeline.lib.symbols import parse_symbol
@@ -18,6 +17,7 @@ from marketdata_pipeline_tests.helpers import (
     range_tags,
     read_table,
     stock_daily_candles,
+    tracked_symbols_sensor,
 )
 
 RANGE_START = "dagster/asset_partition_range_start"
@@ -28,7 +28,7 @@ def evaluate(instance: dg.DagsterInstance, database, cursor: str | None):
     context = dg.build_sensor_context(
         instance=instance, cursor=cursor, resources={"database": database}
     )
-    return defs.get_sensor_def("tracked_symbols_sensor")(context)
+    return tracked_symbols_sensor(context)
 
 
 def track(url: str, *symbols: str, asset_class: str | None = None) -> None:
@@ -57,7 +57,15 @@ def test_new_symbols_become_one_history_run_per_asset_class(database, database_u
         assert stock.run_config == {
             "ops": {"stock_daily_candles": {"config": {"symbols": ["AAPL", "MSFT"]}}}
         }
+        # A stock history run learns splits and repairs older history in the same run.
+        assert [k.path[-1] for k in stock.asset_selection] == [
+            "stock_daily_candles",
+            "stock_splits",
+            "stock_dividends",
+            "stock_split_adjustments",
+        ]
         crypto = requests["crypto_daily_candles"]
+        assert [k.path[-1] for k in crypto.asset_selection] == ["crypto_daily_candles"]
         assert crypto.run_config["ops"]["crypto_daily_candles"]["config"]["symbols"] == ["BTCUSD"]
         # The cursor advanced: the same table state asks for nothing more.
         again = evaluate(instance, database, result.cursor)

@@ -1,0 +1,1 @@
+"""Corporate actions: stock splits and dividends, and keeping adjusted history current."""

@@ -1,0 +1,145 @@
+"""Bringing stored split-adjusted history in line with the splits the store knows.
+
+The vendor's adjusted bars are adjusted as of the moment they are fetched, so a split learned
+later leaves every stored bar before its execution date on the old share basis. For each active
+tracked stock with such stale bars, `bring_history_current` re-fetches the stale span with one
+range request and replaces it in one transaction: the stored history then equals what the
+vendor's adjusted bars are now, exactly (re-scaling stored prices ourselves would drift from the
+vendor's own rounding). Bars on or after the execution date, and other symbols, are untouched.
+
+Which bars are stale is derived from the data (`stale_split_history`): a bar fetched before a
+split took effect. A repaired bar is fresh, so calling this again finds nothing and costs no
+request; a symbol whose refetch failed keeps its rows and is retried on the next call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from marketdata_pipeline.lib.candles.validation import (
+    check_structure,
+    drop_helper_columns,
+    quarantine,
+)
+from marketdata_pipeline.lib.polygon.client import PolygonClient
+from marketdata_pipeline.lib.polygon.errors import PolygonError
+from marketdata_pipeline.lib.polygon.resource import PolygonResource
+from marketdata_pipeline.lib.postgres.corporate_actions import (
+    StaleHistory,
+    mark_splits_applied,
+    stale_split_history,
+)
+from marketdata_pipeline.lib.postgres.database import PostgresDatabase
+from marketdata_pipeline.lib.postgres.store import write_slice
+from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols
+from marketdata_pipeline.lib.symbols import AssetClass, Symbol
+
+TABLE = "stock_daily_candles"
+
+
+@dataclass
+class HistoryReport:
+    """What `bring_history_current` did: symbols repaired (with details), failed, requests."""
+
+    checked: int = 0
+    repaired: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    splits_applied: int = 0
+    requests: int = 0
+
+    def as_metadata(self) -> dict[str, Any]:
+        """A JSON-friendly summary for run metadata."""
+        return {
+            "symbols_checked": self.checked,
+            "symbols_repaired": len(self.repaired),
+            "symbols_failed": len(self.failed),
+            "splits_applied": self.splits_applied,
+            "requests": self.requests,
+        }
+
+
+def bring_history_current(
+    polygon: PolygonResource,
+    database: PostgresDatabase,
+    *,
+    symbols: list[str] | None = None,
+    log: logging.Logger | Any | None = None,
+) -> HistoryReport:
+    """Re-fetch and replace every stored span of `symbols` that misses a known split.
+
+    `symbols` defaults to the active tracked stocks. Cost: one range request per symbol with
+    stale bars, none otherwise. Call it after new splits were stored (the `stock_splits` asset)
+    and after candles were written, e.g. from an asset downstream of both.
+    """
+    log = log or logging.getLogger(__name__)
+    report = HistoryReport()
+    with database.connect() as conn:
+        if symbols is None:
+            tracked, _invalid = active_symbols(conn, AssetClass.STOCK)
+            symbols = [s.symbol for s in tracked]
+        stale = stale_split_history(conn, symbols) if symbols else []
+    report.checked = len(symbols)
+    client = polygon.get_client() if stale else None
+    before = client.stats.attempts if client is not None else 0
+    for item in stale:
+        splits = ", ".join(f"{d} {f:g}->{t:g}" for d, f, t in item.splits)
+        what = f"{item.symbol} {item.first_day}..{item.last_day}"
+        log.info(f"{what}: {item.rows} stored bars predate split(s) {splits}; re-fetching")
+        try:
+            report.repaired[item.symbol] = detail = _repair(database, item, client)
+            log.info(
+                f"{what}: replaced {detail['rows_replaced']} rows with the vendor's "
+                f"{detail['rows_inserted']} adjusted bars"
+            )
+        except (PolygonError, _Refused) as exc:
+            report.failed[item.symbol] = f"{what}: {exc} (stored rows kept; retried next run)"
+            log.error(report.failed[item.symbol])
+    if client is not None:
+        report.requests = client.stats.attempts - before
+    if symbols:
+        with database.connect() as conn:
+            report.splits_applied = mark_splits_applied(conn, symbols)
+    return report
+
+
+class _Refused(Exception):
+    """The vendor's answer for a repair cannot replace the stored rows."""
+
+
+def _repair(
+    database: PostgresDatabase, item: StaleHistory, client: PolygonClient
+) -> dict[str, Any]:
+    """Re-fetch one symbol's stale span and replace it in one transaction."""
+    symbol = Symbol(item.symbol, AssetClass.STOCK)
+    frame = client.fetch_range(symbol, item.first_day, item.last_day)
+    candles = drop_helper_columns(frame)
+    report = check_structure(
+        candles, start=item.first_day, end=item.last_day, symbols=[symbol.symbol]
+    )
+    if not report.passed:
+        raise _Refused("the vendor's bars are malformed: " + "; ".join(report.problems))
+    good, rejected = quarantine(frame, asset=TABLE)
+    if good.height == 0:
+        # An empty answer must not delete good history (transient empty results happen).
+        raise _Refused("the vendor answered with no usable bars")
+    with database.connect() as conn:
+        counts = write_slice(
+            conn,
+            table=TABLE,
+            candles=good,
+            start=item.first_day,
+            end_exclusive=item.last_day + dt.timedelta(days=1),
+            symbols=[symbol.symbol],
+            rejected=rejected,
+        )
+    return {
+        "window": f"{item.first_day}..{item.last_day}",
+        "stale_rows": item.rows,
+        "rows_replaced": counts["deleted"],
+        "rows_inserted": counts["inserted"],
+        "rows_quarantined": counts["quarantined"],
+        "splits": [f"{d} {f:g}->{t:g}" for d, f, t in item.splits],
+    }
