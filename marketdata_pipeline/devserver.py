@@ -4,7 +4,7 @@
   to bind, and keep a daemon launching runs with no UI).
 - SIGINT (Ctrl-C), SIGTERM (what `timeout`, systemd and docker send) and SIGHUP stop it the same
   way: `dagster dev` gets one SIGINT and stops its webserver, daemon and code server in order;
-  whatever of its process group is left (runs in flight) is interrupted, terminated, killed.
+  whatever of its process group is left afterwards (runs in flight) is killed.
 - Runs this server launched and that were still in flight are then marked failed in the Dagster
   instance, so none stays "Started" forever holding a slot of the run queue. A symbol-history run
   of the tracked-symbols sensor that ended that way is requested again on the next start: its
@@ -43,8 +43,8 @@ WORKSPACE_FILE = Path(__file__).resolve().parent.parent / "workspace.yaml"
 #: How long `dagster dev` gets to stop its webserver, daemon and code server (it waits up to
 #: 60 s for each of its children itself) before the rest of its group is killed.
 DEV_SHUTDOWN_SECONDS = 90
-#: After `dagster dev` is gone: grace for what is left of its group (runs in flight) per signal.
-GROUP_GRACE_SECONDS = ((signal.SIGINT, 20.0), (signal.SIGTERM, 5.0))
+#: How long the killed leftovers of `dagster dev`'s group may take to disappear.
+GROUP_KILL_SECONDS = 10.0
 #: The signals that stop the server, all handled alike.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: Tag and value the tracked-symbols sensor puts on its history runs.
@@ -103,22 +103,19 @@ def _signal_group(pgid: int, sig: int) -> bool:
     return True
 
 
-def _stop_group(pgid: int) -> None:
-    """Make sure no process of the group survives: SIGINT, then SIGTERM, then SIGKILL.
+def _kill_leftovers(pgid: int) -> None:
+    """Kill whatever of `dagster dev`'s process group outlived it: run workers, their step
+    processes and Dagster's orphan watchers.
 
-    What is left once `dagster dev` is gone is mostly runs in flight. SIGINT first, as a Ctrl-C
-    under plain `dagster dev` would: a run worker then records the run as failed ("execution was
-    interrupted") itself.
+    SIGKILL, not an interrupt: an interrupted run worker logs its interruption with a stack trace
+    (and the orphan watchers print a KeyboardInterrupt traceback) while adding nothing. The run is
+    marked failed through the instance right after, and a write cut short is a transaction that
+    Postgres rolls back, so the candle tables keep their previous rows.
     """
-    for sig, grace in GROUP_GRACE_SECONDS:
-        if not _signal_group(pgid, sig):
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            time.sleep(0.2)
-            if not _signal_group(pgid, 0):
-                return
-    _signal_group(pgid, signal.SIGKILL)
+    if _signal_group(pgid, signal.SIGKILL):
+        deadline = time.monotonic() + GROUP_KILL_SECONDS
+        while _signal_group(pgid, 0) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
 
 def _wait_until_serving(url: str, process: subprocess.Popen) -> None:
@@ -202,10 +199,8 @@ def run_dev(
             # A second signal, or a shutdown that takes too long: the group is killed below.
             with contextlib.suppress(subprocess.TimeoutExpired, _Stop):
                 process.wait(timeout=DEV_SHUTDOWN_SECONDS)
-        try:
-            _stop_group(process.pid)
-        except _Stop:  # another signal: no more grace
-            _signal_group(process.pid, signal.SIGKILL)
+        with contextlib.suppress(_Stop):
+            _kill_leftovers(process.pid)
         process.wait()
         with contextlib.suppress(_Stop):
             _settle_runs(env, began, stopping_since or dt.datetime.now(dt.UTC), database_url)
@@ -321,8 +316,10 @@ def _settle_runs(
             flush=True,
         )
         return []
-    runs = [InterruptedRun(**{**r, "assets": tuple(r["assets"]), "symbols": tuple(r["symbols"])})
-            for r in json.loads(lines[-1][len(_RESULT_MARKER) :])]
+    runs = [
+        InterruptedRun(**{**r, "assets": tuple(r["assets"]), "symbols": tuple(r["symbols"])})
+        for r in json.loads(lines[-1][len(_RESULT_MARKER) :])
+    ]
     histories = [r for r in runs if r.trigger == HISTORY_TRIGGER and r.symbols]
     url = database_url or env.get("MARKETDATA_DATABASE_URL")
     if histories and url:
@@ -332,9 +329,7 @@ def _settle_runs(
         if run.symbols:
             what += f" for {len(run.symbols)} symbols"
         again = (
-            "; its history is requested again on the next start"
-            if run in histories and url
-            else ""
+            "; its history is requested again on the next start" if run in histories and url else ""
         )
         verb = "marked failed" if run.marked_failed else "ended failed"
         print(f"run {run.run_id[:8]} ({what}, {run.status_before}): {verb}{again}", flush=True)
