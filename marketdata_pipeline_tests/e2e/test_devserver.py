@@ -1,4 +1,4 @@
-"""The dev server (`marketdata_pipeline.devserver.run_dev`) behaves like a server, as real processes.
+"""The dev server (`devserver.run_dev`) behaves like a server, as real processes.
 
 - A taken port is refused at once, with a message naming it and exit code 3, before any Dagster
   process starts.
