@@ -243,17 +243,18 @@ def _symbols_of(run_config: Mapping) -> tuple[str, ...]:
 def settle_interrupted_runs(
     instance: dg.DagsterInstance, *, since: dt.datetime, stopping_since: dt.datetime
 ) -> list[InterruptedRun]:
-    """Mark failed the runs launched since `since` that are still in flight; list what stopped.
+    """Mark failed the runs touched since `since` that are still in flight; list what stopped.
 
-    Only runs launched through the code location (by the daemon or the webserver) count: a
-    `marketdata backfill` executing in its own process at the same time shares the instance but
-    is not ours to fail. Also listed: launched runs that failed or were canceled after
+    "Touched" (updated, not created, since the server started) so that a run queued before it
+    and launched by its daemon counts too. Only runs launched through the code location (by the
+    daemon or the webserver) count: a `marketdata backfill` executing in its own process at the
+    same time shares the instance but is not ours to fail. Also listed: launched runs that failed or were canceled after
     `stopping_since` by themselves (a worker interrupted by the stop records its own failure).
     """
     import dagster as dg
 
     interrupted = []
-    for record in instance.get_run_records(filters=dg.RunsFilter(created_after=since)):
+    for record in instance.get_run_records(filters=dg.RunsFilter(updated_after=since)):
         run = record.dagster_run
         if run.remote_job_origin is None:
             continue
