@@ -248,8 +248,9 @@ def settle_interrupted_runs(
     "Touched" (updated, not created, since the server started) so that a run queued before it
     and launched by its daemon counts too. Only runs launched through the code location (by the
     daemon or the webserver) count: a `marketdata backfill` executing in its own process at the
-    same time shares the instance but is not ours to fail. Also listed: launched runs that failed or were canceled after
-    `stopping_since` by themselves (a worker interrupted by the stop records its own failure).
+    same time shares the instance but is not ours to fail. Also listed: launched runs that
+    failed or were canceled by themselves after `stopping_since` (a worker interrupted by the
+    stop may record its own failure).
     """
     import dagster as dg
 

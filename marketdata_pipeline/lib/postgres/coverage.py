@@ -39,6 +39,15 @@ def tracked_symbol_statuses(conn: psycopg.Connection) -> list[SymbolStatus]:
     return [SymbolStatus(*row) for row in rows]
 
 
+def _days_by_symbol(
+    conn: psycopg.Connection, query: sql.Composable | str, params: tuple
+) -> dict[str, set[dt.date]]:
+    found: dict[str, set[dt.date]] = defaultdict(set)
+    for symbol, day in conn.execute(query, params):
+        found[symbol].add(day)
+    return found
+
+
 def stored_days(
     conn: psycopg.Connection,
     asset_class: str,
@@ -50,10 +59,7 @@ def stored_days(
     query = sql.SQL(
         "SELECT symbol, day FROM {} WHERE symbol = ANY(%s) AND day BETWEEN %s AND %s"
     ).format(sql.Identifier(SCHEMA, TABLE_BY_CLASS[asset_class]))
-    found: dict[str, set[dt.date]] = defaultdict(set)
-    for symbol, day in conn.execute(query, (symbols, start, end)):
-        found[symbol].add(day)
-    return found
+    return _days_by_symbol(conn, query, (symbols, start, end))
 
 
 def quarantined_days(
@@ -64,14 +70,11 @@ def quarantined_days(
     end: dt.date,
 ) -> dict[str, set[dt.date]]:
     """Days with a quarantined vendor row in `rejected_candles`, per symbol (inclusive range)."""
-    found: dict[str, set[dt.date]] = defaultdict(set)
-    for symbol, day in conn.execute(
+    query = (
         f"SELECT DISTINCT symbol, day FROM {SCHEMA}.rejected_candles"
-        " WHERE asset = %s AND symbol = ANY(%s) AND day BETWEEN %s AND %s",
-        (TABLE_BY_CLASS[asset_class], symbols, start, end),
-    ):
-        found[symbol].add(day)
-    return found
+        " WHERE asset = %s AND symbol = ANY(%s) AND day BETWEEN %s AND %s"
+    )
+    return _days_by_symbol(conn, query, (TABLE_BY_CLASS[asset_class], symbols, start, end))
 
 
 def first_stored_day(
