@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import dagster as dg
 import psycopg
 import pytest
 from PIL import Image
@@ -16,6 +17,9 @@ from PIL import Image
 from marketdata_pipeline.coverage import (
     COLOURS,
     Cell,
+    CoverageReport,
+    SymbolCoverage,
+    coverage_metadata,
     coverage_report,
     format_summary,
     symbol_coverage,
@@ -128,3 +132,41 @@ def test_symbol_coverage_for_asset_metadata(known_store):
         "GONE": {"stored": 0, "missing": 4, "quarantined": 0, "failed": 0},
         "MSFT": {"stored": 2, "missing": 0, "quarantined": 0, "failed": 2},
     }
+
+
+def test_summary_of_many_symbols_lists_only_those_with_gaps():
+    days = tuple(START + dt.timedelta(days=i) for i in range(2))
+    full = (Cell.STORED, Cell.STORED)
+    rows = [SymbolCoverage(f"S{i:02d}", AssetClass.CRYPTO, full) for i in range(23)]
+    rows.append(SymbolCoverage("GAP", AssetClass.STOCK, (Cell.STORED, Cell.MISSING)))
+    rows.append(SymbolCoverage("BAD", AssetClass.STOCK, (Cell.FAILED, Cell.FAILED), "401: no"))
+    report = CoverageReport(START, days[-1], days, tuple(rows))
+    assert format_summary(report) == [
+        "coverage 2024-07-01..2024-07-02: 25 symbols, 50 sessions "
+        "(stocks: NYSE sessions; crypto: every UTC day)",
+        "  stored 47, missing 1, quarantined 0, failed 2",
+        "  23 symbols complete, 2 with gaps:",
+        "  GAP  stored 1, missing 1",
+        "  BAD  failed 2  (401: no)",
+    ]
+
+
+def test_coverage_metadata_is_small_and_lands_on_a_materialisation(known_store):
+    with psycopg.connect(known_store) as conn:
+        metadata = coverage_metadata(conn, AssetClass.STOCK, ["AAPL", "MSFT"], START, END, limit=1)
+    assert metadata == {
+        "coverage_sessions": {"stored": 5, "missing": 0, "quarantined": 1, "failed": 2},
+        "coverage_complete_symbols": 0,
+        "coverage_gaps": {"AAPL": {"stored": 3, "missing": 0, "quarantined": 1, "failed": 0}},
+    }
+
+    @dg.asset(name="stock_daily_candles")
+    def candles() -> dg.MaterializeResult:
+        """Reports the coverage as the real asset does."""
+        return dg.MaterializeResult(metadata=metadata)
+
+    with dg.instance_for_test() as instance:
+        (event,) = dg.materialize([candles], instance=instance).get_asset_materialization_events()
+    stored = event.materialization.metadata
+    assert stored["coverage_complete_symbols"].value == 0
+    assert stored["coverage_gaps"].value["AAPL"]["quarantined"] == 1
