@@ -33,7 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from marketdata_pipeline.lib.errors import ConfigError
+from marketdata_pipeline.lib.errors import ConfigError, MarketdataError
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -52,6 +52,8 @@ TRIGGER_TAG = "marketdata/trigger"
 HISTORY_TRIGGER = "new-symbols"
 #: Which asset class a history run's asset fetches.
 ASSET_CLASS_BY_ASSET = {"stock_daily_candles": "stock", "crypto_daily_candles": "crypto"}
+#: How long the child that settles the runs may take (it imports Dagster, opens the instance).
+SETTLE_SECONDS = 120
 _RESULT_MARKER = "interrupted-runs: "
 
 
@@ -296,25 +298,21 @@ def _settle_runs(
     The instance is built in a child because its `dagster.yaml` reads the storage URL from the
     environment, and this process's own environment is not the Dagster processes'.
     """
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "marketdata_pipeline.devserver",
-            since.isoformat(),
-            stopping_since.isoformat(),
-        ],
-        env=dict(env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    lines = [ln for ln in result.stdout.splitlines() if ln.startswith(_RESULT_MARKER)]
-    if result.returncode != 0 or not lines:
-        tail = (result.stderr or result.stdout).strip().splitlines()[-1:]
+    command = [sys.executable, "-m", "marketdata_pipeline.devserver"]
+    command += [since.isoformat(), stopping_since.isoformat()]
+    try:
+        result = subprocess.run(
+            command, env=dict(env), capture_output=True, text=True, timeout=SETTLE_SECONDS
+        )
+        output, problem = result.stdout, (result.stderr or result.stdout).strip()
+    except subprocess.TimeoutExpired:
+        output, problem = "", f"no answer within {SETTLE_SECONDS} s"
+    lines = [ln for ln in output.splitlines() if ln.startswith(_RESULT_MARKER)]
+    if not lines:
+        reason = problem.splitlines()[-1] if problem else "no answer"
         print(
-            "could not check the instance for runs left in flight"
-            f"{': ' + tail[0] if tail else ''}; see 'Runs left STARTED' in docs/operations.md",
+            f"could not check the instance for runs left in flight ({reason}); see "
+            "'Stopping `make dev`, and runs left STARTED' in docs/operations.md",
             flush=True,
         )
         return []
@@ -325,7 +323,11 @@ def _settle_runs(
     histories = [r for r in runs if r.trigger == HISTORY_TRIGGER and r.symbols]
     url = database_url or env.get("MARKETDATA_DATABASE_URL")
     if histories and url:
-        _request_histories_again(url, histories)
+        try:
+            _request_histories_again(url, histories)
+        except MarketdataError as exc:  # the candle store is unreachable: say so, stop anyway
+            print(f"could not request the interrupted histories again: {exc}", flush=True)
+            url = None
     for run in runs:
         what = f"{', '.join(run.assets) or 'run'}"
         if run.symbols:
