@@ -6,13 +6,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+PORT ?= 3000
 
 .PHONY: help venv demo test dev lint format bench clean
 
 help:
 	@echo "make demo   set up, materialise recent stock and crypto candles, print what landed"
 	@echo "make test   set up and run the whole test suite (what CI runs)"
-	@echo "make dev    Dagster UI + daemon on the embedded defaults (http://127.0.0.1:3000)"
+	@echo "make dev    Dagster UI + daemon on the embedded defaults (http://127.0.0.1:3000; PORT=N)"
 	@echo "make bench  run the benchmarks in bench/ and print their ratios"
 	@echo "make lint   ruff check and format check"
 
@@ -34,7 +35,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 dev: $(STAMP)
-	$(BIN)/marketdata dev
+	$(BIN)/marketdata dev --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check marketdata_pipeline polygon_simulator marketdata_pipeline_tests bench

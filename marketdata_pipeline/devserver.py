@@ -1,17 +1,99 @@
-"""`make dev`: the Dagster webserver and daemon (`dagster dev`), supervised as one server."""
+"""`marketdata dev`: the Dagster UI and daemon (`dagster dev`) supervised like a server.
+
+- A taken port is refused before anything starts (`dagster dev` itself would print the URL, fail
+  to bind, and keep a daemon launching runs with no UI).
+- SIGINT (Ctrl-C), SIGTERM (what `timeout`, systemd and docker send) and SIGHUP stop it the same
+  way: `dagster dev` gets one SIGINT and stops its webserver, daemon and code server in order;
+  whatever of its process group is left afterwards (runs in flight) is killed.
+- Runs this server launched and that were still in flight are then marked failed in the Dagster
+  instance, so none stays "Started" forever holding a slot of the run queue. A symbol-history run
+  of the tracked-symbols sensor that ended that way is requested again on the next start: its
+  symbols' `change_seq` is bumped, which the sensor reads as "new" (a new run key).
+
+`dagster dev` runs in its own session: a Ctrl-C in the terminal reaches only this process. If
+every child got it at once, `dagster dev` 1.13 would restart the code server that exited first
+and leave that copy running.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
 
-#: How long `dagster dev` gets to stop its webserver, daemon and code server after Ctrl-C
-#: (it waits up to 60 s for each of its children itself) before the rest is killed.
+from marketdata_pipeline.lib.errors import ConfigError, MarketdataError
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+#: The repository's workspace file: one code location, `marketdata_pipeline.definitions`.
+WORKSPACE_FILE = Path(__file__).resolve().parent.parent / "workspace.yaml"
+#: How long `dagster dev` gets to stop its webserver, daemon and code server (it waits up to
+#: 60 s for each of its children itself) before the rest of its group is killed.
 DEV_SHUTDOWN_SECONDS = 90
+#: How long the killed leftovers of `dagster dev`'s group may take to disappear.
+GROUP_KILL_SECONDS = 10.0
+#: The signals that stop the server, all handled alike.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: Tag and value the tracked-symbols sensor puts on its history runs.
+TRIGGER_TAG = "marketdata/trigger"
+HISTORY_TRIGGER = "new-symbols"
+#: Which asset class a history run's asset fetches.
+ASSET_CLASS_BY_ASSET = {"stock_daily_candles": "stock", "crypto_daily_candles": "crypto"}
+#: How long the child that settles the runs may take (it imports Dagster, opens the instance).
+SETTLE_SECONDS = 120
+_RESULT_MARKER = "interrupted-runs: "
+
+
+class PortInUseError(ConfigError):
+    """The webserver's port is already taken by another process."""
+
+
+class _Stop(Exception):
+    """Raised by the signal handler in the main thread: a stop was asked for."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop(signum)
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Raise `PortInUseError` when `host:port` cannot be bound (another server listens there).
+
+    Binds with SO_REUSEADDR, as the webserver (uvicorn) does, so a port only held by connections
+    in TIME_WAIT counts as free, exactly when the webserver could take it.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConfigError(f"host {host!r} for the Dagster UI does not resolve: {exc}") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise PortInUseError(
+                f"port {port} on {host} is already in use ({exc.strerror}): another Dagster UI "
+                f"or server is listening there. Stop it, or choose another port with "
+                f"`marketdata dev --port N` (`make dev PORT=N`)"
+            ) from exc
 
 
 def _signal_group(pgid: int, sig: int) -> bool:
@@ -23,22 +105,19 @@ def _signal_group(pgid: int, sig: int) -> bool:
     return True
 
 
-def _stop_group(pgid: int) -> None:
-    """Make sure no process of the group survives: SIGINT, then SIGTERM, then SIGKILL.
+def _kill_leftovers(pgid: int) -> None:
+    """Kill whatever of `dagster dev`'s process group outlived it: run workers, their step
+    processes and Dagster's orphan watchers.
 
-    What is left once `dagster dev` is gone is mostly runs in flight. SIGINT first, as a Ctrl-C
-    under plain `dagster dev` would: a run worker then records the run as failed ("execution was
-    interrupted") instead of staying STARTED in the instance, holding a slot of the run queue.
+    SIGKILL, not an interrupt: an interrupted run worker logs its interruption with a stack trace
+    (and the orphan watchers print a KeyboardInterrupt traceback) while adding nothing. The run is
+    marked failed through the instance right after, and a write cut short is a transaction that
+    Postgres rolls back, so the candle tables keep their previous rows.
     """
-    for sig, grace in ((signal.SIGINT, 20.0), (signal.SIGTERM, 5.0)):
-        if not _signal_group(pgid, sig):
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            time.sleep(0.2)
-            if not _signal_group(pgid, 0):
-                return
-    _signal_group(pgid, signal.SIGKILL)
+    if _signal_group(pgid, signal.SIGKILL):
+        deadline = time.monotonic() + GROUP_KILL_SECONDS
+        while _signal_group(pgid, 0) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
 
 def _wait_until_serving(url: str, process: subprocess.Popen) -> None:
@@ -55,58 +134,235 @@ def _wait_until_serving(url: str, process: subprocess.Popen) -> None:
         time.sleep(1)
 
 
-def run_dev(host: str, port: int, env: dict[str, str]) -> int:
-    """Run the Dagster webserver and daemon (via `dagster dev`) with the environment `env`.
+def dagster_dev_command(host: str, port: int, workspace: Path = WORKSPACE_FILE) -> list[str]:
+    """The `dagster dev` command line: our workspace, INFO logs for the Dagster services."""
+    return [
+        str(Path(sys.executable).parent / "dagster"),
+        "dev",
+        "-w",
+        str(workspace),
+        "-h",
+        host,
+        "-p",
+        str(port),
+        # The services' own logs; run output is INFO through the code location's console logger.
+        "--log-level",
+        "info",
+    ]
 
-    `dagster dev` runs in its own session, so a Ctrl-C in the terminal reaches only this
-    process, which then asks `dagster dev` (one SIGINT) to stop its webserver, daemon and code
-    server in order. Whatever is still alive in its process group afterwards (runs in flight) is
-    then interrupted, terminated, killed, in that order (`_stop_group`). The embedded Postgres
-    stays up on purpose: every command reuses it.
+
+def run_dev(
+    host: str,
+    port: int,
+    env: Mapping[str, str],
+    *,
+    workspace: Path = WORKSPACE_FILE,
+    database_url: str | None = None,
+) -> int:
+    """Run `dagster dev` (webserver, daemon, code server) until it exits or a stop signal arrives.
+
+    `env` is the complete environment of the Dagster processes (instance, database URLs, API
+    settings); nothing here reads this process's own environment. `database_url` is the candle
+    store, where interrupted symbol-history runs are requested again; it defaults to
+    `env["MARKETDATA_DATABASE_URL"]`.
+
+    Returns the exit code: `dagster dev`'s own when it exits by itself, 130 after SIGINT, 0 after
+    SIGTERM or SIGHUP (a supervisor asked for the stop). Raises `PortInUseError` (exit code 3)
+    before starting anything when the port is taken.
     """
-    import threading
-
-    from marketdata_pipeline.runtime import WORKSPACE_FILE
-
+    ensure_port_free(host, port)
+    url = f"http://{host}:{port}"
+    began = dt.datetime.now(dt.UTC)
+    stopping_since: dt.datetime | None = None
     process: subprocess.Popen | None = None
+    code = 0
     # SIGINT too: a shell starting us in the background may have set it to "ignore".
-    previous = {
-        sig: signal.signal(sig, signal.default_int_handler)
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    }
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in STOP_SIGNALS}
     try:
-        url = f"http://{host}:{port}"
         print(
-            f"Dagster UI: {url}  (webserver + daemon; instance {env.get('DAGSTER_HOME')}, "
-            "runs and events in Postgres). Ctrl-C stops everything.",
+            f"Dagster UI: {url}  (webserver + daemon; instance {env.get('DAGSTER_HOME', '?')}). "
+            "Ctrl-C stops everything.",
             flush=True,
         )
-        command = [
-            os.path.join(os.path.dirname(sys.executable), "dagster"),
-            "dev",
-            "-w",
-            str(WORKSPACE_FILE),
-            "-h",
-            host,
-            "-p",
-            str(port),
-        ]
-        process = subprocess.Popen(command, start_new_session=True, env=env)
+        process = subprocess.Popen(
+            dagster_dev_command(host, port, workspace),
+            env=dict(env),
+            cwd=workspace.parent,
+            start_new_session=True,
+        )
         threading.Thread(target=_wait_until_serving, args=(url, process), daemon=True).start()
         try:
-            return process.wait()
-        except KeyboardInterrupt:
-            print("\nstopping Dagster (webserver, daemon, code server)...", flush=True)
+            code = process.wait()
+        except _Stop as stop:
+            stopping_since = dt.datetime.now(dt.UTC)
+            print(f"\n{stop}: stopping Dagster (webserver, daemon, code server)...", flush=True)
+            code = 130 if stop.signum == signal.SIGINT else 0
             process.send_signal(signal.SIGINT)
-            # A second Ctrl-C, or a shutdown that takes too long: the group is killed below.
-            with contextlib.suppress(subprocess.TimeoutExpired, KeyboardInterrupt):
+            # A second signal, or a shutdown that takes too long: the group is killed below.
+            with contextlib.suppress(subprocess.TimeoutExpired, _Stop):
                 process.wait(timeout=DEV_SHUTDOWN_SECONDS)
-            return 130
-    finally:
+        with contextlib.suppress(_Stop):
+            _kill_leftovers(process.pid)
+        process.wait()
+        with contextlib.suppress(_Stop):
+            _settle_runs(env, began, stopping_since or dt.datetime.now(dt.UTC), database_url)
+        return code
+    except _Stop:
+        # A stop before `dagster dev` was even started: nothing to settle.
         if process is not None:
-            try:
-                _stop_group(process.pid)
-            except KeyboardInterrupt:  # another Ctrl-C: no more grace
-                _signal_group(process.pid, signal.SIGKILL)
+            _signal_group(process.pid, signal.SIGKILL)
+        return 130
+    finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+# -- runs in flight when the server stopped ------------------------------------------------
+
+IN_FLIGHT = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
+ENDED_BADLY = ("FAILURE", "CANCELED")
+
+
+@dataclass(frozen=True)
+class InterruptedRun:
+    """A run of this server that the stop ended (marked failed here, or failed by itself)."""
+
+    run_id: str
+    status_before: str
+    marked_failed: bool
+    trigger: str | None
+    assets: tuple[str, ...]
+    symbols: tuple[str, ...]
+
+
+def _symbols_of(run_config: Mapping) -> tuple[str, ...]:
+    found: list[str] = []
+    for op in (run_config.get("ops") or {}).values():
+        found.extend((op.get("config") or {}).get("symbols") or [])
+    return tuple(found)
+
+
+def settle_interrupted_runs(
+    instance: dg.DagsterInstance, *, since: dt.datetime, stopping_since: dt.datetime
+) -> list[InterruptedRun]:
+    """Mark failed the runs touched since `since` that are still in flight; list what stopped.
+
+    "Touched" (updated, not created, since the server started) so that a run queued before it
+    and launched by its daemon counts too. Only runs launched through the code location (by the
+    daemon or the webserver) count: a `marketdata backfill` executing in its own process at the
+    same time shares the instance but is not ours to fail. Also listed: launched runs that
+    failed or were canceled by themselves after `stopping_since` (a worker interrupted by the
+    stop may record its own failure).
+    """
+    import dagster as dg
+
+    interrupted = []
+    for record in instance.get_run_records(filters=dg.RunsFilter(updated_after=since)):
+        run = record.dagster_run
+        if run.remote_job_origin is None:
+            continue
+        status = run.status.value
+        if status in IN_FLIGHT:
+            instance.report_run_failed(
+                run,
+                message="marketdata dev stopped while this run was in flight; it did not "
+                "finish. Launch it again (a symbol-history run is requested again by the "
+                "tracked_symbols_sensor on the next start).",
+            )
+            marked = True
+        elif status in ENDED_BADLY and (record.end_time or 0) >= stopping_since.timestamp():
+            marked = False
+        else:
+            continue
+        interrupted.append(
+            InterruptedRun(
+                run_id=run.run_id,
+                status_before=status,
+                marked_failed=marked,
+                trigger=run.tags.get(TRIGGER_TAG),
+                assets=tuple(sorted(k.to_user_string() for k in run.asset_selection or ())),
+                symbols=_symbols_of(run.run_config or {}),
+            )
+        )
+    return interrupted
+
+
+def _settle_runs(
+    env: Mapping[str, str],
+    since: dt.datetime,
+    stopping_since: dt.datetime,
+    database_url: str | None,
+) -> list[InterruptedRun]:
+    """Settle the interrupted runs in a child process with `env`, then re-request histories.
+
+    The instance is built in a child because its `dagster.yaml` reads the storage URL from the
+    environment, and this process's own environment is not the Dagster processes'.
+    """
+    command = [sys.executable, "-m", "marketdata_pipeline.devserver"]
+    command += [since.isoformat(), stopping_since.isoformat()]
+    try:
+        result = subprocess.run(
+            command, env=dict(env), capture_output=True, text=True, timeout=SETTLE_SECONDS
+        )
+        output, problem = result.stdout, (result.stderr or result.stdout).strip()
+    except subprocess.TimeoutExpired:
+        output, problem = "", f"no answer within {SETTLE_SECONDS} s"
+    lines = [ln for ln in output.splitlines() if ln.startswith(_RESULT_MARKER)]
+    if not lines:
+        reason = problem.splitlines()[-1] if problem else "no answer"
+        print(
+            f"could not check the instance for runs left in flight ({reason}); see "
+            "'Stopping `make dev`, and runs left STARTED' in docs/operations.md",
+            flush=True,
+        )
+        return []
+    runs = [
+        InterruptedRun(**{**r, "assets": tuple(r["assets"]), "symbols": tuple(r["symbols"])})
+        for r in json.loads(lines[-1][len(_RESULT_MARKER) :])
+    ]
+    histories = [r for r in runs if r.trigger == HISTORY_TRIGGER and r.symbols]
+    url = database_url or env.get("MARKETDATA_DATABASE_URL")
+    if histories and url:
+        try:
+            _request_histories_again(url, histories)
+        except MarketdataError as exc:  # the candle store is unreachable: say so, stop anyway
+            print(f"could not request the interrupted histories again: {exc}", flush=True)
+            url = None
+    for run in runs:
+        what = f"{', '.join(run.assets) or 'run'}"
+        if run.symbols:
+            what += f" for {len(run.symbols)} symbols"
+        again = (
+            "; its history is requested again on the next start" if run in histories and url else ""
+        )
+        verb = "marked failed" if run.marked_failed else "ended failed"
+        print(f"run {run.run_id[:8]} ({what}, {run.status_before}): {verb}{again}", flush=True)
+    return runs
+
+
+def _request_histories_again(database_url: str, runs: Sequence[InterruptedRun]) -> None:
+    from marketdata_pipeline.lib.postgres.database import connect
+    from marketdata_pipeline.lib.postgres.tracked_symbols import request_history_again
+    from marketdata_pipeline.lib.symbols import AssetClass
+
+    with connect(database_url) as conn:
+        for run in runs:
+            for asset in run.assets:
+                if asset in ASSET_CLASS_BY_ASSET:
+                    cls = AssetClass(ASSET_CLASS_BY_ASSET[asset])
+                    request_history_again(conn, cls, list(run.symbols))
+
+
+def _main(argv: Sequence[str]) -> int:
+    """Child-process entry of `_settle_runs`: settle, print the runs as one JSON line."""
+    import dagster as dg
+
+    since, stopping_since = (dt.datetime.fromisoformat(a) for a in argv)
+    with dg.DagsterInstance.get() as instance:
+        runs = settle_interrupted_runs(instance, since=since, stopping_since=stopping_since)
+    print(_RESULT_MARKER + json.dumps([asdict(r) for r in runs]), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:]))

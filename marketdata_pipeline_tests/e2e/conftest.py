@@ -57,7 +57,7 @@ load_from:
 DEFAULT_PORTS = {"grpc_port": 4000, "web_port": 3000}
 
 #: History the sensor backfills for a new symbol (MARKETDATA_START_DATE = today - this).
-HISTORY_DAYS = 60
+HISTORY_DAYS = 120
 #: Symbols tracked before the processes start (the GraphQL backfill reads them).
 SEEDED_STOCKS = ("AAPL", "MSFT")
 STARTUP_TIMEOUT = 120.0

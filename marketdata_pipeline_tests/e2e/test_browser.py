@@ -1,8 +1,10 @@
 """The Dagster UI in a real browser: headless Chromium (Debian's) driven by Playwright.
 
 On the deployment of docs/deployment.md (shared with test_deployment.py), a user opens the page
-of `stock_daily_candles`, launches a backfill of a partition range from the Materialize dialog,
-and then finds the partitions materialised and the checks listed and passed. Screenshots of
+of `stock_daily_candles`, launches a backfill of a partition range from the Materialize dialog
+following the steps of docs/operations.md ("From the UI") literally, with a range older than the
+dialog's default 90-day window (the history reaches back further), and then finds the partitions
+materialised and the checks listed and passed. Screenshots of
 each step are saved under `artifacts/browser/` in the repository (gitignored).
 
 Playwright's own browser download does not work here, so the test uses `/usr/bin/chromium`
@@ -22,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from marketdata_pipeline.defs.candles.checks import candle_check_specs
-from marketdata_pipeline.lib.calendar import last_complete_day
-from marketdata_pipeline_tests.e2e.conftest import REPO, SAVED_ARTIFACTS, Deployment
+from marketdata_pipeline.lib.calendar import last_complete_day, stock_sessions
+from marketdata_pipeline_tests.e2e.conftest import HISTORY_DAYS, REPO, SAVED_ARTIFACTS, Deployment
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -41,6 +43,8 @@ CHROMIUM_ARGS = [
 ARTIFACTS = REPO / "artifacts" / "browser"
 UI_TIMEOUT_MS = 30_000
 BACKFILL_DAYS = 5  # one digit: the Partitions tab check below matches counts >= it
+#: The Materialize dialog first shows only the partitions of this many recent days.
+RECENT_WINDOW_DAYS = 90
 
 BACKFILL_STATUS = """
 query Backfill($id: String!) {
@@ -98,6 +102,17 @@ def _screenshot(page, name: str) -> Path:
     return path
 
 
+def _older_week() -> tuple[dt.date, dt.date]:
+    """Monday..Friday of a week of five NYSE sessions, older than the dialog's recent window
+    (calendar days and stock sessions are then the same five partitions)."""
+    assert HISTORY_DAYS > RECENT_WINDOW_DAYS + 14, "the history must reach past the window"
+    day = last_complete_day() - dt.timedelta(days=RECENT_WINDOW_DAYS + 7)
+    day -= dt.timedelta(days=day.weekday())
+    while len(stock_sessions(day, day + dt.timedelta(days=4))) != BACKFILL_DAYS:
+        day -= dt.timedelta(days=7)  # a holiday week: one further back
+    return day, day + dt.timedelta(days=4)
+
+
 def _dismiss_welcome(page) -> None:
     """The first visit to a fresh instance shows a 'Join the Dagster community' dialog."""
     skip = page.get_by_role("button", name="Skip")
@@ -122,19 +137,43 @@ def test_backfill_from_the_asset_page_and_its_partitions_and_checks(
     expect(page.get_by_text("Daily OHLCV candles of the active tracked stocks")).to_be_visible()
     _screenshot(page, "01-asset-overview")
 
-    # Backfill a range from the Materialize dialog, as a user would.
-    end = last_complete_day()
-    start = end - dt.timedelta(days=BACKFILL_DAYS - 1)
+    # The documented range: a week of NYSE sessions older than the dialog's default window, so
+    # the steps of docs/operations.md are needed as written.
+    start, end = _older_week()
+    typed = f"[{start}...{end}]"
+
+    # Without step 3's "Show all partitions", the dialog refuses a range outside its window.
+    page.get_by_role("button", name="Materialize…").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_text(f"Showing the last {RECENT_WINDOW_DAYS} days")).to_be_visible()
+    dialog.get_by_role("textbox").first.fill(typed)
+    dialog.get_by_role("textbox").first.press("Enter")
+    alert = page.get_by_role("dialog").filter(
+        has_text="Could not find partitions for provided range"
+    )
+    expect(alert).to_be_visible()
+    alert.get_by_role("button", name="OK", exact=True).click()
+    expect(alert).to_be_hidden()
+    # Leave by reloading: Cancel would blur the box, which re-parses the range and alerts again.
+    page.goto(asset_url)
+
+    # docs/operations.md, "From the UI", step by step.
+    # 2. Click Materialize…: the dialog "Launch runs to materialize stock_daily_candles" opens.
     page.get_by_role("button", name="Materialize…").click()
     dialog = page.get_by_role("dialog")
     expect(dialog.get_by_text("Launch runs to materialize stock_daily_candles")).to_be_visible()
+    # 3. It shows the last 90 days: click "Show all partitions" in that notice first.
+    expect(dialog.get_by_text(f"Showing the last {RECENT_WINDOW_DAYS} days")).to_be_visible()
+    dialog.get_by_text("Show all partitions", exact=True).click()
+    expect(dialog.get_by_text(f"Showing the last {RECENT_WINDOW_DAYS} days")).to_be_hidden()
+    # 4. Type the range in the selection box and press Enter: the count, and the single run.
     selection = dialog.get_by_role("textbox").first
-    selection.fill(f"[{start}...{end}]")
+    selection.fill(typed)
     selection.press("Enter")
     expect(dialog.get_by_text(f"{BACKFILL_DAYS} partitions", exact=True)).to_be_visible()
-    # The single-run backfill policy is what the dialog announces.
     expect(dialog.get_by_text("Backfills all partitions in a single run.")).to_be_visible()
     _screenshot(page, "02-materialize-dialog")
+    # 5. Launch backfill: a notice says "Created backfill <id>".
     dialog.get_by_role("button", name="Launch backfill").click()
     toast = page.get_by_text(re.compile(r"Created backfill \w+"))
     expect(toast).to_be_visible()
@@ -153,9 +192,7 @@ def test_backfill_from_the_asset_page_and_its_partitions_and_checks(
     print(f"UI backfill {backfill_id} finished in {time.monotonic() - began:.0f} s")
     assert backfill["status"] == "COMPLETED_SUCCESS", backfill
     assert backfill["assetSelection"] == [{"path": ["stock_daily_candles"]}]
-    assert sorted(backfill["partitionNames"]) == [
-        str(start + dt.timedelta(days=i)) for i in range(BACKFILL_DAYS)
-    ]
+    assert sorted(backfill["partitionNames"]) == [str(d) for d in stock_sessions(start, end)]
     assert {"key": "dagster/from_ui", "value": "true"} in backfill["tags"]
     assert [r["status"] for r in backfill["runs"]] == ["SUCCESS"]  # one run for the range
 
@@ -165,7 +202,7 @@ def test_backfill_from_the_asset_page_and_its_partitions_and_checks(
     at_least_ours = re.compile(rf"Materialized \((?:[{BACKFILL_DAYS}-9]|[1-9]\d+)\)")
     expect(page.get_by_text(at_least_ours).first).to_be_visible()
     expect(page.get_by_text(str(deployment.start_date)).first).to_be_visible()
-    expect(page.get_by_text(str(end)).first).to_be_visible()
+    expect(page.get_by_text(str(last_complete_day())).first).to_be_visible()
     _screenshot(page, "03-partitions")
 
     # The Checks tab lists every check of the asset, ohlcv_schema first among the blocking ones.

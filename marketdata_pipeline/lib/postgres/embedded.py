@@ -19,8 +19,25 @@ CANDLE_DATABASE = "marketdata"
 DAGSTER_DATABASE = "dagster"
 
 
+def _import_pgserver():
+    """Import pgserver without its `XDG_RUNTIME_DIR is not set` warning.
+
+    pgserver asks platformdirs for a per-user runtime directory (for its lock file) while its
+    class body is evaluated, i.e. on import; platformdirs >= 4.4 then warns (RuntimeDirWarning)
+    when the variable is unset, as in containers and ssh sessions without a login manager, and
+    falls back to a private directory that works just as well. The warning only alarms users.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        # By message: older platformdirs have no RuntimeDirWarning class (and do not warn).
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+        import pgserver
+    return pgserver
+
+
 def _server(data_dir: Path, *, keep_running: bool = True):
-    import pgserver
+    pgserver = _import_pgserver()
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     return pgserver.get_server(data_dir, cleanup_mode=None if keep_running else "stop")

@@ -164,6 +164,27 @@ def changes_since(conn: psycopg.Connection, seq: int) -> tuple[list[tuple[str, s
     return [(r[0], r[1]) for r in rows], max(seq, int(newest[0]) if newest else 0)
 
 
+def request_history_again(
+    conn: psycopg.Connection, asset_class: AssetClass, symbols: list[str]
+) -> int:
+    """Make the tracked-symbols sensor request these symbols' history again; return how many.
+
+    For a history run that did not finish (the server stopped under it). Bumping `change_seq`
+    is exactly what adding the symbol did, so the sensor sees them as new on its next tick and
+    requests them under a new run key; inactive symbols are left alone. Commits.
+    """
+    if not symbols:
+        return 0
+    with conn.transaction():
+        cursor = conn.execute(
+            "UPDATE marketdata.tracked_symbols"
+            " SET change_seq = nextval('marketdata.tracked_symbols_change_seq')"
+            " WHERE active AND asset_class = %s AND symbol = ANY(%s)",
+            (asset_class.value, sorted(set(symbols))),
+        )
+        return cursor.rowcount
+
+
 def record_success(
     conn: psycopg.Connection, asset_class: AssetClass, symbols: list[str], last_day: dt.date
 ) -> None:

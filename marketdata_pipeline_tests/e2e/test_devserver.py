@@ -1,0 +1,197 @@
+"""The dev server (`devserver.run_dev`) behaves like a server, as real processes.
+
+- A taken port is refused at once, with a message naming it and exit code 3, before any Dagster
+  process starts.
+- SIGTERM (sent to the server process only, as `timeout` and docker do) while the tracked-symbols
+  sensor's history run is in flight: the server exits 0 without a traceback in its output, the
+  run is FAILURE in the instance, and the symbols' history is requested again: the sensor's next
+  tick (after a restart) sees them as new, under a new run key.
+
+The server runs as `python -c` around `run_dev`, the way the command line calls it, with the
+environment the test builds (its own Postgres databases, Dagster home and simulator).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from marketdata_pipeline.lib.postgres.ddl import migrate
+from marketdata_pipeline.lib.postgres.embedded import sqlalchemy_url
+from marketdata_pipeline.lib.postgres.tracked_symbols import add_symbols, changes_since
+from marketdata_pipeline.lib.symbols import AssetClass, Symbol
+from marketdata_pipeline_tests.conftest import TEST_API_KEY
+from marketdata_pipeline_tests.e2e.conftest import REPO, free_port, fresh_database
+from polygon_simulator.server import SimulatorServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+#: What the command line does with `run_dev` (its error handling included).
+SERVER_SCRIPT = """
+import os, sys
+from marketdata_pipeline.devserver import run_dev
+from marketdata_pipeline.lib.errors import MarketdataError
+try:
+    sys.exit(run_dev("127.0.0.1", int(sys.argv[1]), dict(os.environ)))
+except MarketdataError as exc:
+    print(f"marketdata: error: {exc}", file=sys.stderr)
+    sys.exit(exc.exit_code)
+"""
+TIMEOUT = 90.0
+
+
+def _start(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen:
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-c", SERVER_SCRIPT, str(port)],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _wait(what: str, probe, process: subprocess.Popen, log_path: Path, timeout=TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        assert process.poll() is None, f"server exited:\n{log_path.read_text()[-4000:]}"
+        assert time.monotonic() < deadline, (
+            f"timed out waiting for {what}:\n{log_path.read_text()[-4000:]}"
+        )
+        time.sleep(0.5)
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=10)
+
+
+def test_taken_port_fails_fast_with_a_message_and_exit_code_3(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+        began = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-c", SERVER_SCRIPT, str(port)],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        took = time.monotonic() - began
+    assert done.returncode == 3, done
+    assert f"port {port} on 127.0.0.1 is already in use" in done.stderr
+    assert "--port" in done.stderr and "PORT=" in done.stderr
+    assert "Dagster UI:" not in done.stdout  # nothing was started
+    assert "Traceback" not in done.stderr
+    assert took < 10, f"took {took:.1f} s"
+
+
+@pytest.fixture
+def dev_env(pg_server, tmp_path) -> Iterator[tuple[dict[str, str], str, str, SimulatorServer]]:
+    """Environment of a dev server on fresh databases, AAPL tracked, the simulator as the API."""
+    candles = fresh_database(pg_server, "devserver_candles")
+    dagster = fresh_database(pg_server, "devserver_dagster")
+    with psycopg.connect(candles) as conn:
+        migrate(conn)
+        add_symbols(conn, [Symbol("AAPL", AssetClass.STOCK)])
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    with SimulatorServer(api_key=TEST_API_KEY) as sim:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("POLYGON_", "MASSIVE_", "MARKETDATA_", "DAGSTER_"))
+        }
+        env.update(
+            DAGSTER_HOME=str(home),
+            MARKETDATA_HOME=str(tmp_path / "home"),
+            MARKETDATA_DATABASE_URL=candles,
+            MARKETDATA_DAGSTER_STORAGE_URL=sqlalchemy_url(dagster),
+            MARKETDATA_START_DATE=(dt.date.today() - dt.timedelta(days=10)).isoformat(),
+            POLYGON_API_KEY=sim.api_key,
+            POLYGON_BASE_URL=sim.base_url,
+            POLYGON_REQUESTS_PER_MINUTE="6000",
+            PYTHONWARNINGS="ignore",
+        )
+        yield env, candles, dagster, sim
+
+
+def _history_runs(dagster_url: str) -> list[tuple[str, str]]:
+    """(run_id, status) of the tracked-symbols sensor's history runs, oldest first."""
+    with psycopg.connect(dagster_url) as conn:
+        if conn.execute("SELECT to_regclass('run_tags')").fetchone()[0] is None:
+            return []  # the instance has not created its tables yet
+        return conn.execute(
+            "SELECT r.run_id, r.status FROM runs r JOIN run_tags t ON t.run_id = r.run_id"
+            " WHERE t.key = 'marketdata/trigger' AND t.value = 'new-symbols'"
+            " ORDER BY r.create_timestamp"
+        ).fetchall()
+
+
+def _change_seq(candles_url: str) -> int:
+    with psycopg.connect(candles_url) as conn:
+        return conn.execute(
+            "SELECT change_seq FROM marketdata.tracked_symbols WHERE symbol = 'AAPL'"
+        ).fetchone()[0]
+
+
+def test_sigterm_fails_the_run_in_flight_and_the_history_is_requested_again(dev_env, tmp_path):
+    env, candles, dagster, sim = dev_env
+    # Every API answer hangs: the sensor's history run stays in flight until the stop.
+    sim.add_fault(kind="delay", seconds=40)
+    seq_before = _change_seq(candles)
+    log_path = tmp_path / "dev.log"
+    began = time.monotonic()
+    server = _start(env, free_port(), log_path)
+    try:
+        # The sensor ticks when the daemon starts; its history run then waits on the API.
+        def in_flight() -> bool:
+            runs = _history_runs(dagster)
+            return len(runs) == 1 and runs[0][1] == "STARTED" and sim.state.faults()[0]["fired"] > 0
+
+        _wait("the history run waiting on the API", in_flight, server, log_path)
+        ((run_id, _),) = _history_runs(dagster)
+        in_flight_after = time.monotonic() - began
+
+        os.kill(server.pid, signal.SIGTERM)  # the server process only, as `timeout` sends it
+        code = server.wait(timeout=TIMEOUT)
+        output = log_path.read_text()
+        assert code == 0, output[-4000:]
+        assert "Traceback" not in output, output
+        assert _history_runs(dagster) == [(run_id, "FAILURE")]
+        assert f"run {run_id[:8]}" in output and "requested again" in output, output
+        assert _change_seq(candles) > seq_before
+        stopped_after = time.monotonic() - began
+
+        # What the sensor reads on its next tick after a restart: AAPL is "new" again (a new
+        # change_seq, hence a new run key), so its history is requested again.
+        with psycopg.connect(candles) as conn:
+            changes, newest = changes_since(conn, seq_before)
+        assert changes == [("AAPL", "stock")] and newest > seq_before
+        print(f"run in flight after {in_flight_after:.1f} s, stopped by {stopped_after:.1f} s")
+    finally:
+        _kill_group(server)
