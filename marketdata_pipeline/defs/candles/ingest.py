@@ -140,6 +140,8 @@ def materialise_candles(
     if not report.passed:
         yield checks.structural_result(report)
         message = "structural validation failed, nothing written: " + "; ".join(report.problems)
+        # The pages behind bad rows must not be reused: a rerun asks the API again.
+        polygon.forget_pages(result.cache_keys)
         # Nothing is written, so the failures are recorded on their own.
         with database.connect() as conn:
             record_failures(conn, asset_class, {**dict.fromkeys(fetched, message), **errors})
@@ -184,3 +186,6 @@ def materialise_candles(
             "rows_rejected": rejected.height,
         },
     )
+    # Dagster resumes this generator only after the IO manager stored the Output, so reaching
+    # this line means the rows are committed: their cached pages are no longer needed.
+    polygon.forget_pages(result.cache_keys)

@@ -8,6 +8,7 @@ others.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -23,6 +24,7 @@ from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.errors import ConfigError
 from marketdata_pipeline.lib.polygon.client import PolygonClient
 from marketdata_pipeline.lib.polygon.errors import PolygonAuthError, redact
+from marketdata_pipeline.lib.polygon.page_cache import PageCache
 from marketdata_pipeline.lib.polygon.planner import RequestPlan, Strategy, plan_requests
 from marketdata_pipeline.lib.polygon.rate_budget import (
     LocalRateBudget,
@@ -53,6 +55,8 @@ class FetchResult:
     fetched: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     requests: dict[str, Any] = field(default_factory=dict)
+    # Page-cache keys behind the rows in `frame`: forget them once those rows are committed.
+    cache_keys: list[str] = field(default_factory=list)
 
 
 def _empty_normalised() -> pl.DataFrame:
@@ -86,6 +90,14 @@ class PolygonResource(dg.ConfigurableResource):
     max_pages: int = 100
     adjusted: bool = True
     page_limit: int = 50_000
+    # Successful pages are kept here until their rows are committed, so a killed backfill's
+    # rerun does not pay for them again (None: no cache).
+    cache_dir: str | None = None
+    cache_max_age_days: float = 7.0
+    cache_max_mb: int = 4096
+    # ISO date: requests reaching past it (the revision window) are always fetched fresh and
+    # never cached. None caches nothing.
+    fresh_after: str | None = None
 
     _client: PolygonClient | None = PrivateAttr(default=None)
     _budget: RateBudget | None = PrivateAttr(default=None)
@@ -115,6 +127,7 @@ class PolygonResource(dg.ConfigurableResource):
                 if self.max_concurrent_requests < 1:
                     raise ConfigError("PolygonResource.max_concurrent_requests must be >= 1")
                 self._budget = self._make_budget(rpm, base_url)
+                cache = self._make_cache(base_url)
                 self._client = PolygonClient(
                     api_key=self.api_key.strip(),
                     base_url=base_url,
@@ -128,8 +141,38 @@ class PolygonResource(dg.ConfigurableResource):
                     max_connections=max(4, self.max_concurrent_requests),
                     adjusted=self.adjusted,
                     page_limit=self.page_limit,
+                    page_cache=cache,
                 )
             return self._client
+
+    def _make_cache(self, base_url: str) -> PageCache | None:
+        if not self.cache_dir:
+            return None
+        try:
+            fresh_after = dt.date.fromisoformat(self.fresh_after) if self.fresh_after else None
+        except ValueError:
+            raise ConfigError(
+                f"PolygonResource.fresh_after {self.fresh_after!r} is not a YYYY-MM-DD date"
+            ) from None
+        if self.cache_max_age_days <= 0 or self.cache_max_mb < 1:
+            raise ConfigError(
+                "PolygonResource.cache_max_age_days and cache_max_mb must be positive"
+            )
+        return PageCache(
+            self.cache_dir,
+            api_key=self.api_key.strip(),
+            base_url=base_url,
+            fresh_after=fresh_after,
+            max_age=dt.timedelta(days=self.cache_max_age_days),
+            max_bytes=self.cache_max_mb * 1024 * 1024,
+        )
+
+    def forget_pages(self, keys: list[str]) -> int:
+        """Drop cached pages whose rows are now committed; return how many were removed."""
+        client = self._client
+        if client is None or client.page_cache is None or not keys:
+            return 0
+        return client.page_cache.forget(keys)
 
     def close(self) -> None:
         """Close the HTTP pool and the budget's connections."""
@@ -166,12 +209,41 @@ class PolygonResource(dg.ConfigurableResource):
             return FetchResult(plan, _empty_normalised(), fetched=[s.symbol for s in plan.symbols])
         client = self.get_client()
         before = client.stats.as_metadata()["requests"]
+        cache = client.page_cache
+        reused_before = cache.stats.reused if cache is not None else 0
         if plan.strategy == "range":
             result = self._fetch_by_symbol(client, plan, log)
         else:
             result = self._fetch_by_day(client, plan, log)
         result.requests = {**client.stats.as_metadata(), "requests": client.stats.attempts - before}
+        if cache is not None:
+            reused = cache.stats.reused - reused_before
+            result.requests["pages_reused"] = reused
+            if reused:
+                # Every cached page stands for one request that was not sent again.
+                log.info(
+                    f"reused {reused:,} cached pages ({reused:,} requests saved) "
+                    f"from {cache.directory}"
+                )
         return result
+
+    def _collecting(self, client: PolygonClient, fetch: Any) -> Any:
+        """`fetch` wrapped to return (frame, page-cache keys it read or stored)."""
+        cache = client.page_cache
+        if cache is None:
+            return lambda *args: (fetch(*args), [])
+
+        def run(*args: Any) -> tuple[pl.DataFrame, list[str]]:
+            with cache.collect() as keys:
+                try:
+                    return fetch(*args), keys
+                except Exception:
+                    # A failed symbol's pages may be the reason it failed (a wrong ticker,
+                    # a page cut short): never let a rerun read them again.
+                    cache.forget(keys)
+                    raise
+
+        return run
 
     def _progress_every(self, total: int) -> int:
         return max(1, total // MAX_PROGRESS_LINES)
@@ -183,8 +255,10 @@ class PolygonResource(dg.ConfigurableResource):
         errors: dict[str, str] = {}
         auth_failure: list[str] = []
         every = self._progress_every(len(plan.symbols))
+        fetch_range = self._collecting(client, client.fetch_range)
+        cache_keys: list[str] = []
 
-        def one(sym: Symbol) -> pl.DataFrame:
+        def one(sym: Symbol) -> tuple[pl.DataFrame, list[str]]:
             """Fetch one symbol, unless the key was already refused."""
             if auth_failure:  # the key is refused: do not spend requests on the rest
                 raise PolygonAuthError(
@@ -193,7 +267,7 @@ class PolygonResource(dg.ConfigurableResource):
                     status_code=401,
                 )
             try:
-                return client.fetch_range(sym, first, last)
+                return fetch_range(sym, first, last)
             except PolygonAuthError as exc:
                 # Flag it from the worker itself, so queued symbols see it at once instead of
                 # after the main thread gets round to reading this future.
@@ -206,32 +280,37 @@ class PolygonResource(dg.ConfigurableResource):
             for done, future in enumerate(as_completed(futures), start=1):
                 sym = futures[future]
                 try:
-                    frame = future.result()
+                    frame, keys = future.result()
                 except Exception as exc:
                     message = redact(f"{exc}", self.api_key) or exc.__class__.__name__
                     errors[sym.symbol] = message
                     log.error(f"{sym.symbol}: {message}")
                     continue
                 frames.append(frame)
+                cache_keys.extend(keys)
                 fetched.append(sym.symbol)
                 if done % every == 0 or done == len(futures):
                     log.info(
                         f"fetched {done}/{len(futures)} symbols ({sym.symbol}: {frame.height} bars)"
                     )
         frame = pl.concat(frames, how="vertical") if frames else _empty_normalised()
-        return FetchResult(plan, frame, sorted(fetched), errors)
+        return FetchResult(plan, frame, sorted(fetched), errors, cache_keys=cache_keys)
 
     def _fetch_by_day(self, client: PolygonClient, plan: RequestPlan, log: Any) -> FetchResult:
         wanted = [s.symbol for s in plan.symbols]
         frames: list[pl.DataFrame] = []
         failures: list[str] = []
         every = self._progress_every(len(plan.days))
+        fetch_grouped = self._collecting(client, client.fetch_grouped)
+        cache_keys: list[str] = []
         with ThreadPoolExecutor(max_workers=self.max_concurrent_requests) as pool:
-            futures = {pool.submit(client.fetch_grouped, plan.asset_class, d): d for d in plan.days}
+            futures = {pool.submit(fetch_grouped, plan.asset_class, d): d for d in plan.days}
             for done, future in enumerate(as_completed(futures), start=1):
                 day = futures[future]
                 try:
-                    frames.append(future.result().filter(pl.col("symbol").is_in(wanted)))
+                    frame, keys = future.result()
+                    frames.append(frame.filter(pl.col("symbol").is_in(wanted)))
+                    cache_keys.extend(keys)
                 except Exception as exc:
                     failures.append(redact(f"{exc}", self.api_key) or exc.__class__.__name__)
                     log.error(failures[-1])
@@ -241,8 +320,9 @@ class PolygonResource(dg.ConfigurableResource):
         if failures:
             # A missing day would make every symbol's slice incomplete, and writing it would
             # delete stored rows for that day: fail every symbol instead, so nothing is replaced.
+            # The days that did arrive stay cached (no keys returned), for the rerun.
             message = f"grouped daily request failed ({len(failures)} of {len(plan.days)} days): "
             message += failures[0]
             return FetchResult(plan, _empty_normalised(), [], dict.fromkeys(wanted, message))
         frame = pl.concat(frames, how="vertical") if frames else _empty_normalised()
-        return FetchResult(plan, frame, sorted(wanted), {})
+        return FetchResult(plan, frame, sorted(wanted), {}, cache_keys=cache_keys)
