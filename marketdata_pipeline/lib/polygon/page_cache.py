@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_AGE = dt.timedelta(days=7)
 DEFAULT_MAX_BYTES = 4 * 1024**3
 _SUFFIX = ".page"
+_TMP_PREFIX = ".tmp-"
+#: A temporary file this old was left by a killed writer (a page write takes milliseconds).
+_STALE_TMP_SECONDS = 600
 _MS_PER_DAY = 86_400_000
 # `/v2/aggs/ticker/{T}/range/1/day/{from}/{to}` (from/to: dates or ms timestamps, the latter in
 # `next_url` pages) and `/v2/aggs/grouped/locale/{l}/market/{m}/{date}`.
@@ -185,7 +188,7 @@ class PageCache:
         data = zlib.compress(body, 1)
         try:
             file.parent.mkdir(parents=True, exist_ok=True)
-            handle, tmp = tempfile.mkstemp(dir=file.parent, prefix=".tmp-", suffix=_SUFFIX)
+            handle, tmp = tempfile.mkstemp(dir=file.parent, prefix=_TMP_PREFIX)
             with os.fdopen(handle, "wb") as out:
                 out.write(data)
             os.replace(tmp, file)
@@ -207,7 +210,8 @@ class PageCache:
         return removed
 
     def clear(self) -> int:
-        """Remove every page; return how many."""
+        """Remove every page (and leftover temporary files); return how many pages."""
+        self._remove_temporaries(older_than=0)
         return sum(self._remove(file) for file in self._pages())
 
     def size_bytes(self) -> int:
@@ -224,10 +228,18 @@ class PageCache:
         if self.directory.is_dir():
             yield from self.directory.glob(f"??/*{_SUFFIX}")
 
+    def _remove_temporaries(self, older_than: float) -> None:
+        """Remove temporary files a killed writer left behind."""
+        if not self.directory.is_dir():
+            return
+        now = time.time()
+        for file in self.directory.glob(f"??/{_TMP_PREFIX}*"):
+            with contextlib.suppress(OSError):
+                if now - file.stat().st_mtime >= older_than:
+                    file.unlink()
+
     def _entries(self) -> Iterator[tuple[Path, int, float]]:
         for file in self._pages():
-            if file.name.startswith(".tmp-"):
-                continue
             try:
                 info = file.stat()
             except FileNotFoundError:
@@ -249,6 +261,8 @@ class PageCache:
         """Keep a running total; past `max_bytes`, drop expired then oldest pages."""
         with self._lock:
             if self._bytes is None:
+                # First store of this process: a killed predecessor may have left temporaries.
+                self._remove_temporaries(older_than=_STALE_TMP_SECONDS)
                 self._bytes = self.size_bytes()
             else:
                 self._bytes += added
@@ -258,6 +272,7 @@ class PageCache:
 
     def evict(self) -> int:
         """Remove expired pages, then the oldest until under `max_bytes`; return how many."""
+        self._remove_temporaries(older_than=_STALE_TMP_SECONDS)
         now = time.time()
         entries = sorted(self._entries(), key=lambda entry: entry[2])
         total = sum(size for _, size, _ in entries)

@@ -13,12 +13,16 @@ import pytest
 
 from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.polygon.page_cache import PageCache, last_day_of
+from marketdata_pipeline.lib.postgres.database import PostgresDatabase
+from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
 from marketdata_pipeline.lib.symbols import AssetClass, parse_symbols
 from marketdata_pipeline_tests.conftest import make_polygon
+from marketdata_pipeline_tests.helpers import materialise, stock_daily_candles
 
 FRESH_AFTER = dt.date(2024, 6, 30)
 RANGE = "/v2/aggs/ticker/AAPL/range/1/day/2024-01-02/2024-03-28"
 PARAMS = {"adjusted": "true", "sort": "asc", "limit": "50000"}
+RANGE_PLAN = {"stock_daily_candles": {"strategy": "range"}}
 
 
 def cache(tmp_path: Path, **overrides) -> PageCache:
@@ -96,6 +100,20 @@ def test_the_oldest_pages_are_evicted_past_the_size_bound(tmp_path: Path):
     assert pages.load(paths[-1], {}) == body
 
 
+def test_temporaries_left_by_a_killed_writer_are_removed(tmp_path: Path):
+    pages = cache(tmp_path)
+    pages.store(RANGE, PARAMS, b"{}")
+    (file,) = (tmp_path / "cache").rglob("*.page")
+    leftover = file.parent / ".tmp-killed"
+    leftover.write_bytes(b"half a page")
+    an_hour_ago = time.time() - 3600
+    os.utime(leftover, (an_hour_ago, an_hour_ago))
+    assert pages.page_count() == 1, "a temporary file is never a page"
+    pages.evict()
+    assert not leftover.exists()
+    assert file.exists()
+
+
 def test_forget_removes_exactly_the_given_pages(tmp_path: Path):
     pages = cache(tmp_path)
     with pages.collect() as keys:
@@ -166,3 +184,32 @@ def test_a_failed_symbol_keeps_no_page(sim, tmp_path: Path):
     assert set(result.errors) == {"MSFT"}
     assert len(list(directory.rglob("*.page"))) == 1
     assert len(result.cache_keys) == 1
+
+
+def test_pages_stay_until_the_write_commits(sim, database, tmp_path: Path):
+    directory = tmp_path / "pages"
+    polygon = make_polygon(sim, cache_dir=str(directory), fresh_after="2024-06-30")
+    unreachable = PostgresDatabase(url="postgresql://nobody@127.0.0.1:9/nowhere")
+    symbols = {"stock_daily_candles": ["AAPL", "MSFT"]}
+    run = dict(assets=[stock_daily_candles], symbols=symbols, config=RANGE_PLAN)
+    failed = materialise(
+        dt.date(2024, 1, 2),
+        dt.date(2024, 1, 12),
+        {
+            "polygon": polygon,
+            "database": database,
+            "candle_io_manager": PostgresCandleIOManager(database=unreachable),
+        },
+        **run,
+    )
+    assert not failed.success
+    assert len(list(directory.rglob("*.page"))) == 2, "the write failed: pages kept for a rerun"
+    sim.reset()
+    resources = {
+        "polygon": polygon,
+        "database": database,
+        "candle_io_manager": PostgresCandleIOManager(database=database),
+    }
+    assert materialise(dt.date(2024, 1, 2), dt.date(2024, 1, 12), resources, **run).success
+    assert sim.stats()["requests"] == 0, "the rerun read both pages from disk"
+    assert not list(directory.rglob("*.page")), "committed: pages removed"
