@@ -9,10 +9,12 @@ rows out).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from typing import Literal
 
 import dagster as dg
+import polars as pl
 from pydantic import Field
 
 from marketdata_pipeline.defs.candles import checks
@@ -110,6 +112,18 @@ def empty_answers_with_stored_rows(
     }
 
 
+def record_partition_row_counts(context: dg.AssetExecutionContext, candles: pl.DataFrame) -> None:
+    """Give each partition of the run its own `dagster/row_count`: the rows written for its day.
+
+    Dagster copies an Output's metadata onto every partition of a single-run range, so a
+    run-wide count there would be false on each of them; per-partition asset metadata is not.
+    """
+    counts = dict(candles.group_by("day").len().iter_rows())
+    for key in context.partition_keys:
+        rows = counts.get(dt.date.fromisoformat(key), 0)
+        context.add_asset_metadata({"dagster/row_count": rows}, partition_key=key)
+
+
 def materialise_candles(
     context: dg.AssetExecutionContext,
     config: CandleConfig,
@@ -163,6 +177,7 @@ def materialise_candles(
         jump_threshold=config.jump_threshold,
     )
     per_symbol = good.group_by("symbol").len().sort("symbol")
+    record_partition_row_counts(context, good)
     yield dg.Output(
         CandleBatch(
             asset_class=asset_class,
@@ -174,8 +189,9 @@ def materialise_candles(
         ),
         metadata={
             # Dagster copies this metadata onto every partition of a single-run range, so it
-            # stays small: the column schema lives on the asset definition instead.
-            "dagster/row_count": good.height,
+            # stays small (the column schema lives on the asset definition instead) and counts
+            # of the whole run say so in their names.
+            "run_rows": good.height,
             "window": str(window),
             "symbols": len(fetched),
             "symbols_failed": ", ".join(sorted(errors)[:20]),
@@ -183,7 +199,7 @@ def materialise_candles(
             "plan": dg.MetadataValue.json(result.plan.as_metadata()),
             "requests": dg.MetadataValue.json(result.requests),
             "requests_made": int(result.requests.get("requests", 0)),
-            "rows_rejected": rejected.height,
+            "run_rows_rejected": rejected.height,
         },
     )
     # Dagster resumes this generator only after the IO manager stored the Output, so reaching
