@@ -8,9 +8,11 @@ others.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +28,7 @@ from marketdata_pipeline.lib.polygon.client import PolygonClient
 from marketdata_pipeline.lib.polygon.errors import PolygonAuthError, redact
 from marketdata_pipeline.lib.polygon.page_cache import PageCache
 from marketdata_pipeline.lib.polygon.planner import RequestPlan, Strategy, plan_requests
+from marketdata_pipeline.lib.polygon.progress import MAX_PROGRESS_LINES, Progress
 from marketdata_pipeline.lib.polygon.rate_budget import (
     LocalRateBudget,
     PostgresRateBudget,
@@ -41,9 +44,10 @@ from marketdata_pipeline.lib.settings import (
 )
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol
 
-#: At most this many progress lines per fetch, so a 1,000-symbol backfill does not flood the
-#: event log.
-MAX_PROGRESS_LINES = 40
+__all__ = ["MAX_PROGRESS_LINES", "FetchResult", "PolygonResource", "split_plan"]
+
+#: Rows a chunk of a streamed fetch aims at: a few tens of MB as frames (docs/benchmarks.md).
+DEFAULT_CHUNK_ROWS = 250_000
 
 
 @dataclass
@@ -57,6 +61,35 @@ class FetchResult:
     requests: dict[str, Any] = field(default_factory=dict)
     # Page-cache keys behind the rows in `frame`: forget them once those rows are committed.
     cache_keys: list[str] = field(default_factory=list)
+    # The whole run's plan when this result is one chunk of it (`plan` is the chunk's).
+    run_plan: RequestPlan | None = None
+
+
+def split_plan(plan: RequestPlan, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> list[RequestPlan]:
+    """`plan` as consecutive sub-plans of about `chunk_rows` bars each, same requests in total.
+
+    A range plan is split into blocks of symbols (each still over the whole window, so every
+    request is the one the whole plan would make); a grouped plan into blocks of trading days,
+    in day order, each for every symbol.
+    """
+    if plan.strategy == "range":
+        per_chunk = max(1, chunk_rows // max(1, len(plan.days)))
+        return [
+            dataclasses.replace(plan, symbols=plan.symbols[i : i + per_chunk])
+            for i in range(0, len(plan.symbols), per_chunk)
+        ]
+    if plan.strategy == "grouped":
+        per_chunk = max(1, chunk_rows // max(1, len(plan.symbols)))
+        return [
+            dataclasses.replace(
+                plan,
+                days=plan.days[i : i + per_chunk],
+                start=plan.days[i],
+                end=plan.days[min(i + per_chunk, len(plan.days)) - 1],
+            )
+            for i in range(0, len(plan.days), per_chunk)
+        ]
+    return [plan]
 
 
 def _empty_normalised() -> pl.DataFrame:
@@ -202,30 +235,70 @@ class PolygonResource(dg.ConfigurableResource):
         Chooses the cheapest request plan; a symbol that fails is reported in `errors` with a
         message naming it, while the others are returned in `frame`.
         """
+        (result,) = self.fetch_chunks(
+            asset_class,
+            symbols,
+            window,
+            log=log,
+            force_strategy=force_strategy,
+            chunk_rows=None,
+        )
+        return result
+
+    def fetch_chunks(
+        self,
+        asset_class: AssetClass,
+        symbols: list[Symbol],
+        window: CandleWindow,
+        *,
+        log: logging.Logger | Any | None = None,
+        force_strategy: Strategy | None = None,
+        chunk_rows: int | None = DEFAULT_CHUNK_ROWS,
+    ) -> Iterator[FetchResult]:
+        """Like `fetch_candles`, but yields the plan's chunks one at a time (`split_plan`).
+
+        The plan is chosen once for the whole window; each `FetchResult` holds one chunk's plan
+        and rows, so the caller never holds the whole run. Progress (with an ETA) is logged
+        across all chunks. After a grouped chunk fails, no further chunk is fetched: every
+        symbol has then failed for the run.
+        """
         log = log or logging.getLogger(__name__)
         plan = plan_requests(asset_class, symbols, window.first, window.last, force=force_strategy)
         log.info(plan.describe())
         if plan.strategy == "none":
-            return FetchResult(plan, _empty_normalised(), fetched=[s.symbol for s in plan.symbols])
+            yield FetchResult(plan, _empty_normalised(), fetched=[s.symbol for s in plan.symbols])
+            return
         client = self.get_client()
-        before = client.stats.as_metadata()["requests"]
         cache = client.page_cache
         reused_before = cache.stats.reused if cache is not None else 0
-        if plan.strategy == "range":
-            result = self._fetch_by_symbol(client, plan, log)
-        else:
-            result = self._fetch_by_day(client, plan, log)
-        result.requests = {**client.stats.as_metadata(), "requests": client.stats.attempts - before}
-        if cache is not None:
-            reused = cache.stats.reused - reused_before
-            result.requests["pages_reused"] = reused
+        unit = "symbols" if plan.strategy == "range" else "grouped days"
+        progress = Progress(plan.cost, log, what=f"fetched {unit}")
+        parts = [plan] if chunk_rows is None else split_plan(plan, chunk_rows)
+        try:
+            for part in parts:
+                before = client.stats.attempts
+                if part.strategy == "range":
+                    result = self._fetch_by_symbol(client, part, log, progress)
+                else:
+                    result = self._fetch_by_day(client, part, log, progress)
+                result.run_plan = plan
+                result.requests = {
+                    **client.stats.as_metadata(),
+                    "requests": client.stats.attempts - before,
+                }
+                if cache is not None:
+                    result.requests["pages_reused"] = cache.stats.reused - reused_before
+                yield result
+                if part.strategy == "grouped" and result.errors:
+                    return
+        finally:
+            reused = cache.stats.reused - reused_before if cache is not None else 0
             if reused:
                 # Every cached page stands for one request that was not sent again.
                 log.info(
                     f"reused {reused:,} cached pages ({reused:,} requests saved) "
                     f"from {cache.directory}"
                 )
-        return result
 
     def _collecting(self, client: PolygonClient, fetch: Any) -> Any:
         """`fetch` wrapped to return (frame, page-cache keys it read or stored)."""
@@ -245,16 +318,14 @@ class PolygonResource(dg.ConfigurableResource):
 
         return run
 
-    def _progress_every(self, total: int) -> int:
-        return max(1, total // MAX_PROGRESS_LINES)
-
-    def _fetch_by_symbol(self, client: PolygonClient, plan: RequestPlan, log: Any) -> FetchResult:
+    def _fetch_by_symbol(
+        self, client: PolygonClient, plan: RequestPlan, log: Any, progress: Progress
+    ) -> FetchResult:
         first, last = plan.range_window or (plan.start, plan.end)
         frames: list[pl.DataFrame] = []
         fetched: list[str] = []
         errors: dict[str, str] = {}
         auth_failure: list[str] = []
-        every = self._progress_every(len(plan.symbols))
         fetch_range = self._collecting(client, client.fetch_range)
         cache_keys: list[str] = []
 
@@ -277,7 +348,7 @@ class PolygonResource(dg.ConfigurableResource):
 
         with ThreadPoolExecutor(max_workers=self.max_concurrent_requests) as pool:
             futures = {pool.submit(one, sym): sym for sym in plan.symbols}
-            for done, future in enumerate(as_completed(futures), start=1):
+            for future in as_completed(futures):
                 sym = futures[future]
                 try:
                     frame, keys = future.result()
@@ -285,27 +356,26 @@ class PolygonResource(dg.ConfigurableResource):
                     message = redact(f"{exc}", self.api_key) or exc.__class__.__name__
                     errors[sym.symbol] = message
                     log.error(f"{sym.symbol}: {message}")
+                    progress.advance(detail=f"({sym.symbol} failed)")
                     continue
                 frames.append(frame)
                 cache_keys.extend(keys)
                 fetched.append(sym.symbol)
-                if done % every == 0 or done == len(futures):
-                    log.info(
-                        f"fetched {done}/{len(futures)} symbols ({sym.symbol}: {frame.height} bars)"
-                    )
+                progress.advance(detail=f"({sym.symbol}: {frame.height} bars)")
         frame = pl.concat(frames, how="vertical") if frames else _empty_normalised()
         return FetchResult(plan, frame, sorted(fetched), errors, cache_keys=cache_keys)
 
-    def _fetch_by_day(self, client: PolygonClient, plan: RequestPlan, log: Any) -> FetchResult:
+    def _fetch_by_day(
+        self, client: PolygonClient, plan: RequestPlan, log: Any, progress: Progress
+    ) -> FetchResult:
         wanted = [s.symbol for s in plan.symbols]
         frames: list[pl.DataFrame] = []
         failures: list[str] = []
-        every = self._progress_every(len(plan.days))
         fetch_grouped = self._collecting(client, client.fetch_grouped)
         cache_keys: list[str] = []
         with ThreadPoolExecutor(max_workers=self.max_concurrent_requests) as pool:
             futures = {pool.submit(fetch_grouped, plan.asset_class, d): d for d in plan.days}
-            for done, future in enumerate(as_completed(futures), start=1):
+            for future in as_completed(futures):
                 day = futures[future]
                 try:
                     frame, keys = future.result()
@@ -315,8 +385,7 @@ class PolygonResource(dg.ConfigurableResource):
                     failures.append(redact(f"{exc}", self.api_key) or exc.__class__.__name__)
                     log.error(failures[-1])
                     continue
-                if done % every == 0 or done == len(futures):
-                    log.info(f"fetched grouped daily {done}/{len(futures)} days ({day})")
+                progress.advance(detail=f"({day})")
         if failures:
             # A missing day would make every symbol's slice incomplete, and writing it would
             # delete stored rows for that day: fail every symbol instead, so nothing is replaced.
