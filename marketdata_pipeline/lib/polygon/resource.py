@@ -74,8 +74,13 @@ def split_plan(plan: RequestPlan, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> list[
     """
     if plan.strategy == "range":
         per_chunk = max(1, chunk_rows // max(1, len(plan.days)))
+        pages_per_symbol = plan.range_cost // len(plan.symbols)
         return [
-            dataclasses.replace(plan, symbols=plan.symbols[i : i + per_chunk])
+            dataclasses.replace(
+                plan,
+                symbols=plan.symbols[i : i + per_chunk],
+                range_cost=pages_per_symbol * len(plan.symbols[i : i + per_chunk]),
+            )
             for i in range(0, len(plan.symbols), per_chunk)
         ]
     if plan.strategy == "grouped":
@@ -86,6 +91,7 @@ def split_plan(plan: RequestPlan, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> list[
                 days=plan.days[i : i + per_chunk],
                 start=plan.days[i],
                 end=plan.days[min(i + per_chunk, len(plan.days)) - 1],
+                grouped_cost=len(plan.days[i : i + per_chunk]),
             )
             for i in range(0, len(plan.days), per_chunk)
         ]
