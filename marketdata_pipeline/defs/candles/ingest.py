@@ -172,6 +172,7 @@ def _fetch_validate_emit(
     symbols: list[Symbol],
     invalid: dict[str, str],
 ) -> Iterator[dg.AssetCheckResult | dg.Output]:
+    """The body of `materialise_candles`, chunk by chunk into `spool`."""
     asset = context.asset_key.path[-1]
     strategy = None if config.strategy == "auto" else config.strategy
     tally = QualityTally(asset_class, config.jump_threshold)
@@ -210,8 +211,9 @@ def _fetch_validate_emit(
         if not report.passed:
             yield checks.structural_result(report)
             message = "structural validation failed, nothing written: " + "; ".join(report.problems)
-            # The pages behind bad rows must not be reused: a rerun asks the API again.
-            polygon.forget_pages(cache_keys)
+            # The pages behind the bad chunk must not be reused: a rerun asks the API again
+            # for them (the earlier chunks' pages stay for the rerun).
+            polygon.forget_pages(chunk.cache_keys)
             failed = {**dict.fromkeys(symbols_of(symbols), message), **fetch_errors}
             failed.update({s: f"invalid tracked symbol: {why}" for s, why in invalid.items()})
             # Nothing is written, so the failures are recorded on their own.
@@ -232,6 +234,8 @@ def _fetch_validate_emit(
     if grouped_failed:
         spool.clear()
         rejected_chunks.clear()
+        # Nothing of the run is written: the days that did arrive stay cached for the rerun.
+        cache_keys.clear()
         tally = QualityTally(asset_class, config.jump_threshold)
     kept = empty_answers_with_stored_rows(database, asset, window, fetched_unique, spool.symbols())
     fetched = [s for s in fetched_unique if s not in kept]

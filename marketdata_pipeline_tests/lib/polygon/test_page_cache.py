@@ -213,3 +213,34 @@ def test_pages_stay_until_the_write_commits(sim, database, tmp_path: Path):
     assert materialise(dt.date(2024, 1, 2), dt.date(2024, 1, 12), resources, **run).success
     assert sim.stats()["requests"] == 0, "the rerun read both pages from disk"
     assert not list(directory.rglob("*.page")), "committed: pages removed"
+
+
+def test_a_failed_grouped_day_keeps_the_other_days_for_the_rerun(sim, database, tmp_path: Path):
+    directory = tmp_path / "pages"
+    polygon = make_polygon(sim, cache_dir=str(directory), fresh_after="2024-06-30")
+    resources = {
+        "polygon": polygon,
+        "database": database,
+        "candle_io_manager": PostgresCandleIOManager(database=database),
+    }
+    run = dict(
+        assets=[stock_daily_candles],
+        symbols={"stock_daily_candles": ["AAPL", "MSFT"]},
+        config={"stock_daily_candles": {"strategy": "grouped", "rows_per_chunk": 6}},
+    )
+    # 2024-01-02..12 has 9 sessions, fetched 3 at a time; the last chunk's 2024-01-12 fails.
+    sim.add_fault(kind="status", status_code=503, match_path="2024-01-12")
+    failed = materialise(dt.date(2024, 1, 2), dt.date(2024, 1, 12), resources, **run)
+    assert not failed.success  # every symbol failed: the run says so, nothing written
+    assert read_table_rows(database) == 0
+    assert len(list(directory.rglob("*.page"))) == 8, "the days that arrived are kept"
+    sim.reset()
+    assert materialise(dt.date(2024, 1, 2), dt.date(2024, 1, 12), resources, **run).success
+    assert [e["path"].rsplit("/", 1)[-1] for e in sim.stats()["log"]] == ["2024-01-12"]
+    assert read_table_rows(database) == 18
+    assert not list(directory.rglob("*.page"))
+
+
+def read_table_rows(database: PostgresDatabase) -> int:
+    with database.connect() as conn:
+        return conn.execute("SELECT count(*) FROM marketdata.stock_daily_candles").fetchone()[0]
