@@ -294,8 +294,11 @@ class PolygonResource(dg.ConfigurableResource):
                 }
                 if cache is not None:
                     result.requests["pages_reused"] = cache.stats.reused - reused_before
+                failed = part.strategy == "grouped" and bool(result.errors)
                 yield result
-                if part.strategy == "grouped" and result.errors:
+                # Drop this chunk before fetching the next: two chunks never live at once.
+                del result
+                if failed:
                     return
         finally:
             reused = cache.stats.reused - reused_before if cache is not None else 0
@@ -368,7 +371,7 @@ class PolygonResource(dg.ConfigurableResource):
                 cache_keys.extend(keys)
                 fetched.append(sym.symbol)
                 progress.advance(detail=f"({sym.symbol}: {frame.height} bars)")
-        frame = pl.concat(frames, how="vertical") if frames else _empty_normalised()
+        frame = pl.concat(frames, how="vertical", rechunk=False) if frames else _empty_normalised()
         return FetchResult(plan, frame, sorted(fetched), errors, cache_keys=cache_keys)
 
     def _fetch_by_day(
@@ -399,5 +402,5 @@ class PolygonResource(dg.ConfigurableResource):
             message = f"grouped daily request failed ({len(failures)} of {len(plan.days)} days): "
             message += failures[0]
             return FetchResult(plan, _empty_normalised(), [], dict.fromkeys(wanted, message))
-        frame = pl.concat(frames, how="vertical") if frames else _empty_normalised()
+        frame = pl.concat(frames, how="vertical", rechunk=False) if frames else _empty_normalised()
         return FetchResult(plan, frame, sorted(wanted), {}, cache_keys=cache_keys)
