@@ -85,3 +85,14 @@ def test_a_range_run_records_every_partition(
         and r.event_log_entry.asset_materialization.partition == "2024-03-03"
     ]
     assert march_3.metadata["dagster/row_count"].value == 1
+    # Every check is recorded per partition, each row carrying the planned event.
+    url = pooled_instance.event_log_storage.postgres_url.replace("+psycopg2", "")
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT check_name, count(partition), count(DISTINCT partition),"
+            " min(length(evaluation_event))"
+            " FROM asset_check_executions WHERE run_id = %s GROUP BY check_name",
+            (result.run_id,),
+        ).fetchall()
+    assert len(rows) == 7
+    assert all(count == distinct == len(days) and size > 0 for _, count, distinct, size in rows)
