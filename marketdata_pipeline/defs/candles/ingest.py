@@ -230,7 +230,7 @@ def _fetch_validate_emit(
             rejected_chunks.append(rejected)
         del candles, good, chunk
 
-    fetched_unique = sorted(set(fetched_all)) if not grouped_failed else []
+    fetched_unique = sorted(fetched_all) if not grouped_failed else []
     if grouped_failed:
         spool.clear()
         rejected_chunks.clear()
