@@ -25,6 +25,7 @@ import datetime as dt
 from typing import Any
 
 from bench.common import Figure, SimulatorProcess, Timer, emit, module_main
+from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.polygon.resource import FetchResult, PolygonResource
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol
 from polygon_simulator import market
@@ -59,7 +60,7 @@ def ours(
         )
         try:
             result = polygon.fetch_candles(
-                AssetClass.STOCK, symbols, start, end, force_strategy=force
+                AssetClass.STOCK, symbols, CandleWindow(start, end), force_strategy=force
             )
         finally:
             polygon.close()
