@@ -1,4 +1,4 @@
-"""`python -m bench` (`make bench`): all six benchmarks, one line per figure, ratios in-run.
+"""`python -m bench` (`make bench`): all eight benchmarks, one line per figure, ratios in-run.
 
 Options: `--smoke` for tiny sizes (seconds, to check they still work), `--only NAME...` to run
 some of them, `--json PATH` to save every figure with the machine description.
@@ -12,7 +12,16 @@ import json
 import time
 from pathlib import Path
 
-from bench import backfill_overhead, ingest, normalise, paid_tier, requests, scale
+from bench import (
+    backfill_overhead,
+    ingest,
+    memory,
+    normalise,
+    paid_tier,
+    partition_overhead,
+    requests,
+    scale,
+)
 from bench.common import Figure, figures_as_json, machine_description, quiet_logs, temp_postgres
 
 BENCHMARKS = {
@@ -22,8 +31,10 @@ BENCHMARKS = {
     "paid_tier": paid_tier,
     "backfill_overhead": backfill_overhead,
     "scale": scale,
+    "partition_overhead": partition_overhead,
+    "memory": memory,
 }
-_USES_POSTGRES = {"ingest", "backfill_overhead", "scale"}
+_USES_POSTGRES = {"ingest", "backfill_overhead", "scale", "partition_overhead", "memory"}
 
 
 def main(argv: list[str] | None = None) -> list[Figure]:

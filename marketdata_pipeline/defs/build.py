@@ -15,6 +15,10 @@ from marketdata_pipeline.defs.resources import build_resources
 from marketdata_pipeline.defs.symbols.sensors import build_tracked_symbols_sensor
 from marketdata_pipeline.lib.settings import Settings
 
+#: `DAGSTER_EVENT_BATCH_SIZE` for every process that runs candle assets (the code location, the
+#: command line, `make dev`): a range run's per-partition events are then written in batches.
+EVENT_BATCH_SIZE = "1000"
+
 
 def build_defs(settings: Settings) -> dg.Definitions:
     """Assets, job, schedule, sensor and resources for `settings` (nothing else is read)."""

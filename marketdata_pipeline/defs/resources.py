@@ -6,14 +6,31 @@ Secrets go through `dg.EnvVar`, which Dagster resolves at launch and never shows
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import dagster as dg
 
+from marketdata_pipeline.defs.candles.schedules import revision_window
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
-from marketdata_pipeline.lib.settings import Settings
+from marketdata_pipeline.lib.settings import EARLIEST_START_DATE, Settings
+
+
+def fresh_after(settings: Settings, now: dt.datetime | None = None) -> str | None:
+    """The last day that may be served from the page cache: the day before the revision
+    window (the trailing sessions the vendor may still revise), as an ISO date.
+
+    Computed when the definitions load; a long-lived code server's value only gets older,
+    which caches less, never more.
+    """
+    window = revision_window(
+        now or dt.datetime.now(dt.UTC), settings.revision_sessions, EARLIEST_START_DATE
+    )
+    if window is None:
+        return None
+    return (window.first - dt.timedelta(days=1)).isoformat()
 
 
 def build_resources(settings: Settings) -> dict[str, Any]:
@@ -36,6 +53,10 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         database=database,
         source="simulator" if settings.simulated else "polygon",
         history_start=settings.history_start.isoformat() if settings.history_start else None,
+        cache_dir=str(settings.cache_dir),
+        cache_max_age_days=settings.cache_max_age_days,
+        cache_max_mb=settings.cache_max_mb,
+        fresh_after=fresh_after(settings),
     )
     return {
         "polygon": polygon,

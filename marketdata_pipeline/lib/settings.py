@@ -11,6 +11,9 @@
 | MARKETDATA_HOME | where the embedded Postgres and Dagster home live | <project>/.marketdata |
 | MARKETDATA_REVISION_SESSIONS | trailing NYSE sessions the daily schedule re-fetches | 5 |
 | MARKETDATA_SIMULATED | set to 1 by the command line when the API is its local simulator | unset |
+| MARKETDATA_CACHE_DIR | fetched pages kept until their rows are committed | <home>/cache |
+| MARKETDATA_CACHE_MAX_AGE_DAYS | cached pages older than this are not reused | 7 |
+| MARKETDATA_CACHE_MAX_MB | disk bound of the page cache (oldest evicted) | 4096 |
 
 This module is the edge: `load_settings()` is the one place that reads the environment. The code
 location (`definitions.py`) and the command line call it once and pass the `Settings` down;
@@ -36,6 +39,8 @@ API_KEY_VARIABLES = ("POLYGON_API_KEY", "MASSIVE_API_KEY")
 #: The earliest start the trading calendar (and Polygon's stock history) supports.
 EARLIEST_START_DATE = dt.date(1990, 1, 2)
 DEFAULT_REVISION_SESSIONS = 5
+DEFAULT_CACHE_MAX_AGE_DAYS = 7
+DEFAULT_CACHE_MAX_MB = 4096
 #: The project's root (where pyproject.toml is), for the default store location.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -135,11 +140,27 @@ class Settings:
     simulated: bool = False
     #: First day the API key's plan serves (POLYGON_HISTORY_START); None = no limit.
     history_start: dt.date | None = None
+    cache_dir_override: Path | None = None
+    cache_max_age_days: int = DEFAULT_CACHE_MAX_AGE_DAYS
+    cache_max_mb: int = DEFAULT_CACHE_MAX_MB
 
     @property
     def dagster_home(self) -> Path:
         """Default Dagster instance directory used by the make targets and the CLI."""
         return self.home / "dagster_home"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where fetched pages wait until their rows are committed (`MARKETDATA_CACHE_DIR`)."""
+        return self.cache_dir_override or self.home / "cache"
+
+
+def _bounded_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """`env[name]` as a whole number in low..high (default when unset), or ConfigError."""
+    text = env.get(name, "").strip() or str(default)
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ConfigError(f"{name} {text!r} must be a whole number from {low} to {high}")
+    return int(text)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -182,4 +203,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         base_url_configured=bool(env.get("POLYGON_BASE_URL", "").strip()),
         simulated=env.get("MARKETDATA_SIMULATED", "").strip() == "1",
         history_start=history_start,
+        cache_dir_override=(
+            Path(env["MARKETDATA_CACHE_DIR"].strip()).resolve()
+            if env.get("MARKETDATA_CACHE_DIR", "").strip()
+            else None
+        ),
+        cache_max_age_days=_bounded_int(
+            env, "MARKETDATA_CACHE_MAX_AGE_DAYS", DEFAULT_CACHE_MAX_AGE_DAYS, 1, 365
+        ),
+        cache_max_mb=_bounded_int(
+            env, "MARKETDATA_CACHE_MAX_MB", DEFAULT_CACHE_MAX_MB, 1, 10_000_000
+        ),
     )

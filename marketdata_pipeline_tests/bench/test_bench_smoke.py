@@ -11,7 +11,16 @@ import math
 
 import pytest
 
-from bench import backfill_overhead, ingest, normalise, paid_tier, requests, scale
+from bench import (
+    backfill_overhead,
+    ingest,
+    memory,
+    normalise,
+    paid_tier,
+    partition_overhead,
+    requests,
+    scale,
+)
 from bench.common import BenchPostgres, Figure
 
 
@@ -70,3 +79,19 @@ def test_scale_reports_wall_time_and_peak_rss_of_a_child_run(bench_pg, sim):
     by_name = {f.name: f for f in figures}
     assert by_name["scale.peak_rss"].value > 0
     assert "15 rows" in (by_name["scale.run"].note or "")
+
+
+def test_partition_overhead_compares_the_event_log_setups(bench_pg, sim):
+    figures = partition_overhead.run(pg=bench_pg, sim=sim, **partition_overhead.SMOKE)
+    assert {
+        "partition_overhead.stock_unbatched",
+        "partition_overhead.stock_batched",
+        "partition_overhead.pooled_batched",
+    } <= _names(figures)
+
+
+def test_memory_reports_peak_rss_at_1x_and_10x(bench_pg, sim):
+    figures = memory.run(pg=bench_pg, sim=sim, **memory.SMOKE)
+    assert {"memory.peak_rss_1x", "memory.peak_rss_10x", "memory.peak_rss_10x_one_chunk"} <= (
+        _names(figures)
+    )

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from marketdata_pipeline.lib.candles import quality
+from marketdata_pipeline.lib.candles.tally import QualityTally
 from marketdata_pipeline.lib.candles.validation import StructuralReport
 from marketdata_pipeline.lib.symbols import AssetClass
 
@@ -106,6 +106,15 @@ def quality_results(
     jump_threshold: float,
 ) -> Iterator[dg.AssetCheckResult]:
     """The WARN-level checks on the rows about to be written."""
+    tally = QualityTally(asset_class, jump_threshold)
+    tally.add(candles, start=start, end=end, symbols=symbols)
+    yield from quality_results_of(tally, rejected)
+
+
+def quality_results_of(
+    tally: QualityTally, rejected: pl.DataFrame
+) -> Iterator[dg.AssetCheckResult]:
+    """The WARN-level checks from a run's tally (gathered chunk by chunk) and its rejects."""
     warn = dg.AssetCheckSeverity.WARN
     reasons = (
         rejected.group_by("reason").len().sort("len", descending=True).rows()
@@ -123,7 +132,7 @@ def quality_results(
             "examples": _examples(rejected.select("symbol", "day", "reason")),
         },
     )
-    missing = quality.missing_sessions(candles, asset_class, start, end, symbols)
+    missing = {symbol: sorted(days) for symbol, days in sorted(tally.missing.items())}
     n_missing = sum(len(v) for v in missing.values())
     yield dg.AssetCheckResult(
         check_name=COMPLETENESS,
@@ -142,27 +151,32 @@ def quality_results(
             ),
         },
     )
-    jumps = quality.price_jumps(candles, jump_threshold)
+    threshold = tally.jump_threshold
     yield dg.AssetCheckResult(
         check_name=PRICE_JUMPS,
-        passed=jumps.height == 0,
+        passed=tally.jumps.count == 0,
         severity=warn,
-        description=f"{jumps.height} close-to-close moves beyond {jump_threshold:.0%}",
-        metadata={"jumps": jumps.height, "threshold": jump_threshold, "examples": _examples(jumps)},
+        description=f"{tally.jumps.count} close-to-close moves beyond {threshold:.0%}",
+        metadata={
+            "jumps": tally.jumps.count,
+            "threshold": threshold,
+            "examples": _examples(tally.jumps.frame()),
+        },
     )
-    vwap = quality.vwap_outside_range(candles)
     yield dg.AssetCheckResult(
         check_name=VWAP_WITHIN_RANGE,
-        passed=vwap.height == 0,
+        passed=tally.vwap.count == 0,
         severity=warn,
-        description=f"{vwap.height} bars with vwap outside [low, high]",
-        metadata={"bars": vwap.height, "examples": _examples(vwap)},
+        description=f"{tally.vwap.count} bars with vwap outside [low, high]",
+        metadata={"bars": tally.vwap.count, "examples": _examples(tally.vwap.frame())},
     )
-    provisional = quality.provisional_bars(candles)
     yield dg.AssetCheckResult(
         check_name=PROVISIONAL_BARS,
-        passed=provisional.height == 0,
+        passed=tally.provisional.count == 0,
         severity=warn,
-        description=f"{provisional.height} bars still marked DELAYED (provisional)",
-        metadata={"bars": provisional.height, "examples": _examples(provisional)},
+        description=f"{tally.provisional.count} bars still marked DELAYED (provisional)",
+        metadata={
+            "bars": tally.provisional.count,
+            "examples": _examples(tally.provisional.frame()),
+        },
     )

@@ -9,24 +9,29 @@ rows out).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import datetime as dt
+from collections.abc import Iterator, Mapping
 from typing import Literal
 
 import dagster as dg
+import polars as pl
 from pydantic import Field
 
 from marketdata_pipeline.defs.candles import checks
 from marketdata_pipeline.lib.candles.batch import CandleBatch
 from marketdata_pipeline.lib.candles.quality import DEFAULT_JUMP_THRESHOLD
-from marketdata_pipeline.lib.candles.schema import CANDLE_SQL_TYPES
+from marketdata_pipeline.lib.candles.schema import CANDLE_SCHEMA, CANDLE_SQL_TYPES, empty_rejected
+from marketdata_pipeline.lib.candles.spool import CandleSpool
+from marketdata_pipeline.lib.candles.tally import QualityTally
 from marketdata_pipeline.lib.candles.validation import (
+    StructuralReport,
     check_structure,
     drop_helper_columns,
     quarantine,
 )
 from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.errors import InputError
-from marketdata_pipeline.lib.polygon.resource import PolygonResource
+from marketdata_pipeline.lib.polygon.resource import DEFAULT_CHUNK_ROWS, PolygonResource
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.store import stored_counts
 from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols, record_failures
@@ -49,6 +54,11 @@ class CandleConfig(dg.Config):
         default=DEFAULT_JUMP_THRESHOLD,
         description="Close-to-close move (fraction) above which price_jumps warns.",
     )
+    rows_per_chunk: int = Field(
+        default=DEFAULT_CHUNK_ROWS,
+        ge=1,
+        description="Bars fetched, validated and spooled to disk at a time (memory bound).",
+    )
 
 
 def column_schema() -> dg.TableSchema:
@@ -64,6 +74,11 @@ def column_schema() -> dg.TableSchema:
         ],
         constraints=dg.TableConstraints(other=["PRIMARY KEY (symbol, day)"]),
     )
+
+
+def empty_candles() -> pl.DataFrame:
+    """An empty frame in the candle schema."""
+    return pl.DataFrame(schema=CANDLE_SCHEMA)
 
 
 def resolve_symbols(
@@ -110,6 +125,19 @@ def empty_answers_with_stored_rows(
     }
 
 
+def record_partition_row_counts(
+    context: dg.AssetExecutionContext, counts: Mapping[dt.date, int]
+) -> None:
+    """Give each partition of the run its own `dagster/row_count`: the rows written for its day.
+
+    Dagster copies an Output's metadata onto every partition of a single-run range, so a
+    run-wide count there would be false on each of them; per-partition asset metadata is not.
+    """
+    for key in context.partition_keys:
+        rows = counts.get(dt.date.fromisoformat(key), 0)
+        context.add_asset_metadata({"dagster/row_count": rows}, partition_key=key)
+
+
 def materialise_candles(
     context: dg.AssetExecutionContext,
     config: CandleConfig,
@@ -117,7 +145,12 @@ def materialise_candles(
     polygon: PolygonResource,
     database: PostgresDatabase,
 ) -> Iterator[dg.AssetCheckResult | dg.Output]:
-    """Fetch, validate and emit one run's candles for `asset_class` (see module docstring)."""
+    """Fetch, validate and emit one run's candles for `asset_class` (see module docstring).
+
+    The run is fetched in chunks (`PolygonResource.fetch_chunks`); each chunk is validated on
+    its own and its good rows spooled to local disk, so memory follows the chunk, not the run.
+    A structural problem in any chunk fails the run before `Output`: nothing is written.
+    """
     asset = context.asset_key.path[-1]
     partitions = CandleWindow.of(context)
     symbols, invalid = resolve_symbols(config, asset_class, database)
@@ -130,69 +163,137 @@ def materialise_candles(
             f"{asset}: days before POLYGON_HISTORY_START {polygon.history_start} are not "
             "requested (the plan does not serve them) and their stored rows are kept"
         )
+    if served is None:
+        symbols = []
+    with CandleSpool() as spool:
+        yield from _fetch_validate_emit(
+            context, config, asset_class, polygon, database, spool, window, symbols, invalid
+        )
+
+
+def _fetch_validate_emit(
+    context: dg.AssetExecutionContext,
+    config: CandleConfig,
+    asset_class: AssetClass,
+    polygon: PolygonResource,
+    database: PostgresDatabase,
+    spool: CandleSpool,
+    window: CandleWindow,
+    symbols: list[Symbol],
+    invalid: dict[str, str],
+) -> Iterator[dg.AssetCheckResult | dg.Output]:
+    """The body of `materialise_candles`, chunk by chunk into `spool`."""
+    asset = context.asset_key.path[-1]
     strategy = None if config.strategy == "auto" else config.strategy
-    result = polygon.fetch_candles(
+    tally = QualityTally(asset_class, config.jump_threshold)
+    rejected_chunks: list[pl.DataFrame] = []
+    fetched_all: set[str] = set()
+    fetch_errors: dict[str, str] = {}
+    cache_keys: list[str] = []
+    requests: dict = {}
+    requests_made = 0
+    run_plan = None
+    grouped_failed = False
+    for chunk in polygon.fetch_chunks(
         asset_class,
-        symbols if served else [],
+        symbols,
         window,
         log=context.log,
         force_strategy=strategy,
-    )
-    returned = set(result.frame.get_column("symbol").unique().to_list())
-    kept = empty_answers_with_stored_rows(database, asset, window, result.fetched, returned)
-    fetched = [s for s in result.fetched if s not in kept]
+        chunk_rows=config.rows_per_chunk,
+    ):
+        run_plan = chunk.run_plan or chunk.plan
+        requests = chunk.requests
+        requests_made += int(chunk.requests.get("requests", 0))
+        fetch_errors.update(chunk.errors)
+        cache_keys.extend(chunk.cache_keys)
+        if chunk.plan.strategy == "grouped" and chunk.errors:
+            grouped_failed = True  # every symbol failed: nothing of the run is written
+            break
+        fetched_all.update(chunk.fetched)
+        candles = drop_helper_columns(chunk.frame)
+        start, end = (
+            (chunk.plan.start, chunk.plan.end)
+            if chunk.plan.strategy == "grouped"
+            else (window.first, window.last)
+        )
+        report = check_structure(candles, start=start, end=end, symbols=chunk.fetched)
+        if not report.passed:
+            yield checks.structural_result(report)
+            message = "structural validation failed, nothing written: " + "; ".join(report.problems)
+            # The pages behind the bad chunk must not be reused: a rerun asks the API again
+            # for them (the earlier chunks' pages stay for the rerun).
+            polygon.forget_pages(chunk.cache_keys)
+            failed = {**dict.fromkeys(symbols_of(symbols), message), **fetch_errors}
+            failed.update({s: f"invalid tracked symbol: {why}" for s, why in invalid.items()})
+            # Nothing is written, so the failures are recorded on their own.
+            with database.connect() as conn:
+                record_failures(conn, asset_class, failed)
+            raise dg.Failure(
+                description=f"{asset} {window}: {message}",
+                metadata={"problems": dg.MetadataValue.json(report.problems)},
+            )
+        good, rejected = quarantine(chunk.frame, asset=asset)
+        tally.add(good, start=start, end=end, symbols=chunk.fetched)
+        spool.add(good)
+        if rejected.height:
+            rejected_chunks.append(rejected)
+        del candles, good, chunk
+
+    fetched_unique = sorted(fetched_all) if not grouped_failed else []
+    if grouped_failed:
+        spool.clear()
+        rejected_chunks.clear()
+        # Nothing of the run is written: the days that did arrive stay cached for the rerun.
+        cache_keys.clear()
+        tally = QualityTally(asset_class, config.jump_threshold)
+    kept = empty_answers_with_stored_rows(database, asset, window, fetched_unique, spool.symbols())
+    fetched = [s for s in fetched_unique if s not in kept]
+    for symbol in kept:
+        tally.missing.pop(symbol, None)
     errors = {
         **{s: f"invalid tracked symbol: {why}" for s, why in invalid.items()},
-        **result.errors,
+        **fetch_errors,
         **kept,
     }
+    rejected = pl.concat(rejected_chunks, how="vertical") if rejected_chunks else empty_rejected()
 
-    candles = drop_helper_columns(result.frame)
-    report = check_structure(candles, start=window.first, end=window.last, symbols=fetched)
-    if not report.passed:
-        yield checks.structural_result(report)
-        message = "structural validation failed, nothing written: " + "; ".join(report.problems)
-        # Nothing is written, so the failures are recorded on their own.
-        with database.connect() as conn:
-            record_failures(conn, asset_class, {**dict.fromkeys(fetched, message), **errors})
-        raise dg.Failure(
-            description=f"{asset} {window}: {message}",
-            metadata={"problems": dg.MetadataValue.json(report.problems)},
-        )
-    good, rejected = quarantine(result.frame, asset=asset)
-
-    yield checks.structural_result(report)
+    yield checks.structural_result(StructuralReport())
     yield checks.fetch_result(len(symbols) + len(invalid), errors)
-    yield from checks.quality_results(
-        candles=good,
-        rejected=rejected,
-        asset_class=asset_class,
-        start=window.first,
-        end=window.last,
-        symbols=fetched,
-        jump_threshold=config.jump_threshold,
-    )
-    per_symbol = good.group_by("symbol").len().sort("symbol")
+    yield from checks.quality_results_of(tally, rejected)
+    record_partition_row_counts(context, spool.rows_per_day)
+    per_symbol = sorted(spool.rows_per_symbol.items())[:50]
     yield dg.Output(
         CandleBatch(
             asset_class=asset_class,
             window=window,
             symbols=tuple(fetched),
-            candles=good,
+            candles=empty_candles(),
             rejected=rejected,
             failures=errors,
+            spool=spool,
         ),
         metadata={
             # Dagster copies this metadata onto every partition of a single-run range, so it
-            # stays small: the column schema lives on the asset definition instead.
-            "dagster/row_count": good.height,
+            # stays small (the column schema lives on the asset definition instead) and counts
+            # of the whole run say so in their names.
+            "run_rows": spool.rows,
             "window": str(window),
             "symbols": len(fetched),
             "symbols_failed": ", ".join(sorted(errors)[:20]),
-            "rows_per_symbol": dg.MetadataValue.json(dict(per_symbol.head(50).iter_rows())),
-            "plan": dg.MetadataValue.json(result.plan.as_metadata()),
-            "requests": dg.MetadataValue.json(result.requests),
-            "requests_made": int(result.requests.get("requests", 0)),
-            "rows_rejected": rejected.height,
+            "rows_per_symbol": dg.MetadataValue.json(dict(per_symbol)),
+            "plan": dg.MetadataValue.json(run_plan.as_metadata() if run_plan else {}),
+            "requests": dg.MetadataValue.json({**requests, "requests": requests_made}),
+            "requests_made": requests_made,
+            "run_rows_rejected": rejected.height,
+            "spooled_chunks": spool.chunks,
         },
     )
+    # Dagster resumes this generator only after the IO manager stored the Output, so reaching
+    # this line means the rows are committed: their cached pages are no longer needed.
+    polygon.forget_pages(cache_keys)
+
+
+def symbols_of(symbols: list[Symbol]) -> list[str]:
+    """Canonical names of `symbols`."""
+    return [s.symbol for s in symbols]

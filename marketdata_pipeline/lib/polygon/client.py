@@ -50,6 +50,7 @@ from marketdata_pipeline.lib.polygon.errors import (
     plan_refusal_message,
     redact,
 )
+from marketdata_pipeline.lib.polygon.page_cache import PageCache
 from marketdata_pipeline.lib.polygon.payload import Page, normalise_bars, parse_page
 from marketdata_pipeline.lib.polygon.rate_budget import RateBudget
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol
@@ -184,6 +185,7 @@ class PolygonClient:
         adjusted: bool = True,
         page_limit: int = MAX_LIMIT,
         source: str = "polygon",
+        page_cache: PageCache | None = None,
     ) -> None:
         if not api_key:
             raise PolygonAuthError("no Polygon API key configured (set POLYGON_API_KEY)")
@@ -202,6 +204,8 @@ class PolygonClient:
             raise ValueError(f"page_limit must be between 1 and {MAX_LIMIT}, got {page_limit}")
         self.page_limit = page_limit
         self.stats = RequestStats()
+        # Successful pages on disk, so a killed run's rerun does not pay for them again.
+        self.page_cache = page_cache
         # The key goes in the Authorization header only: never in a URL, so it cannot reach
         # httpx's exception messages, our logs or Polygon's next_url echo.
         self._http = httpx.Client(
@@ -283,11 +287,14 @@ class PolygonClient:
         status = response.status_code
         if status == 200:
             try:
-                return parse(response.content, request=what)
+                page = parse(response.content, request=what)
             except PolygonPayloadError as exc:
                 # A cut-off or garbled 200 is usually a proxy hiccup: worth another try, and
                 # reported as a payload error if it persists.
                 raise TransientError(str(exc), status_code=200) from None
+            if self.page_cache is not None and isinstance(page, Page) and not page.provisional:
+                self.page_cache.store(path, params, response.content)
+            return page
         message = _api_message(response)
         if status in RETRYABLE_STATUS:
             raise TransientError(
@@ -339,6 +346,11 @@ class PolygonClient:
         `PolygonPayloadError` from it counts as a transient failure (a cut-off body).
         `window` (first and last day asked for) is named if the plan refuses the request.
         """
+        # Only aggregates pages are kept (reference data is cheap and always fetched fresh).
+        if self.page_cache is not None and parse is parse_page:
+            cached = self.page_cache.load(path, params)
+            if cached is not None:
+                return parse_page(cached, request=what)
         retrying = Retrying(
             retry=retry_if_exception_type(TransientError),
             stop=stop_after_attempt(self.max_attempts),

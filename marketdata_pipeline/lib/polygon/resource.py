@@ -8,9 +8,11 @@ others.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +26,9 @@ from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.errors import ConfigError, InputError
 from marketdata_pipeline.lib.polygon.client import PolygonClient
 from marketdata_pipeline.lib.polygon.errors import PolygonAuthError, redact
+from marketdata_pipeline.lib.polygon.page_cache import PageCache
 from marketdata_pipeline.lib.polygon.planner import RequestPlan, Strategy, plan_requests
+from marketdata_pipeline.lib.polygon.progress import MAX_PROGRESS_LINES, Progress
 from marketdata_pipeline.lib.polygon.rate_budget import (
     LocalRateBudget,
     PostgresRateBudget,
@@ -41,9 +45,10 @@ from marketdata_pipeline.lib.settings import (
 )
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol
 
-#: At most this many progress lines per fetch, so a 1,000-symbol backfill does not flood the
-#: event log.
-MAX_PROGRESS_LINES = 40
+__all__ = ["MAX_PROGRESS_LINES", "FetchResult", "PolygonResource", "split_plan"]
+
+#: Rows a chunk of a streamed fetch aims at: a few tens of MB as frames (docs/benchmarks.md).
+DEFAULT_CHUNK_ROWS = 250_000
 
 
 @dataclass
@@ -55,6 +60,43 @@ class FetchResult:
     fetched: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     requests: dict[str, Any] = field(default_factory=dict)
+    # Page-cache keys behind the rows in `frame`: forget them once those rows are committed.
+    cache_keys: list[str] = field(default_factory=list)
+    # The whole run's plan when this result is one chunk of it (`plan` is the chunk's).
+    run_plan: RequestPlan | None = None
+
+
+def split_plan(plan: RequestPlan, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> list[RequestPlan]:
+    """`plan` as consecutive sub-plans of about `chunk_rows` bars each, same requests in total.
+
+    A range plan is split into blocks of symbols (each still over the whole window, so every
+    request is the one the whole plan would make); a grouped plan into blocks of trading days,
+    in day order, each for every symbol.
+    """
+    if plan.strategy == "range":
+        per_chunk = max(1, chunk_rows // max(1, len(plan.days)))
+        pages_per_symbol = plan.range_cost // len(plan.symbols)
+        return [
+            dataclasses.replace(
+                plan,
+                symbols=plan.symbols[i : i + per_chunk],
+                range_cost=pages_per_symbol * len(plan.symbols[i : i + per_chunk]),
+            )
+            for i in range(0, len(plan.symbols), per_chunk)
+        ]
+    if plan.strategy == "grouped":
+        per_chunk = max(1, chunk_rows // max(1, len(plan.symbols)))
+        return [
+            dataclasses.replace(
+                plan,
+                days=plan.days[i : i + per_chunk],
+                start=plan.days[i],
+                end=plan.days[min(i + per_chunk, len(plan.days)) - 1],
+                grouped_cost=len(plan.days[i : i + per_chunk]),
+            )
+            for i in range(0, len(plan.days), per_chunk)
+        ]
+    return [plan]
 
 
 def _empty_normalised() -> pl.DataFrame:
@@ -93,6 +135,14 @@ class PolygonResource(dg.ConfigurableResource):
     # First day the key's plan serves (YYYY-MM-DD, POLYGON_HISTORY_START); None = no limit.
     # The planner never requests earlier days (the API would answer 403 NOT_AUTHORIZED).
     history_start: str | None = None
+    # Successful pages are kept here until their rows are committed, so a killed backfill's
+    # rerun does not pay for them again (None: no cache).
+    cache_dir: str | None = None
+    cache_max_age_days: float = 7.0
+    cache_max_mb: int = 4096
+    # ISO date: requests reaching past it (the revision window) are always fetched fresh and
+    # never cached. None caches nothing.
+    fresh_after: str | None = None
 
     _client: PolygonClient | None = PrivateAttr(default=None)
     _budget: RateBudget | None = PrivateAttr(default=None)
@@ -122,6 +172,7 @@ class PolygonResource(dg.ConfigurableResource):
                 if self.max_concurrent_requests < 1:
                     raise ConfigError("PolygonResource.max_concurrent_requests must be >= 1")
                 self._budget = self._make_budget(rpm, base_url)
+                cache = self._make_cache(base_url)
                 self._client = PolygonClient(
                     api_key=self.api_key.strip(),
                     base_url=base_url,
@@ -136,6 +187,7 @@ class PolygonResource(dg.ConfigurableResource):
                     adjusted=self.adjusted,
                     page_limit=self.page_limit,
                     source=self.source,
+                    page_cache=cache,
                 )
             return self._client
 
@@ -160,6 +212,35 @@ class PolygonResource(dg.ConfigurableResource):
         if first > window.last:
             return None
         return CandleWindow(first, window.last)
+
+    def _make_cache(self, base_url: str) -> PageCache | None:
+        if not self.cache_dir:
+            return None
+        try:
+            fresh_after = dt.date.fromisoformat(self.fresh_after) if self.fresh_after else None
+        except ValueError:
+            raise ConfigError(
+                f"PolygonResource.fresh_after {self.fresh_after!r} is not a YYYY-MM-DD date"
+            ) from None
+        if self.cache_max_age_days <= 0 or self.cache_max_mb < 1:
+            raise ConfigError(
+                "PolygonResource.cache_max_age_days and cache_max_mb must be positive"
+            )
+        return PageCache(
+            self.cache_dir,
+            api_key=self.api_key.strip(),
+            base_url=base_url,
+            fresh_after=fresh_after,
+            max_age=dt.timedelta(days=self.cache_max_age_days),
+            max_bytes=self.cache_max_mb * 1024 * 1024,
+        )
+
+    def forget_pages(self, keys: list[str]) -> int:
+        """Drop cached pages whose rows are now committed; return how many were removed."""
+        client = self._client
+        if client is None or client.page_cache is None or not keys:
+            return 0
+        return client.page_cache.forget(keys)
 
     def close(self) -> None:
         """Close the HTTP pool and the budget's connections."""
@@ -189,6 +270,33 @@ class PolygonResource(dg.ConfigurableResource):
         Chooses the cheapest request plan; a symbol that fails is reported in `errors` with a
         message naming it, while the others are returned in `frame`.
         """
+        (result,) = self.fetch_chunks(
+            asset_class,
+            symbols,
+            window,
+            log=log,
+            force_strategy=force_strategy,
+            chunk_rows=None,
+        )
+        return result
+
+    def fetch_chunks(
+        self,
+        asset_class: AssetClass,
+        symbols: list[Symbol],
+        window: CandleWindow,
+        *,
+        log: logging.Logger | Any | None = None,
+        force_strategy: Strategy | None = None,
+        chunk_rows: int | None = DEFAULT_CHUNK_ROWS,
+    ) -> Iterator[FetchResult]:
+        """Like `fetch_candles`, but yields the plan's chunks one at a time (`split_plan`).
+
+        The plan is chosen once for the whole window; each `FetchResult` holds one chunk's plan
+        and rows, so the caller never holds the whole run. Progress (with an ETA) is logged
+        across all chunks. After a grouped chunk fails, no further chunk is fetched: every
+        symbol has then failed for the run.
+        """
         log = log or logging.getLogger(__name__)
         plan = plan_requests(
             asset_class,
@@ -200,28 +308,73 @@ class PolygonResource(dg.ConfigurableResource):
         )
         log.info(plan.describe())
         if plan.strategy == "none":
-            return FetchResult(plan, _empty_normalised(), fetched=[s.symbol for s in plan.symbols])
+            yield FetchResult(plan, _empty_normalised(), fetched=[s.symbol for s in plan.symbols])
+            return
         client = self.get_client()
-        before = client.stats.as_metadata()["requests"]
-        if plan.strategy == "range":
-            result = self._fetch_by_symbol(client, plan, log)
-        else:
-            result = self._fetch_by_day(client, plan, log)
-        result.requests = {**client.stats.as_metadata(), "requests": client.stats.attempts - before}
-        return result
+        cache = client.page_cache
+        reused_before = cache.stats.reused if cache is not None else 0
+        unit = "symbols" if plan.strategy == "range" else "grouped days"
+        progress = Progress(plan.cost, log, what=f"fetched {unit}")
+        parts = [plan] if chunk_rows is None else split_plan(plan, chunk_rows)
+        try:
+            for part in parts:
+                before = client.stats.attempts
+                if part.strategy == "range":
+                    result = self._fetch_by_symbol(client, part, log, progress)
+                else:
+                    result = self._fetch_by_day(client, part, log, progress)
+                result.run_plan = plan
+                result.requests = {
+                    **client.stats.as_metadata(),
+                    "requests": client.stats.attempts - before,
+                }
+                if cache is not None:
+                    result.requests["pages_reused"] = cache.stats.reused - reused_before
+                failed = part.strategy == "grouped" and bool(result.errors)
+                yield result
+                # Drop this chunk before fetching the next: two chunks never live at once.
+                del result
+                if failed:
+                    return
+        finally:
+            reused = cache.stats.reused - reused_before if cache is not None else 0
+            if reused:
+                # Every cached page stands for one request that was not sent again.
+                log.info(
+                    f"reused {reused:,} cached pages ({reused:,} requests saved) "
+                    f"from {cache.directory}"
+                )
 
-    def _progress_every(self, total: int) -> int:
-        return max(1, total // MAX_PROGRESS_LINES)
+    def _collecting(self, client: PolygonClient, fetch: Any) -> Any:
+        """`fetch` wrapped to return (frame, page-cache keys it read or stored)."""
+        cache = client.page_cache
+        if cache is None:
+            return lambda *args: (fetch(*args), [])
 
-    def _fetch_by_symbol(self, client: PolygonClient, plan: RequestPlan, log: Any) -> FetchResult:
+        def run(*args: Any) -> tuple[pl.DataFrame, list[str]]:
+            with cache.collect() as keys:
+                try:
+                    return fetch(*args), keys
+                except Exception:
+                    # A failed symbol's pages may be the reason it failed (a wrong ticker,
+                    # a page cut short): never let a rerun read them again.
+                    cache.forget(keys)
+                    raise
+
+        return run
+
+    def _fetch_by_symbol(
+        self, client: PolygonClient, plan: RequestPlan, log: Any, progress: Progress
+    ) -> FetchResult:
         first, last = plan.range_window or (plan.start, plan.end)
         frames: list[pl.DataFrame] = []
         fetched: list[str] = []
         errors: dict[str, str] = {}
         auth_failure: list[str] = []
-        every = self._progress_every(len(plan.symbols))
+        fetch_range = self._collecting(client, client.fetch_range)
+        cache_keys: list[str] = []
 
-        def one(sym: Symbol) -> pl.DataFrame:
+        def one(sym: Symbol) -> tuple[pl.DataFrame, list[str]]:
             """Fetch one symbol, unless the key was already refused."""
             if auth_failure:  # the key is refused: do not spend requests on the rest
                 raise PolygonAuthError(
@@ -230,7 +383,7 @@ class PolygonResource(dg.ConfigurableResource):
                     status_code=401,
                 )
             try:
-                return client.fetch_range(sym, first, last)
+                return fetch_range(sym, first, last)
             except PolygonAuthError as exc:
                 # Flag it from the worker itself, so queued symbols see it at once instead of
                 # after the main thread gets round to reading this future.
@@ -240,60 +393,64 @@ class PolygonResource(dg.ConfigurableResource):
 
         with ThreadPoolExecutor(max_workers=self.max_concurrent_requests) as pool:
             futures = {pool.submit(one, sym): sym for sym in plan.symbols}
-            for done, future in enumerate(as_completed(futures), start=1):
+            for future in as_completed(futures):
                 sym = futures[future]
                 try:
-                    frame = future.result()
+                    frame, keys = future.result()
                 except Exception as exc:
                     message = redact(f"{exc}", self.api_key) or exc.__class__.__name__
                     errors[sym.symbol] = message
                     log.error(f"{sym.symbol}: {message}")
+                    progress.advance(detail=f"({sym.symbol} failed)")
                     continue
                 frames.append(frame)
+                cache_keys.extend(keys)
                 fetched.append(sym.symbol)
-                if done % every == 0 or done == len(futures):
-                    log.info(
-                        f"fetched {done}/{len(futures)} symbols ({sym.symbol}: {frame.height} bars)"
-                    )
-        frame = pl.concat(frames, how="vertical") if frames else _empty_normalised()
-        return FetchResult(plan, frame, sorted(fetched), errors)
+                progress.advance(detail=f"({sym.symbol}: {frame.height} bars)")
+        frame = pl.concat(frames, how="vertical", rechunk=False) if frames else _empty_normalised()
+        return FetchResult(plan, frame, sorted(fetched), errors, cache_keys=cache_keys)
 
-    def _fetch_by_day(self, client: PolygonClient, plan: RequestPlan, log: Any) -> FetchResult:
+    def _fetch_by_day(
+        self, client: PolygonClient, plan: RequestPlan, log: Any, progress: Progress
+    ) -> FetchResult:
         wanted = [s.symbol for s in plan.symbols]
         frames: list[pl.DataFrame] = []
         failures: list[str] = []
-        every = self._progress_every(len(plan.days))
+        fetch_grouped = self._collecting(client, client.fetch_grouped)
+        cache_keys: list[str] = []
         stop = threading.Event()
 
-        def one(day: dt.date) -> pl.DataFrame | None:
+        def one(day: dt.date) -> tuple[pl.DataFrame, list[str]] | None:
             """One day's market; None once another day failed (the run fails as a whole)."""
             if stop.is_set():
                 return None  # queued days are not spent on: one failure fails every symbol
             try:
-                return client.fetch_grouped(plan.asset_class, day)
+                return fetch_grouped(plan.asset_class, day)
             except Exception:
                 stop.set()
                 raise
 
         with ThreadPoolExecutor(max_workers=self.max_concurrent_requests) as pool:
             futures = {pool.submit(one, d): d for d in plan.days}
-            for done, future in enumerate(as_completed(futures), start=1):
+            for future in as_completed(futures):
                 day = futures[future]
                 try:
-                    market = future.result()
-                    if market is not None:
-                        frames.append(market.filter(pl.col("symbol").is_in(wanted)))
+                    fetched = future.result()
+                    if fetched is not None:
+                        frame, keys = fetched
+                        frames.append(frame.filter(pl.col("symbol").is_in(wanted)))
+                        cache_keys.extend(keys)
                 except Exception as exc:
                     failures.append(redact(f"{exc}", self.api_key) or exc.__class__.__name__)
                     log.error(failures[-1])
                     continue
-                if done % every == 0 or done == len(futures):
-                    log.info(f"fetched grouped daily {done}/{len(futures)} days ({day})")
+                progress.advance(detail=f"({day})")
         if failures:
             # A missing day would make every symbol's slice incomplete, and writing it would
             # delete stored rows for that day: fail every symbol instead, so nothing is replaced.
+            # The days that did arrive stay cached (no keys returned), for the rerun.
             message = f"grouped daily request failed ({len(failures)} of {len(plan.days)} days): "
             message += failures[0]
             return FetchResult(plan, _empty_normalised(), [], dict.fromkeys(wanted, message))
-        frame = pl.concat(frames, how="vertical") if frames else _empty_normalised()
-        return FetchResult(plan, frame, sorted(wanted), {})
+        frame = pl.concat(frames, how="vertical", rechunk=False) if frames else _empty_normalised()
+        return FetchResult(plan, frame, sorted(wanted), {}, cache_keys=cache_keys)

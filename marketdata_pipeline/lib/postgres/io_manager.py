@@ -84,12 +84,13 @@ class PostgresCandleIOManager(dg.ConfigurableIOManager):
             f"for {len(symbols)} symbols, {window}, "
             f"{counts['quarantined']} quarantined, in {seconds:.2f}s"
         )
+        # Copied onto every partition of a range run: the counts are the run's, and say so.
         context.add_output_metadata(
             {
                 "dagster/table_name": f"{SCHEMA}.{table}",
-                "rows_inserted": counts["inserted"],
-                "rows_replaced": counts["deleted"],
-                "rows_quarantined": counts["quarantined"],
+                "run_rows_inserted": counts["inserted"],
+                "run_rows_replaced": counts["deleted"],
+                "run_rows_quarantined": counts["quarantined"],
                 "write_seconds": round(seconds, 3),
             }
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -75,23 +75,10 @@ def table_lock_key(table: str) -> sql.Composed:
     return sql.SQL("SELECT pg_advisory_xact_lock(hashtext({}))").format(sql.Literal(table))
 
 
-def write_slice(
-    conn: psycopg.Connection,
-    *,
-    table: str,
-    candles: pl.DataFrame,
-    start: dt.date,
-    end_exclusive: dt.date,
-    symbols: Sequence[str],
-    rejected: pl.DataFrame | None = None,
-    on_commit_ready: Callable[[psycopg.Connection], None] | None = None,
-) -> dict[str, int]:
-    """Replace (start <= day < end_exclusive) x symbols of `table` with `candles`, atomically.
-
-    Runs in one transaction on `conn`; returns counts of rows deleted and inserted.
-    """
-    target = sql.Identifier(SCHEMA, table)
-    symbols = sorted(set(symbols))
+def _outside_slice(
+    candles: pl.DataFrame, start: dt.date, end_exclusive: dt.date, symbols: Sequence[str]
+) -> None:
+    """Raise ValueError when `candles` has rows outside (start..end_exclusive x symbols)."""
     outside = candles.filter(
         (pl.col("day") < start)
         | (pl.col("day") >= end_exclusive)
@@ -103,6 +90,30 @@ def write_slice(
             f"refusing to write {outside.height} rows outside the slice being replaced "
             f"({start}..{end_exclusive} exclusive, {len(symbols)} symbols), e.g. {example}"
         )
+
+
+def write_slice(
+    conn: psycopg.Connection,
+    *,
+    table: str,
+    candles: pl.DataFrame | Iterable[pl.DataFrame],
+    start: dt.date,
+    end_exclusive: dt.date,
+    symbols: Sequence[str],
+    rejected: pl.DataFrame | None = None,
+    on_commit_ready: Callable[[psycopg.Connection], None] | None = None,
+) -> dict[str, int]:
+    """Replace (start <= day < end_exclusive) x symbols of `table` with `candles`, atomically.
+
+    `candles` is one frame or an iterable of frames (a spooled run's chunks, loaded one at a
+    time): every chunk is COPYed inside the same transaction, so a bad chunk anywhere, or a
+    crash, leaves the slice as it was. Returns counts of rows deleted and inserted.
+    """
+    target = sql.Identifier(SCHEMA, table)
+    symbols = sorted(set(symbols))
+    chunks: Iterable[pl.DataFrame] = [candles] if isinstance(candles, pl.DataFrame) else candles
+    if isinstance(candles, pl.DataFrame):
+        _outside_slice(candles, start, end_exclusive, symbols)  # before taking any lock
     with conn.transaction():
         conn.execute(candle_table_ddl(table))
         conn.execute(table_lock_key(f"{SCHEMA}.{table}"))
@@ -112,7 +123,10 @@ def write_slice(
             ),
             (start, end_exclusive, symbols),
         ).rowcount
-        inserted = copy_frame(conn, target, candles, CANDLE_COLUMNS)
+        inserted = 0
+        for chunk in chunks:
+            _outside_slice(chunk, start, end_exclusive, symbols)
+            inserted += copy_frame(conn, target, chunk, CANDLE_COLUMNS)
         quarantined = 0
         if rejected is not None:
             conn.execute(
@@ -248,7 +262,7 @@ def _write_batch(conn: psycopg.Connection, table: str, batch: CandleBatch) -> di
     return write_slice(
         conn,
         table=table,
-        candles=batch.candles,
+        candles=batch.candle_frames(),
         start=batch.window.first,
         end_exclusive=batch.window.end_exclusive,
         symbols=batch.symbols,

@@ -49,10 +49,17 @@ def test_sixty_day_range_is_one_run_with_a_bar_per_session(sim, resources, datab
         assert stored.filter(pl.col("symbol") == symbol).get_column("day").to_list() == sessions
     # One range request per symbol for the whole window (the planner's cheaper plan).
     assert sim.stats(include_log=False)["requests"] == len(STOCKS)
-    (materialization,) = [
-        m for m in result.get_asset_materialization_events() if m.partition == "2024-06-28"
-    ]
-    assert materialization.materialization.metadata["dagster/row_count"].value == stored.height
+    # Each partition carries its own row count (its day's rows), not the run's total.
+    per_day = dict(stored.group_by("day").len().iter_rows())
+    events = {
+        m.partition: m.materialization.metadata for m in result.get_asset_materialization_events()
+    }
+    assert len(events) == (end - start).days + 1
+    for key, metadata in events.items():
+        assert metadata["dagster/row_count"].value == per_day.get(dt.date.fromisoformat(key), 0)
+    assert events["2024-06-28"]["dagster/row_count"].value == len(STOCKS)
+    assert events["2024-06-29"]["dagster/row_count"].value == 0  # a Saturday
+    assert events["2024-06-28"]["run_rows"].value == stored.height
 
 
 def test_rematerialising_a_range_is_idempotent(sim, resources, database_url):

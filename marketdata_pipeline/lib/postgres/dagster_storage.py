@@ -1,0 +1,131 @@
+"""`PooledPostgresEventLogStorage`: dagster-postgres' event log, cheaper per partition.
+
+A single-run range over N daily partitions makes Dagster record N "materialisation planned"
+events when the run is created and N materialisations when it ends. With the stock
+`PostgresEventLogStorage` each planned event is its own INSERT, NOTIFY and index transaction,
+each on a new connection (the engine holds none open between statements): about 25-40 ms per
+partition on a busy two-core machine (docs/benchmarks.md), most of a long backfill's
+bookkeeping. This subclass changes two things and nothing else:
+
+- **One pooled connection per process** (plus a small overflow), recycled hourly, instead of a
+  new connection per statement.
+- **Planned events written as a batch** when Dagster hands them over as one
+  (`DAGSTER_EVENT_BATCH_SIZE` > 0): one multi-row INSERT and one index transaction, doing per
+  event what the stock `store_event` does (event row, asset-event tags, the asset's row, which
+  keeps the last event per asset). Materialisation batches already work this way upstream.
+- **A planned check serialised once.** A check planned over N partitions is stored as N rows
+  that carry the same serialised event; upstream serialises it again for every row (about 4 ms
+  a partition per check here), this class once.
+
+Configured in `dagster.yaml` as the instance's `event_log_storage` (same `postgres_url`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dagster import DagsterEventType
+from dagster._core.event_api import EventLogEntry
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log.schema import (
+    AssetCheckExecutionsTable,
+    SqlEventLogStorageTable,
+)
+from dagster._serdes import ConfigurableClassData, serialize_value
+from dagster_postgres.event_log.event_log import PostgresEventLogStorage
+from dagster_postgres.utils import (
+    create_pg_engine,
+    get_token_provider_from_config,
+    pg_url_from_config,
+)
+
+#: Connections kept per process: the run worker writes events from one thread at a time.
+POOL_SIZE = 1
+POOL_OVERFLOW = 4
+POOL_RECYCLE_SECONDS = 3600
+
+
+class PooledPostgresEventLogStorage(PostgresEventLogStorage):
+    """`PostgresEventLogStorage` with a pooled connection and batched planned events."""
+
+    def __init__(self, postgres_url: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(postgres_url, *args, **kwargs)
+        self._engine.dispose()
+        self._engine = create_pg_engine(
+            self.postgres_url,
+            self._token_provider,
+            isolation_level="AUTOCOMMIT",
+            pool_size=POOL_SIZE,
+            max_overflow=POOL_OVERFLOW,
+            pool_recycle=POOL_RECYCLE_SECONDS,
+            # A pooled connection can outlive a database restart: test it before use.
+            pool_pre_ping=True,
+        )
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> PooledPostgresEventLogStorage:
+        """Built from the same configuration as the stock Postgres event log."""
+        return cls(
+            pg_url_from_config(config_value),
+            inst_data=inst_data,
+            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
+            token_provider=get_token_provider_from_config(config_value),
+        )
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """Write planned-materialisation events in one INSERT; anything else as upstream."""
+        kind = DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+        planned = [e for e in events if e.get_dagster_event().event_type == kind]
+        rest = [e for e in events if e.get_dagster_event().event_type != kind]
+        if planned:
+            self._store_planned_batch(planned)
+        if rest:
+            super().store_event_batch(rest)
+
+    def _store_planned_batch(self, events: Sequence[EventLogEntry]) -> None:
+        with self._connect() as conn:
+            rows = conn.execute(
+                self.prepare_insert_event_batch(events).returning(SqlEventLogStorageTable.c.id)
+            ).fetchall()
+        event_ids = [int(row[0]) for row in rows]
+        # The asset's own row records its latest event; earlier events of the same asset in
+        # the batch would be overwritten by it anyway.
+        last: dict[Any, tuple[EventLogEntry, int]] = {}
+        for event, event_id in zip(events, event_ids, strict=True):
+            last[event.get_dagster_event().asset_key] = (event, event_id)
+        with self.index_transaction() as conn:
+            self._store_asset_event_tags(conn, events, event_ids)
+            for event, event_id in last.values():
+                self._store_asset_event(conn, event, event_id)
+
+    def _store_asset_check_evaluation_planned(
+        self, event: EventLogEntry, event_id: int | None
+    ) -> None:
+        """One row per planned partition of the check, as upstream, the event serialised once."""
+        planned = event.get_dagster_event().asset_check_planned_data
+        partition_keys = (
+            planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
+        )
+        serialized = serialize_value(event)
+        timestamp = self._event_insert_timestamp(event)
+        with self.index_connection() as conn:
+            conn.execute(
+                AssetCheckExecutionsTable.insert().values(
+                    [
+                        dict(
+                            asset_key=planned.asset_key.to_string(),
+                            check_name=planned.check_name,
+                            partition=partition_key,
+                            run_id=event.run_id,
+                            execution_status=AssetCheckExecutionRecordStatus.PLANNED.value,
+                            evaluation_event=serialized,
+                            evaluation_event_timestamp=timestamp,
+                            evaluation_event_storage_id=event_id,
+                        )
+                        for partition_key in partition_keys
+                    ]
+                )
+            )

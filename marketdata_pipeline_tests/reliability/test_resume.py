@@ -1,0 +1,122 @@
+"""A backfill killed with SIGKILL half-way does not pay again for what it fetched.
+
+Real processes: the code location's job runs in a subprocess (settings from its environment,
+a real Dagster instance in DAGSTER_HOME) against the simulator, which answers slowly so the kill
+lands mid-fetch. The rerun, the same command, must send only the requests whose pages the first
+process had not kept, and the stored rows must be exactly the vendor's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+
+from marketdata_pipeline.lib.candles.window import CandleWindow
+from marketdata_pipeline.lib.polygon.page_cache import PageCache
+from marketdata_pipeline.lib.symbols import AssetClass, parse_symbols
+from marketdata_pipeline_tests.conftest import make_polygon
+from marketdata_pipeline_tests.helpers import read_table
+from marketdata_pipeline_tests.reliability.conftest import REPO, cli_env
+
+WINDOW = CandleWindow(dt.date(2024, 1, 2), dt.date(2024, 1, 31))
+SYMBOLS = 64
+CONCURRENCY = 16  # PolygonResource.max_concurrent_requests: at most this many in flight
+RANGE_PARAMS = {"adjusted": "true", "sort": "asc", "limit": "50000"}
+VALUES = ["symbol", "day", "open", "high", "low", "close", "volume", "vwap", "transactions"]
+
+
+def start_job(env: dict[str, str], tickers: list[str]) -> subprocess.Popen:
+    """The candles job over WINDOW for `tickers`, in its own process."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "marketdata_pipeline_tests.reliability._run_candles_job",
+            "stock_daily_candles",
+            WINDOW.first.isoformat(),
+            WINDOW.last.isoformat(),
+            *tickers,
+        ],
+        env={**env, "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def range_path(ticker: str) -> str:
+    return f"/v2/aggs/ticker/{ticker}/range/1/day/{WINDOW.first}/{WINDOW.last}"
+
+
+def test_a_killed_backfill_resumes_without_fetching_again(sim, database_url, tmp_path: Path):
+    tickers = list(sim.state.stock_tickers()[:SYMBOLS])
+    cache_dir = tmp_path / "pages"
+    env = cli_env(
+        tmp_path,
+        MARKETDATA_DATABASE_URL=database_url,
+        POLYGON_BASE_URL=sim.base_url,
+        POLYGON_API_KEY=sim.api_key,
+        POLYGON_REQUESTS_PER_MINUTE="60000",
+        MARKETDATA_CACHE_DIR=str(cache_dir),
+    )
+    (tmp_path / "dagster_home").mkdir()
+    # Slow answers: 64 requests, 16 at a time, take about 2.4 s, so the kill lands mid-way.
+    # (January only: a short window keeps Dagster's per-partition bookkeeping small.)
+    sim.add_fault(kind="delay", seconds=0.6, endpoint="range")
+
+    first = start_job(env, tickers)
+    deadline = time.monotonic() + 120
+    while sim.stats(include_log=False)["requests"] < SYMBOLS // 2:
+        assert first.poll() is None, f"the run ended before the kill: {first.stdout.read()}"
+        assert time.monotonic() < deadline, "the run never got half-way"
+        time.sleep(0.02)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(30)
+    assert first.returncode == -signal.SIGKILL
+
+    first_paths = {entry["path"] for entry in sim.stats()["log"]}
+    pages = PageCache(cache_dir, api_key=sim.api_key, base_url=sim.base_url)
+    kept = {
+        t
+        for t in tickers
+        if (cache_dir / (k := pages.key(range_path(t), RANGE_PARAMS))[:2] / f"{k}.page").exists()
+    }
+    assert SYMBOLS // 2 - CONCURRENCY <= len(kept) < SYMBOLS, "killed half-way, pages kept"
+    assert read_table(database_url, "stock_daily_candles").height == 0, "nothing was written"
+
+    sim.reset()
+    second = start_job(env, tickers)
+    output, _ = second.communicate(timeout=180)
+    assert second.returncode == 0, output
+    second_paths = {entry["path"] for entry in sim.stats()["log"]}
+
+    # Nothing whose page was kept is asked for again; only the rest of the plan is.
+    assert second_paths == {range_path(t) for t in set(tickers) - kept}
+    # Requests in flight at the kill (answered, but never read) are the only ones paid twice.
+    assert len(first_paths & second_paths) <= CONCURRENCY
+    assert len(first_paths) + len(second_paths) <= SYMBOLS + CONCURRENCY
+    assert f"reused {len(kept)} cached pages ({len(kept)} requests saved)" in output
+    assert not list(cache_dir.rglob("*.page")), "pages are removed once the rows are committed"
+
+    sim.reset()
+    expected = make_polygon(sim).fetch_candles(
+        AssetClass.STOCK, parse_symbols(tickers, "stock"), WINDOW, force_strategy="range"
+    )
+    stored = read_table(database_url, "stock_daily_candles")
+    assert (
+        stored.select(VALUES)
+        .sort("symbol", "day")
+        .equals(
+            expected.frame.select(VALUES).sort("symbol", "day").cast(stored.select(VALUES).schema)
+        )
+    )
+    assert stored.height == SYMBOLS * 21  # NYSE sessions in January 2024
+    assert stored.select(pl.col("symbol").n_unique()).item() == SYMBOLS
