@@ -227,4 +227,31 @@ def summary_lines(
     return lines
 
 
+def estimate_lines(database_url: str, settings: Settings, request: BackfillRequest) -> list[str]:
+    """The plan of each asset and its cost at the configured budget; sends no request."""
+    from marketdata_pipeline.lib.polygon.planner import plan_requests
+    from marketdata_pipeline.lib.polygon.progress import estimate
+    from marketdata_pipeline.lib.postgres.database import connect
+    from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols
+
+    lines = []
+    with connect(database_url) as conn:
+        for table in request.assets:
+            cls = ASSET_CLASS_BY_NAME[table]
+            if request.symbols is not None:
+                symbols = [parse_symbol(s, cls) for s in request.symbols.get(table, [])]
+            else:
+                symbols = active_symbols(conn, cls)[0]
+            plan = plan_requests(
+                cls,
+                symbols,
+                request.window.first,
+                request.window.last,
+                history_start=settings.history_start,
+            )
+            lines.append(f"{table}: {plan.describe()}")
+            lines.append(f"  estimate: {estimate(plan, settings.requests_per_minute).text}")
+    return lines
+
+
 ALL_ASSETS = CANDLE_ASSET_NAMES

@@ -166,12 +166,14 @@ def backfill_command(
     raw_symbols: Sequence[str],
     *,
     verbose: bool = False,
+    dry_run: bool = False,
 ) -> int:
     """Validate, run through Dagster, print the summary; return the exit code."""
     from marketdata_pipeline.backfill import (
         ALL_ASSETS,
         BackfillRequest,
         check_plausible,
+        estimate_lines,
         resolve_request_symbols,
         run_backfill,
         summary_lines,
@@ -202,6 +204,11 @@ def backfill_command(
             request = BackfillRequest(
                 window, tuple(a for a in chosen if a in request.symbols), request.symbols
             )
+        for line in estimate_lines(runtime.database_url, settings, request):
+            click.echo(line)
+        if dry_run:
+            click.echo("dry run: nothing was requested or written")
+            return 0
         click.echo(
             f"backfill {window} of {', '.join(request.assets)} through Dagster "
             f"(instance {runtime.dagster_home})"
@@ -226,6 +233,9 @@ def backfill_command(
     "--symbols", multiple=True, help="Only these symbols (default: the active tracked ones)."
 )
 @click.option("--verbose", is_flag=True, help="A summary line per symbol, however many.")
+@click.option(
+    "--dry-run", is_flag=True, help="Print the plan and its estimate; request and write nothing."
+)
 def backfill(
     ctx: click.Context,
     start: str,
@@ -233,6 +243,7 @@ def backfill(
     asset: str | None,
     symbols: tuple[str, ...],
     verbose: bool,
+    dry_run: bool,
 ) -> None:
     """Materialise a date range through Dagster, as one run, and summarise what landed.
 
@@ -242,6 +253,7 @@ def backfill(
     \b
     Examples:
       marketdata backfill --start 2024-01-02 --end 2024-06-28
+      marketdata backfill --start 2005-01-03 --end 2024-12-31 --dry-run
       marketdata backfill --start 2024-01-02 --end 2024-01-31 \\
           --asset stock_daily_candles --symbols AAPL MSFT
     """
@@ -249,7 +261,9 @@ def backfill(
         raise click.UsageError(f"unexpected arguments: {' '.join(ctx.args)}")
     names = tuple(s for v in (*symbols, *ctx.args) for s in v.split(",") if s.strip())
     raise SystemExit(
-        backfill_command(start, end, [asset] if asset else None, names, verbose=verbose)
+        backfill_command(
+            start, end, [asset] if asset else None, names, verbose=verbose, dry_run=dry_run
+        )
     )
 
 
@@ -333,13 +347,50 @@ def dev(host: str, port: int) -> None:
       marketdata dev
       marketdata dev --port 3001      (make dev PORT=3001)
     """
-    from marketdata_pipeline.devserver import run_dev
+    from marketdata_pipeline.devserver import ensure_port_free, run_dev
     from marketdata_pipeline.lib.settings import load_settings
     from marketdata_pipeline.runtime import child_environment, prepare, simulator_if_no_key
 
+    ensure_port_free(host, port)  # before anything starts: a taken port fails at once
     with simulator_if_no_key(load_settings()) as settings:
         runtime = prepare(settings)
         raise SystemExit(run_dev(host, port, child_environment(runtime.settings)))
+
+
+@cli.command("coverage")
+@click.option("--symbols", multiple=True, help="Only these symbols (default: every tracked one).")
+@click.option("--start", default=None, help="First day, YYYY-MM-DD (default: first stored).")
+@click.option("--end", default=None, help="Last day, YYYY-MM-DD (default: last complete day).")
+@click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write a PNG here.")
+def coverage(symbols: tuple[str, ...], start: str | None, end: str | None, out: str | None) -> None:
+    """Symbols x sessions: stored, missing, quarantined, failed; a summary and a picture.
+
+    \b
+    Examples:
+      marketdata coverage
+      marketdata coverage --symbols AAPL BTCUSD --start 2024-01-02 --out coverage.png
+    """
+    from pathlib import Path
+
+    from marketdata_pipeline.coverage import coverage_report, format_summary
+    from marketdata_pipeline.lib.settings import parse_date
+    from marketdata_pipeline.runtime import prepare
+
+    first = parse_date(start, "--start") if start else None
+    last = parse_date(end, "--end") if end else None
+    names = [s for v in symbols for s in v.split(",") if s.strip()]
+    runtime = prepare(with_dagster_home=False)
+    report = coverage_report(
+        runtime.database_url,
+        symbols=names or None,
+        start=first,
+        end=last,
+        out=Path(out) if out else None,
+    )
+    for line in format_summary(report):
+        click.echo(line)
+    if out:
+        click.echo(f"picture: {out}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

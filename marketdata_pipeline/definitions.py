@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from marketdata_pipeline.defs.build import EVENT_BATCH_SIZE, build_defs
-from marketdata_pipeline.lib.settings import load_settings
+from marketdata_pipeline.defs.build import build_defs
+from marketdata_pipeline.lib.settings import EVENT_BATCH_SIZE, load_settings
 
 # Dagster reads this at every event, in whichever process records it: set here, it reaches the
 # run worker that imports this code location. A single-run range records two events per

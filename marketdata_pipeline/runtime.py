@@ -21,7 +21,12 @@ from pathlib import Path
 from marketdata_pipeline.lib.errors import ConfigError
 from marketdata_pipeline.lib.postgres.database import ensure_schema
 from marketdata_pipeline.lib.postgres.embedded import ensure_embedded, sqlalchemy_url
-from marketdata_pipeline.lib.settings import PROJECT_ROOT, Settings, load_settings
+from marketdata_pipeline.lib.settings import (
+    EVENT_BATCH_SIZE,
+    PROJECT_ROOT,
+    Settings,
+    load_settings,
+)
 
 #: The repository's instance configuration (copied into a default DAGSTER_HOME).
 INSTANCE_TEMPLATE = PROJECT_ROOT / "dagster.yaml"
@@ -58,6 +63,8 @@ def prepare(settings: Settings | None = None, *, with_dagster_home: bool = True)
         os.environ["MARKETDATA_DATABASE_URL"] = database_url
         settings = dataclasses.replace(settings, database_url=database_url)
     os.environ["MARKETDATA_DAGSTER_STORAGE_URL"] = storage_url
+    # Dagster reads it at every event: batched event writes for runs in this process too.
+    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
     ensure_schema(database_url)
     home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home).resolve()
     if with_dagster_home:

@@ -260,3 +260,33 @@ def test_the_backfill_summary_accounts_for_every_symbol_and_scales(
     code, out, _ = cli("backfill", "--start", "2024-03-04", "--end", "2024-03-08", "--verbose")
     listed = [x for x in out.splitlines() if x.strip().split(" ")[0] in many]
     assert len(listed) == 25
+
+
+def test_dry_run_prints_the_plan_and_estimate_and_spends_nothing(
+    cli, dagster_env, database_url, sim
+):
+    cli("symbols", "add", "AAPL", "MSFT", "X:BTCUSD")
+    code, out, err = cli("backfill", "--start", "2024-01-02", "--end", "2024-12-31", "--dry-run")
+    assert code == 0, err
+    assert "stock_daily_candles: stock plan: range (2 requests)" in out
+    assert "crypto_daily_candles: crypto plan: range (1 requests)" in out
+    assert "estimate: 2 range requests at 6,000/min" in out
+    assert "dry run: nothing was requested or written" in out
+    assert sim.stats()["requests"] == 0
+    assert query(database_url, "SELECT count(*) FROM marketdata.stock_daily_candles") == [(0,)]
+
+
+def test_coverage_command_prints_the_summary_and_draws_the_picture(
+    cli, dagster_env, database_url, tmp_path
+):
+    cli("symbols", "add", "AAPL")
+    assert cli("backfill", "--start", "2024-03-04", "--end", "2024-03-08")[0] == 0
+    picture = tmp_path / "coverage.png"
+    code, out, err = cli(
+        "coverage", "--start", "2024-03-04", "--end", "2024-03-11", "--out", str(picture)
+    )
+    assert code == 0, err
+    assert "coverage 2024-03-04..2024-03-11" in out
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, _, err = cli("coverage", "--start", "2024-3-4")
+    assert code == 2 and "--start '2024-3-4' is not a date" in err

@@ -8,16 +8,13 @@ import dagster as dg
 
 from marketdata_pipeline.defs.candles.assets import build_candle_assets
 from marketdata_pipeline.defs.candles.jobs import build_candles_job
+from marketdata_pipeline.defs.candles.metadata import EXTERNAL_ASSETS
 from marketdata_pipeline.defs.candles.partitions import candle_partitions
 from marketdata_pipeline.defs.candles.schedules import build_revision_schedule
 from marketdata_pipeline.defs.corporate_actions.assets import build_corporate_action_assets
 from marketdata_pipeline.defs.resources import build_resources
 from marketdata_pipeline.defs.symbols.sensors import build_tracked_symbols_sensor
 from marketdata_pipeline.lib.settings import Settings
-
-#: `DAGSTER_EVENT_BATCH_SIZE` for every process that runs candle assets (the code location, the
-#: command line, `make dev`): a range run's per-partition events are then written in batches.
-EVENT_BATCH_SIZE = "1000"
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
@@ -32,12 +29,11 @@ def build_defs(settings: Settings) -> dg.Definitions:
         corporate_actions = build_corporate_action_assets(partitions, settings.start_date)
     job = build_candles_job(assets, corporate_actions)
     return dg.Definitions(
-        assets=[*assets, *corporate_actions],
+        assets=[*EXTERNAL_ASSETS, *assets, *corporate_actions],
         jobs=[job],
         schedules=[build_revision_schedule(job, settings.start_date, settings.revision_sessions)],
         sensors=[build_tracked_symbols_sensor(job, settings.start_date)],
+        # The console shows INFO and above (`python_logs` in dagster.yaml): a single-run range
+        # records a DEBUG event per partition. Every event still goes to the event log.
         resources=build_resources(settings),
-        # Runs print INFO and above to the terminal: a single-run range records a DEBUG event
-        # per partition, which would flood `make dev`. Every event still goes to the event log.
-        loggers={"console": dg.colored_console_logger.configured({"log_level": "INFO"})},
     )

@@ -39,6 +39,9 @@ API_KEY_VARIABLES = ("POLYGON_API_KEY", "MASSIVE_API_KEY")
 #: The earliest start the trading calendar (and Polygon's stock history) supports.
 EARLIEST_START_DATE = dt.date(1990, 1, 2)
 DEFAULT_REVISION_SESSIONS = 5
+#: `DAGSTER_EVENT_BATCH_SIZE` for every process that runs candle assets (the code location, the
+#: command line, `make dev`): a range run's per-partition events are then written in batches.
+EVENT_BATCH_SIZE = "1000"
 DEFAULT_CACHE_MAX_AGE_DAYS = 7
 DEFAULT_CACHE_MAX_MB = 4096
 #: The project's root (where pyproject.toml is), for the default store location.

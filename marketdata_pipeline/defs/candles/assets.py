@@ -9,7 +9,13 @@ from typing import NamedTuple
 import dagster as dg
 
 from marketdata_pipeline.defs.candles.checks import candle_check_specs
-from marketdata_pipeline.defs.candles.ingest import CandleConfig, column_schema, materialise_candles
+from marketdata_pipeline.defs.candles.ingest import CandleConfig, materialise_candles
+from marketdata_pipeline.defs.candles.metadata import (
+    CANDLE_DEPS,
+    CANDLE_OWNERS,
+    CANDLE_TAGS,
+    candle_column_schema,
+)
 from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_BY_CLASS
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
@@ -39,6 +45,10 @@ def build_candle_assets(partitions: dg.PartitionsDefinition) -> CandleAssets:
         group_name="candles",
         kinds={"polygon", "polars", "postgres"},
         freshness_policy=FRESHNESS,
+        owners=CANDLE_OWNERS,
+        tags=CANDLE_TAGS,
+        # Lineage: the symbol table decides what a run fetches.
+        deps=CANDLE_DEPS,
     )
     stock_name = CANDLE_ASSET_BY_CLASS[AssetClass.STOCK]
     crypto_name = CANDLE_ASSET_BY_CLASS[AssetClass.CRYPTO]
@@ -46,7 +56,7 @@ def build_candle_assets(partitions: dg.PartitionsDefinition) -> CandleAssets:
     @dg.asset(
         name=stock_name,
         check_specs=candle_check_specs(stock_name),
-        metadata={"partition_expr": "day", "dagster/column_schema": column_schema()},
+        metadata={"partition_expr": "day", "dagster/column_schema": candle_column_schema()},
         **common,
     )
     def stock_daily_candles(
@@ -65,7 +75,7 @@ def build_candle_assets(partitions: dg.PartitionsDefinition) -> CandleAssets:
     @dg.asset(
         name=crypto_name,
         check_specs=candle_check_specs(crypto_name),
-        metadata={"partition_expr": "day", "dagster/column_schema": column_schema()},
+        metadata={"partition_expr": "day", "dagster/column_schema": candle_column_schema()},
         **common,
     )
     def crypto_daily_candles(

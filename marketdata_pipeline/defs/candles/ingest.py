@@ -20,7 +20,7 @@ from pydantic import Field
 from marketdata_pipeline.defs.candles import checks
 from marketdata_pipeline.lib.candles.batch import CandleBatch
 from marketdata_pipeline.lib.candles.quality import DEFAULT_JUMP_THRESHOLD
-from marketdata_pipeline.lib.candles.schema import CANDLE_SCHEMA, CANDLE_SQL_TYPES, empty_rejected
+from marketdata_pipeline.lib.candles.schema import CANDLE_SCHEMA, empty_rejected
 from marketdata_pipeline.lib.candles.spool import CandleSpool
 from marketdata_pipeline.lib.candles.tally import QualityTally
 from marketdata_pipeline.lib.candles.validation import (
@@ -58,21 +58,6 @@ class CandleConfig(dg.Config):
         default=DEFAULT_CHUNK_ROWS,
         ge=1,
         description="Bars fetched, validated and spooled to disk at a time (memory bound).",
-    )
-
-
-def column_schema() -> dg.TableSchema:
-    """The table's columns for the Dagster UI (`dagster/column_schema`)."""
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(
-                name,
-                sqltype.split(" NOT NULL")[0].split(" DEFAULT")[0],
-                constraints=dg.TableColumnConstraints(nullable="NOT NULL" not in sqltype),
-            )
-            for name, sqltype in CANDLE_SQL_TYPES.items()
-        ],
-        constraints=dg.TableConstraints(other=["PRIMARY KEY (symbol, day)"]),
     )
 
 

@@ -6,22 +6,16 @@
   the lineage read tracked_symbols -> candles -> rejected_candles.
 - `TRACKED_SYMBOLS`, `REJECTED_CANDLES`: the two Postgres tables the pipeline reads and writes
   besides the candle tables, as external assets (nothing materialises them in Dagster).
-- `FRESHNESS_CHECK_DESCRIPTION` / `describe_freshness_checks`: Dagster's freshness checks come
-  with a generic description; ours says what the deadline is.
-- `table_row_count_metadata`: the table's total rows as `dagster/row_count` (what the UI shows as
-  the asset's row count), the run's slice beside it.
+The table's total rows are added by the IO manager (`table_rows`) beside each partition's own
+`dagster/row_count`.
 """
 
 from __future__ import annotations
 
 import dagster as dg
-import psycopg
-from psycopg import sql
 
-from marketdata_pipeline.lib.candles.schema import CANDLE_SQL_TYPES
+from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_NAMES, CANDLE_SQL_TYPES
 from marketdata_pipeline.lib.postgres.ddl import SCHEMA
-
-CANDLE_ASSET_NAMES = ("stock_daily_candles", "crypto_daily_candles")
 
 #: One description per column of `marketdata.stock_daily_candles` / `crypto_daily_candles`.
 COLUMN_DESCRIPTIONS: dict[str, str] = {
@@ -44,6 +38,8 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "source": "Where the row came from and how it was fetched, e.g. polygon:range or "
     "polygon:grouped; simulated rows say so.",
     "fetched_at": "When the pipeline fetched the row (UTC).",
+    "vendor_t": "The vendor's own bar timestamp (Unix ms) as received, kept as provenance: "
+    "it tells which stamping convention the bar came with (null on older rows).",
 }
 
 #: Who answers for the candle assets (Dagster owners are e-mail addresses or `team:` names).
@@ -83,12 +79,6 @@ REJECTED_CANDLES = dg.AssetSpec(
 #: The external assets for `dg.Definitions(assets=[...])`.
 EXTERNAL_ASSETS = [TRACKED_SYMBOLS, REJECTED_CANDLES]
 
-FRESHNESS_CHECK_DESCRIPTION = (
-    "Yesterday's partition (the last complete UTC day) is materialised by 09:00 UTC. Evaluated "
-    "by candle_freshness_sensor; a failure usually means the daily revision run did not run or "
-    "failed: check the daemon and the candle_revisions_schedule, then backfill yesterday."
-)
-
 
 def candle_column_schema() -> dg.TableSchema:
     """The candle tables' columns for the UI (`dagster/column_schema`), each described."""
@@ -107,38 +97,3 @@ def candle_column_schema() -> dg.TableSchema:
         ],
         constraints=dg.TableConstraints(other=["PRIMARY KEY (symbol, day)"]),
     )
-
-
-def describe_freshness_checks(
-    checks: list[dg.AssetChecksDefinition], description: str = FRESHNESS_CHECK_DESCRIPTION
-) -> list[dg.AssetChecksDefinition]:
-    """The same checks (same keys, op and evaluation) with our description on every spec."""
-    described = []
-    for check in checks:
-        specs = {
-            output: spec._replace(description=description)
-            for output, spec in check.check_specs_by_output_name.items()
-        }
-        described.append(
-            dg.AssetChecksDefinition.create(
-                keys_by_input_name=check.keys_by_input_name,
-                node_def=check.op,
-                check_specs_by_output_name=specs,
-                can_subset=check.can_subset,
-                resource_defs=check.resource_defs,
-            )
-        )
-    return described
-
-
-def table_row_count_metadata(
-    conn: psycopg.Connection, table: str, rows_in_run: int
-) -> dict[str, int]:
-    """`dagster/row_count` = the table's total rows (after the write), `rows_in_run` = the slice.
-
-    Call it after the run's transaction committed (or on the writing connection, before the
-    commit), so the total includes what the run wrote.
-    """
-    query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(SCHEMA, table))
-    (total,) = conn.execute(query).fetchone() or (0,)
-    return {"dagster/row_count": int(total), "rows_in_run": int(rows_in_run)}

@@ -18,7 +18,12 @@ from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.errors import MarketdataError
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.ddl import SCHEMA
-from marketdata_pipeline.lib.postgres.store import read_slice, write_batch, write_slice
+from marketdata_pipeline.lib.postgres.store import (
+    read_slice,
+    table_row_count,
+    write_batch,
+    write_slice,
+)
 
 # Re-exported for callers that only need the store's bulk functions.
 __all__ = ["PostgresCandleIOManager", "read_slice", "write_slice"]
@@ -68,6 +73,8 @@ class PostgresCandleIOManager(dg.ConfigurableIOManager):
         try:
             with self.database.connect() as conn:
                 counts = write(conn)
+                # The whole table, beside each partition's own row count: what the store holds.
+                total = table_row_count(conn, table)
         except psycopg.OperationalError as exc:
             # Postgres went away mid-write (stopped, crashed, network). Say what that means
             # for the data instead of surfacing a bare driver message.
@@ -88,6 +95,7 @@ class PostgresCandleIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata(
             {
                 "dagster/table_name": f"{SCHEMA}.{table}",
+                "table_rows": total,
                 "run_rows_inserted": counts["inserted"],
                 "run_rows_replaced": counts["deleted"],
                 "run_rows_quarantined": counts["quarantined"],
