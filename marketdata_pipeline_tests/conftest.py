@@ -154,3 +154,19 @@ def resources(polygon: PolygonResource, database: PostgresDatabase) -> dict:
 def fixtures_dir() -> Path:
     """The real Polygon response samples in ../shared/fixtures/polygon (copied into the repo)."""
     return Path(__file__).parent / "fixtures" / "polygon"
+
+
+@pytest.fixture
+def cli(database_url, monkeypatch, capsys):
+    """Run `marketdata ARGS...` in process on the test database; returns (code, stdout, stderr)."""
+    from marketdata_pipeline.cli import main
+
+    monkeypatch.setenv("MARKETDATA_DATABASE_URL", database_url)
+    monkeypatch.setenv("MARKETDATA_DAGSTER_STORAGE_URL", "unused")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -2,27 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
-from marketdata_pipeline.cli import main
 from marketdata_pipeline_tests.helpers import query
-
-
-@pytest.fixture
-def cli(database_url, monkeypatch, capsys):
-    """Run `marketdata ARGS...`; returns (exit code, stdout, stderr)."""
-    monkeypatch.setenv("MARKETDATA_DATABASE_URL", database_url)
-    monkeypatch.setenv("MARKETDATA_DAGSTER_STORAGE_URL", "unused")
-
-    def run(*args: str) -> tuple[int, str, str]:
-        try:
-            code = main(list(args))
-        except SystemExit as exc:  # argparse usage errors
-            code = exc.code
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def test_symbols_keep_the_vendor_case_and_friendly_input_still_works(cli, database_url):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dagster as dg
 import psycopg
 
-from marketdata_pipeline.defs.symbols.sensors import tracked_symbols_sensor
 from marketdata_pipeline.lib.postgres.tracked_symbols import (
     add_symbols,
     changes_since,
@@ -13,6 +12,7 @@ from marketdata_pipeline.lib.postgres.tracked_symbols import (
     request_history_again,
 )
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol
+from marketdata_pipeline_tests.helpers import tracked_symbols_sensor
 
 
 def test_request_history_again_makes_the_sensor_request_it_under_a_new_run_key(
