@@ -50,29 +50,27 @@ def prepare(settings: Settings | None = None, *, with_dagster_home: bool = True)
     settings = settings or load_settings()
     if settings.database_url:
         database_url = settings.database_url
-        storage_url = os.environ.get("MARKETDATA_DAGSTER_STORAGE_URL") or sqlalchemy_url(
-            database_url
-        )
+        storage_url = settings.dagster_storage_url or sqlalchemy_url(database_url)
     else:
         if not (settings.home / "pgdata").exists():
             # A new store is only ever made where the settings say, and it says so.
             print(f"creating the candle store under {settings.home}", file=sys.stderr)
         urls = ensure_embedded(settings.home / "pgdata")
         database_url = urls["candles"]
-        storage_url = os.environ.get("MARKETDATA_DAGSTER_STORAGE_URL") or urls["dagster"]
+        storage_url = settings.dagster_storage_url or urls["dagster"]
         os.environ["MARKETDATA_DATABASE_URL"] = database_url
         settings = dataclasses.replace(settings, database_url=database_url)
     os.environ["MARKETDATA_DAGSTER_STORAGE_URL"] = storage_url
     # Dagster reads it at every event: batched event writes for runs in this process too.
     os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
     ensure_schema(database_url)
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home).resolve()
+    home = settings.dagster_home.resolve()
     if with_dagster_home:
         home.mkdir(parents=True, exist_ok=True)
         target = home / "dagster.yaml"
         # Keep our default home in sync with the repo's dagster.yaml; never overwrite the
         # instance file of a DAGSTER_HOME the user chose themselves.
-        if not target.exists() or "DAGSTER_HOME" not in os.environ:
+        if not target.exists() or settings.dagster_home_override is None:
             shutil.copyfile(INSTANCE_TEMPLATE, target)
         os.environ["DAGSTER_HOME"] = str(home)
     return Runtime(settings, database_url, storage_url, home)

@@ -22,6 +22,9 @@ def shape() -> dict:
     assets = {}
     for key, asset in sorted(repo.assets_defs_by_key.items()):
         name = key.to_user_string()
+        if not asset.is_executable:
+            assets[name] = {"external": True, "deps": sorted(str(d) for d in asset.asset_deps[key])}
+            continue
         partitions = asset.partitions_def
         assets[name] = {
             "group": asset.group_names_by_key[key],
@@ -36,7 +39,9 @@ def shape() -> dict:
             "io_manager": asset.get_io_manager_key_for_asset_key(key),
             "required_resources": sorted(asset.required_resource_keys),
             "config_fields": sorted(
-                asset.op.config_schema.config_type.fields if asset.op.config_schema else []
+                getattr(asset.op.config_schema.config_type, "fields", None) or []
+                if asset.op.config_schema
+                else []
             ),
             "freshness_policy": type(asset.specs_by_key[key].freshness_policy).__name__,
         }

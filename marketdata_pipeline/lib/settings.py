@@ -141,6 +141,10 @@ class Settings:
     base_url_configured: bool = False
     # The API is the local simulator (its rows are stored with source 'simulator').
     simulated: bool = False
+    # DAGSTER_HOME as the user set it (None: ours, under `home`), and the instance storage URL
+    # (MARKETDATA_DAGSTER_STORAGE_URL; None: derived from the candle store's server).
+    dagster_home_override: Path | None = None
+    dagster_storage_url: str | None = None
     #: First day the API key's plan serves (POLYGON_HISTORY_START); None = no limit.
     history_start: dt.date | None = None
     cache_dir_override: Path | None = None
@@ -149,8 +153,8 @@ class Settings:
 
     @property
     def dagster_home(self) -> Path:
-        """Default Dagster instance directory used by the make targets and the CLI."""
-        return self.home / "dagster_home"
+        """The Dagster instance directory: DAGSTER_HOME, else `<home>/dagster_home`."""
+        return self.dagster_home_override or self.home / "dagster_home"
 
     @property
     def cache_dir(self) -> Path:
@@ -205,6 +209,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         revision_sessions=int(sessions),
         base_url_configured=bool(env.get("POLYGON_BASE_URL", "").strip()),
         simulated=env.get("MARKETDATA_SIMULATED", "").strip() == "1",
+        dagster_home_override=(
+            Path(env["DAGSTER_HOME"]).resolve() if env.get("DAGSTER_HOME", "").strip() else None
+        ),
+        dagster_storage_url=env.get("MARKETDATA_DAGSTER_STORAGE_URL", "").strip() or None,
         history_start=history_start,
         cache_dir_override=(
             Path(env["MARKETDATA_CACHE_DIR"].strip()).resolve()
