@@ -272,3 +272,12 @@ def test_coverage_command_prints_the_summary_and_draws_the_picture(
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     code, _, err = cli("coverage", "--start", "2024-3-4")
     assert code == 2 and "--start '2024-3-4' is not a date" in err
+
+
+def test_the_store_belongs_to_the_project_not_the_current_directory(tmp_path, monkeypatch):
+    """Run from another folder, the default store is still the project's `.marketdata/`."""
+    from marketdata_pipeline.lib.settings import PROJECT_ROOT, load_settings
+
+    monkeypatch.chdir(tmp_path)
+    assert load_settings({}).home == (PROJECT_ROOT / ".marketdata").resolve()
+    assert load_settings({"MARKETDATA_HOME": str(tmp_path / "h")}).home == tmp_path / "h"

@@ -154,6 +154,8 @@ def test_every_marketdata_command_and_sql_block_of_the_guides_runs(
         timeout=60,
     )
     assert seeded.returncode == 0, seeded.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     ran = []
     for guide in GUIDES:
         for line in _commands(guide):
@@ -162,9 +164,11 @@ def test_every_marketdata_command_and_sql_block_of_the_guides_runs(
             if line.startswith("marketdata simulator"):
                 _run_simulator_command(line, env)
             else:
+                # From another directory: the store is the project's, not the current folder's.
                 done = subprocess.run(
                     [str(BIN / "marketdata"), *line.split()[1:]],
                     env=env,
+                    cwd=elsewhere,
                     capture_output=True,
                     text=True,
                     timeout=300,
