@@ -19,7 +19,8 @@ from marketdata_pipeline.lib.postgres.ddl import SCHEMA
 
 #: One description per column of `marketdata.stock_daily_candles` / `crypto_daily_candles`.
 COLUMN_DESCRIPTIONS: dict[str, str] = {
-    "symbol": "Canonical symbol: upper case, crypto pairs without Polygon's X: prefix (BTCUSD).",
+    "symbol": "Canonical symbol: the vendor's stock ticker (case kept: KIMpL), crypto pairs "
+    "upper case without Polygon's X: prefix (BTCUSD).",
     "day": "Trading date: the New York session date for stocks, the UTC date for crypto. "
     "With symbol, the primary key; the table's partition column in Dagster.",
     "ts": "Start of the day in the market's time zone (New York midnight for stocks, UTC "
