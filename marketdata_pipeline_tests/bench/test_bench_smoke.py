@@ -116,3 +116,21 @@ def test_market_scale_compares_a_grouped_backfill_with_bare_copy(bench_pg, sim):
     # 20 stocks x 13 sessions in 2024-01-12..2024-01-31, all stored and all copied.
     assert "(260 rows)" in (by_name["market_scale.10x.run"].note or "")
     assert "260 rows into" in (by_name["market_scale.bare_copy"].note or "")
+
+
+def test_the_simulators_grouped_endpoint_carries_a_whole_market(sim):
+    # market_scale asks the grouped endpoint for 10,000 stock tickers a day, as the real market.
+    import httpx
+
+    sim.configure(stock_universe_size=market_scale.FULL["universe"])
+    body = (
+        httpx.get(
+            f"{sim.base_url}/v2/aggs/grouped/locale/us/market/stocks/2024-06-03",
+            params={"apiKey": sim.api_key, "adjusted": "true"},
+            timeout=60,
+        )
+        .raise_for_status()
+        .json()
+    )
+    tickers = {bar["T"] for bar in body["results"]}
+    assert len(tickers) == body["resultsCount"] >= 10_000
