@@ -1,4 +1,4 @@
-"""`python -m bench` (`make bench`): all eight benchmarks, one line per figure, ratios in-run.
+"""`python -m bench` (`make bench`): all nine benchmarks, one line per figure, ratios in-run.
 
 Options: `--smoke` for tiny sizes (seconds, to check they still work), `--only NAME...` to run
 some of them, `--json PATH` to save every figure with the machine description.
@@ -15,6 +15,7 @@ from pathlib import Path
 from bench import (
     backfill_overhead,
     ingest,
+    market_scale,
     memory,
     normalise,
     paid_tier,
@@ -33,8 +34,16 @@ BENCHMARKS = {
     "scale": scale,
     "partition_overhead": partition_overhead,
     "memory": memory,
+    "market_scale": market_scale,
 }
-_USES_POSTGRES = {"ingest", "backfill_overhead", "scale", "partition_overhead", "memory"}
+_USES_POSTGRES = {
+    "ingest",
+    "backfill_overhead",
+    "scale",
+    "partition_overhead",
+    "memory",
+    "market_scale",
+}
 
 
 def main(argv: list[str] | None = None) -> list[Figure]:

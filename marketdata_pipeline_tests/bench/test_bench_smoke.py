@@ -14,6 +14,7 @@ import pytest
 from bench import (
     backfill_overhead,
     ingest,
+    market_scale,
     memory,
     normalise,
     paid_tier,
@@ -95,3 +96,41 @@ def test_memory_reports_peak_rss_at_1x_and_10x(bench_pg, sim):
     assert {"memory.peak_rss_1x", "memory.peak_rss_10x", "memory.peak_rss_10x_one_chunk"} <= (
         _names(figures)
     )
+
+
+def test_market_scale_compares_a_grouped_backfill_with_bare_copy(bench_pg, sim):
+    figures = market_scale.run(pg=bench_pg, sim=sim, **market_scale.SMOKE)
+    by_name = {f.name: f for f in figures}
+    assert {
+        "market_scale.1x.run",
+        "market_scale.10x.run",
+        "market_scale.10x.peak_rss",
+        "market_scale.10x.overhead_per_partition",
+        "market_scale.bare_copy",
+        "market_scale.e2e_vs_bare_copy",
+    } <= _names(figures)
+    # Request counts are exact: the grouped plan, one request per session, nothing more.
+    for case in ("1x", "10x"):
+        made = by_name[f"market_scale.{case}.requests"]
+        assert made.value > 0 and made.ratio == 1.0, made.line()
+    # 20 stocks x 13 sessions in 2024-01-12..2024-01-31, all stored and all copied.
+    assert "(260 rows)" in (by_name["market_scale.10x.run"].note or "")
+    assert "260 rows into" in (by_name["market_scale.bare_copy"].note or "")
+
+
+def test_the_simulators_grouped_endpoint_carries_a_whole_market(sim):
+    # market_scale asks the grouped endpoint for 10,000 stock tickers a day, as the real market.
+    import httpx
+
+    sim.configure(stock_universe_size=market_scale.FULL["universe"])
+    body = (
+        httpx.get(
+            f"{sim.base_url}/v2/aggs/grouped/locale/us/market/stocks/2024-06-03",
+            params={"apiKey": sim.api_key, "adjusted": "true"},
+            timeout=60,
+        )
+        .raise_for_status()
+        .json()
+    )
+    tickers = {bar["T"] for bar in body["results"]}
+    assert len(tickers) == body["resultsCount"] >= 10_000

@@ -1,0 +1,439 @@
+"""Market scale: a grouped-plan history backfill of N stocks x Y years, end to end vs a bare COPY.
+
+What a user runs for a whole market's history, measured as they would run it: the code location's
+`candles_job` (`build_defs(load_settings())`, the stock candles with their split and dividend
+companions) for one single-run range (partition-range tags), executed in a fresh child process on
+a real Dagster instance built from the repository's `dagster.yaml` (runs and events on Postgres,
+the pooled event log, `DAGSTER_EVENT_BATCH_SIZE` at the code location's default), against the
+simulator in another process whose grouped endpoint carries a whole market (`universe` tickers a
+day, at least 10,000 at full size, of which the run asks for `stocks`). The plan is forced to
+grouped (`strategy: grouped`), so the 1x run (where `auto` could pick range for a few hundred
+stocks over many years) fetches the same way as the 10x run.
+
+Two runs, each in its own child: `stocks // 10` and `stocks` stocks over the same years (1x and
+10x the rows). For each: wall time, rows/s, requests made (the simulator's counters) against
+`plan_requests(...).cost`, Dagster's bookkeeping per partition (the run's wall time minus every
+step's own work and the IO manager's write), and the child's peak RSS (`VmHWM`). Then, in the same
+process and on the same server, the anchor: the 10x run's stored rows, exported to a CSV file,
+COPYed bare into an empty table shaped like the candle table (indexes included). Targets (the
+issue's goals): e2e <= 2x the bare COPY, peak RSS at 10x <= 1.1x the 1x peak, <= 5 ms of Dagster
+per partition, requests <= the plan + 10% (here: no retry, so exactly the plan).
+
+Sizes: `python -m bench.market_scale --stocks 5000 --years 10` (the issue's target, about 12.6 M
+bars); `--smoke` for seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from bench.common import (
+    BenchPostgres,
+    Figure,
+    SimulatorProcess,
+    Timer,
+    child_report,
+    emit,
+    postgres,
+    quiet_logs,
+    run_child,
+)
+from bench.ingest import _copy_sql
+
+FULL = {"stocks": 5_000, "years": 10, "end": "2024-12-31", "universe": 10_000}
+SMOKE = {"stocks": 20, "years": 1, "end": "2024-01-31", "universe": 40, "days": 20}
+TARGET_E2E_RATIO = 2.0
+TARGET_RSS_RATIO = 1.1
+TARGET_OVERHEAD_MS = 5.0
+TARGET_REQUEST_RATIO = 1.1
+ASSET = "stock_daily_candles"
+TABLE = f"marketdata.{ASSET}"
+
+
+def window(years: int, end: str, days: int | None = None) -> tuple[dt.date, dt.date]:
+    """`years` whole calendar years ending on `end` (or `days` days, for the smoke size)."""
+    last = dt.date.fromisoformat(end)
+    if days is not None:
+        return last - dt.timedelta(days=days - 1), last
+    return dt.date(last.year - years + 1, 1, 1), last
+
+
+def _child(args: dict[str, Any]) -> dict[str, Any]:
+    """In the child: `candles_job` over the window for the stocks, as the code location runs it."""
+    import shutil
+
+    import dagster as dg
+
+    from bench.common import REPO_ROOT, current_rss_bytes
+    from marketdata_pipeline.backfill import BackfillRequest
+    from marketdata_pipeline.defs.build import build_defs
+    from marketdata_pipeline.defs.candles.jobs import CANDLES_JOB
+    from marketdata_pipeline.lib.candles.schema import candle_run_config
+    from marketdata_pipeline.lib.candles.window import CandleWindow
+    from marketdata_pipeline.lib.settings import EVENT_BATCH_SIZE, load_settings
+    from polygon_simulator import market
+
+    quiet_logs()
+    first, last = dt.date.fromisoformat(args["first"]), dt.date.fromisoformat(args["last"])
+    names = list(market.stock_universe(args["universe"])[: args["stocks"]])
+    home = Path(tempfile.mkdtemp(prefix="md-bench-market-"))
+    os.environ.update(
+        {
+            "POLYGON_API_KEY": args["api_key"],
+            "POLYGON_BASE_URL": args["base_url"],
+            "POLYGON_REQUESTS_PER_MINUTE": "1000000",
+            "MARKETDATA_DATABASE_URL": args["database_url"],
+            "MARKETDATA_DAGSTER_STORAGE_URL": args["dagster_url"],
+            "MARKETDATA_START_DATE": first.isoformat(),
+            "MARKETDATA_HOME": str(home),
+            "MARKETDATA_CACHE_DIR": str(home / "cache"),
+        }
+    )
+    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    request = BackfillRequest(CandleWindow(first, last), (ASSET,), {ASSET: names})
+    try:
+        job = build_defs(load_settings()).resolve_job_def(CANDLES_JOB)
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            baseline = current_rss_bytes()
+            with Timer() as timer:
+                result = job.execute_in_process(
+                    run_config=candle_run_config(
+                        {ASSET: names}, extra={ASSET: {"strategy": "grouped"}}, log_level="INFO"
+                    ),
+                    instance=instance,
+                    tags=request.window.run_tags(),
+                    asset_selection=request.asset_keys(),
+                    raise_on_error=False,
+                )
+            if not result.success:
+                raise RuntimeError(f"the {len(names)}-stock run {first}..{last} failed")
+            phases = _phases(instance, result.run_id, timer.seconds)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    with psycopg.connect(args["database_url"]) as conn:
+        rows = conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
+    return {
+        "seconds": timer.seconds,
+        "rows": rows,
+        "baseline_rss": baseline,
+        "batch_size": os.environ["DAGSTER_EVENT_BATCH_SIZE"],
+        **phases,
+    }
+
+
+def _phases(instance: Any, run_id: str, wall: float) -> dict[str, float]:
+    """Every step's own work (STEP_START to its last STEP_OUTPUT) plus the candle write; the
+    rest of the wall time is Dagster's; partitions = the candle asset's materialisations."""
+    import dagster as dg
+
+    types = {
+        dg.DagsterEventType.STEP_START,
+        dg.DagsterEventType.STEP_OUTPUT,
+        dg.DagsterEventType.ASSET_MATERIALIZATION,
+    }
+    starts: dict[str, float] = {}
+    outputs: dict[str, float] = {}
+    partitions = 0
+    write = 0.0
+    for record in instance.get_records_for_run(run_id, of_type=types, limit=None).records:
+        entry = record.event_log_entry
+        event = entry.dagster_event
+        if event.event_type == dg.DagsterEventType.STEP_START:
+            starts[event.step_key] = entry.timestamp
+        elif event.event_type == dg.DagsterEventType.STEP_OUTPUT:
+            outputs[event.step_key] = entry.timestamp
+        elif event.asset_key == dg.AssetKey(ASSET):
+            partitions += 1
+            if partitions == 1:
+                metadata = event.event_specific_data.materialization.metadata
+                write = float(metadata["write_seconds"].value)
+    steps = {k: outputs[k] - starts[k] for k in starts if k in outputs}
+    pipeline = sum(steps.values()) + write
+    return {
+        "pipeline_seconds": pipeline,
+        "candle_step_seconds": steps.get(ASSET, 0.0),
+        "write_seconds": write,
+        "dagster_seconds": max(0.0, wall - pipeline),
+        "partitions": partitions,
+    }
+
+
+def bare_copy_file(url: str, path: Path, table: str) -> float:
+    """Seconds for one committed `COPY ... FROM STDIN (FORMAT csv)` of the file into `table`."""
+    statement = _copy_sql(sql.SQL(table))
+    with (
+        psycopg.connect(url, autocommit=True) as conn,
+        open(path, "rb") as source,
+        Timer() as timer,
+        conn.transaction(),
+        conn.cursor() as cur,
+        cur.copy(statement) as copy,
+    ):
+        while block := source.read(1 << 20):
+            copy.write(block)
+    return timer.seconds
+
+
+def _export(url: str, path: Path) -> None:
+    """The candle table's rows as CSV in `path` (streamed: the parent never holds them)."""
+    from marketdata_pipeline.lib.candles.schema import CANDLE_COLUMNS
+
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in CANDLE_COLUMNS)
+    statement = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT (FORMAT csv)").format(
+        columns, sql.SQL(TABLE)
+    )
+    with (
+        psycopg.connect(url) as conn,
+        conn.cursor() as cur,
+        open(path, "wb") as out,
+        cur.copy(statement) as copy,
+    ):
+        for block in copy:
+            out.write(block)
+
+
+def _planned(stocks: int, universe: int, first: dt.date, last: dt.date) -> Any:
+    from marketdata_pipeline.lib.polygon.planner import plan_requests
+    from marketdata_pipeline.lib.symbols import AssetClass, parse_symbol
+    from polygon_simulator import market
+
+    names = market.stock_universe(universe)[:stocks]
+    symbols = [parse_symbol(n, AssetClass.STOCK) for n in names]
+    return plan_requests(AssetClass.STOCK, symbols, first, last, force="grouped")
+
+
+def run(
+    *,
+    pg: BenchPostgres | None = None,
+    sim: Any | None = None,
+    stocks: int = FULL["stocks"],
+    years: int = FULL["years"],
+    end: str = FULL["end"],
+    universe: int = FULL["universe"],
+    days: int | None = None,
+    timeout: float = 3 * 3600.0,
+) -> list[Figure]:
+    """Measure and print the market-scale figures; return them."""
+    universe = max(universe, stocks)
+    if sim is None:
+        with SimulatorProcess() as own:
+            return run(pg=pg, sim=own, stocks=stocks, years=years, end=end, universe=universe,
+                       days=days, timeout=timeout)  # fmt: skip
+    before = _universe_size(sim.configure())  # no change: the current config
+    sim.configure(stock_universe_size=universe)
+    try:
+        return _measure(pg, sim, stocks, universe, window(years, end, days), timeout)
+    finally:
+        sim.configure(stock_universe_size=before)
+
+
+def _universe_size(config: Any) -> int:
+    """`stock_universe_size` of a config as either simulator returns it (model or dict)."""
+    if isinstance(config, dict):
+        return int(config["stock_universe_size"])
+    return int(config.stock_universe_size)
+
+
+def _measure(
+    pg: BenchPostgres | None,
+    sim: Any,
+    stocks: int,
+    universe: int,
+    span_days: tuple[dt.date, dt.date],
+    timeout: float,
+) -> list[Figure]:
+    first, last = span_days
+    span = f"{first}..{last}"
+    figures: list[Figure] = []
+    cases = {"1x": max(1, stocks // 10), "10x": stocks}
+    results: dict[str, tuple[Any, dict[str, Any], Any]] = {}
+    with postgres(pg) as server:
+        for name, count in cases.items():
+            with (
+                server.temporary_database("market") as url,
+                server.temporary_database("dagster", migrated=False) as dagster_url,
+            ):
+                sim.reset()
+                sim_cpu = _cpu_seconds(sim)
+                child = run_child(
+                    "bench.market_scale",
+                    {
+                        "stocks": count,
+                        "universe": universe,
+                        "first": first.isoformat(),
+                        "last": last.isoformat(),
+                        "base_url": sim.base_url,
+                        "api_key": sim.api_key,
+                        "database_url": url,
+                        "dagster_url": _sqlalchemy(dagster_url),
+                    },
+                    timeout=timeout,
+                )
+                stats = {**sim.stats(), "cpu_seconds": _cpu_seconds(sim) - sim_cpu}
+                plan = _planned(count, universe, first, last)
+                copy_s = None
+                if name == "10x":
+                    copy_s = _anchor(url)
+                results[name] = (child, stats, plan, copy_s)
+    _emit_all(results, cases, span, universe, figures)
+    return figures
+
+
+def _cpu_seconds(sim: Any) -> float:
+    """CPU seconds the simulator's child process has used so far (0 for an in-process one):
+    it shares the machine's cores with the run, unlike a remote API."""
+    proc = getattr(sim, "_proc", None)
+    if proc is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _sqlalchemy(url: str) -> str:
+    from marketdata_pipeline.lib.postgres.embedded import sqlalchemy_url
+
+    return sqlalchemy_url(url)
+
+
+def _anchor(url: str) -> float:
+    """Bare COPY of the run's stored rows into an empty table like the candle table."""
+    anchor = "public.copy_anchor"
+    with tempfile.TemporaryDirectory(prefix="md-bench-copy-") as tmp:
+        path = Path(tmp) / "rows.csv"
+        _export(url, path)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"CREATE TABLE {anchor} (LIKE {TABLE} INCLUDING ALL)")
+            # Start from the same state as the run did: no dirty pages of the export to flush.
+            conn.execute("CHECKPOINT")
+        seconds = bare_copy_file(url, path, anchor)
+        with psycopg.connect(url) as conn:
+            copied = conn.execute(f"SELECT count(*) FROM {anchor}").fetchone()[0]
+            stored = conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
+        if copied != stored:
+            raise RuntimeError(f"bare COPY stored {copied} rows, the run {stored}")
+    return seconds
+
+
+def _emit_all(results: dict, cases: dict, span: str, universe: int, figures: list) -> None:
+    base_rss = results["1x"][0].max_rss_bytes
+    for name, (child, stats, plan, copy_s) in results.items():
+        out = child.payload
+        size = f"{cases[name]:,} stocks x {span} ({out['rows']:,} rows)"
+        emit(
+            Figure(
+                f"market_scale.{name}.run",
+                out["seconds"],
+                "s",
+                note=f"{size}, {out['rows'] / out['seconds']:,.0f} rows/s end to end; pipeline "
+                f"{out['pipeline_seconds']:.1f} s (candle step {out['candle_step_seconds']:.1f} s, "
+                f"write {out['write_seconds']:.1f} s), DAGSTER_EVENT_BATCH_SIZE="
+                f"{out['batch_size']}; the simulator used {stats['cpu_seconds']:.1f} s of CPU "
+                "on the same cores",
+            ),
+            figures,
+        )
+        grouped = sum(v for k, v in stats["by_kind"].items() if "grouped" in k)
+        ratio = grouped / plan.cost if plan.cost else 0.0
+        emit(
+            Figure(
+                f"market_scale.{name}.requests",
+                grouped,
+                "grouped requests",
+                ratio=ratio,
+                phrase="{ratio:.3f}x the plan",
+                target=f"<= {TARGET_REQUEST_RATIO}x the plan",
+                met=ratio <= TARGET_REQUEST_RATIO,
+                note=f"plan: {plan.strategy}, {plan.cost:,} requests; all requests "
+                f"{stats['requests']:,} ({json.dumps(stats['by_kind'], sort_keys=True)}); "
+                f"grouped endpoint carries {universe:,} tickers",
+            ),
+            figures,
+        )
+        per_ms = out["dagster_seconds"] / max(out["partitions"], 1) * 1000
+        emit(
+            Figure(
+                f"market_scale.{name}.overhead_per_partition",
+                per_ms,
+                "ms",
+                target=f"<= {TARGET_OVERHEAD_MS:g} ms",
+                met=per_ms <= TARGET_OVERHEAD_MS,
+                note=f"Dagster {out['dagster_seconds']:.1f} s of {out['seconds']:.1f} s over "
+                f"{out['partitions']} partitions",
+            ),
+            figures,
+        )
+        rss_ratio = child.max_rss_bytes / base_rss
+        emit(
+            Figure(
+                f"market_scale.{name}.peak_rss",
+                child.max_rss_bytes / 1e6,
+                "MB",
+                ratio=rss_ratio,
+                phrase="{ratio:.2f}x the 1x run",
+                target=f"<= {TARGET_RSS_RATIO}x" if name == "10x" else None,
+                met=rss_ratio <= TARGET_RSS_RATIO if name == "10x" else None,
+                note=f"VmHWM of the process that ran the job; {out['baseline_rss'] / 1e6:.0f} MB "
+                "before the run",
+            ),
+            figures,
+        )
+        if copy_s is not None:
+            emit(
+                Figure(
+                    "market_scale.bare_copy",
+                    copy_s,
+                    "s",
+                    note=f"the {name} run's {out['rows']:,} rows into an empty table like "
+                    f"{TABLE}, indexes included; {out['rows'] / copy_s:,.0f} rows/s",
+                ),
+                figures,
+            )
+            e2e = out["seconds"] / copy_s
+            emit(
+                Figure(
+                    "market_scale.e2e_vs_bare_copy",
+                    e2e,
+                    "x",
+                    target=f"<= {TARGET_E2E_RATIO:g}x",
+                    met=e2e <= TARGET_E2E_RATIO,
+                    note=f"{out['seconds']:.1f} s end to end / {copy_s:.1f} s bare COPY",
+                ),
+                figures,
+            )
+
+
+def main(argv: list[str] | None = None) -> list[Figure]:
+    """`python -m bench.market_scale [--smoke | --stocks N --years Y]`."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds)")
+    parser.add_argument("--stocks", type=int, default=FULL["stocks"])
+    parser.add_argument("--years", type=int, default=FULL["years"])
+    parser.add_argument("--end", default=FULL["end"])
+    parser.add_argument("--universe", type=int, default=FULL["universe"])
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child_report(_child(json.loads(args.child)))
+        sys.exit(0)
+    quiet_logs()
+    if args.smoke:
+        return run(**SMOKE)
+    return run(stocks=args.stocks, years=args.years, end=args.end, universe=args.universe)
+
+
+if __name__ == "__main__":
+    main()
