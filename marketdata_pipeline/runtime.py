@@ -112,6 +112,10 @@ def simulator_if_no_key(settings: Settings) -> Iterator[Settings]:
 def child_environment(settings: Settings) -> dict[str, str]:
     """The environment for Dagster processes started by the command line (`make dev`)."""
     env = dict(os.environ)
+    # `dagster dev` warns that it is superseded by `dg dev` (dagster-dg-cli, not installed
+    # here): the one warning every `make dev` would print, with nothing for the user to do.
+    quiet = "ignore:Function `dev_command` is superseded:FutureWarning"
+    env["PYTHONWARNINGS"] = ",".join(w for w in (env.get("PYTHONWARNINGS"), quiet) if w)
     if settings.simulated:
         env.update(
             POLYGON_API_KEY=settings.api_key or "",
