@@ -288,31 +288,51 @@ def _create_table(table: str, columns: dict[str, str], extra: str = "") -> sql.C
     )
 
 
-def _add_missing_columns(table: str, columns: dict[str, str]) -> list[sql.Composed]:
-    """ALTER statements that give an existing table the schema's newer (nullable) columns."""
-    return [
-        sql.SQL("ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS {} {}").format(
-            sql.Identifier(SCHEMA),
-            sql.Identifier(table),
-            sql.Identifier(name),
-            sql.SQL(sqltype),
+def _add_missing_columns(
+    conn: psycopg.Connection, table: str, columns: dict[str, str]
+) -> list[str]:
+    """Give an existing table the schema's newer (nullable) columns; return the ones added.
+
+    Only columns really missing are altered: `ALTER TABLE` takes an exclusive lock even when
+    the column exists, and every process migrates when it first connects, so an unconditional
+    ALTER would queue behind (and deadlock with) a run writing to the same table.
+    """
+    existing = {
+        r[0]
+        for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = %s AND table_name = %s",
+            (SCHEMA, table),
         )
-        for name, sqltype in columns.items()
-        if "NOT NULL" not in sqltype or "DEFAULT" in sqltype
-    ]
+    }
+    added = []
+    for name, sqltype in columns.items():
+        if name in existing or ("NOT NULL" in sqltype and "DEFAULT" not in sqltype):
+            continue
+        conn.execute(
+            sql.SQL("ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS {} {}").format(
+                sql.Identifier(SCHEMA),
+                sql.Identifier(table),
+                sql.Identifier(name),
+                sql.SQL(sqltype),
+            )
+        )
+        added.append(name)
+    return added
 
 
-def rejected_table_ddl() -> list[sql.Composed]:
-    """CREATE (and bring up to date) `marketdata.rejected_candles` from the candle schema."""
+def ensure_rejected_table(conn: psycopg.Connection) -> None:
+    """Create (or bring up to date) `marketdata.rejected_candles` from the candle schema."""
     columns = rejected_sql_types()
-    return [
-        _create_table("rejected_candles", columns),
-        sql.SQL(
+    conn.execute(_create_table("rejected_candles", columns))
+    # Checked first: CREATE INDEX locks the table even when the index already exists.
+    index = conn.execute("SELECT to_regclass('marketdata.rejected_candles_slice')").fetchone()
+    if index is None or index[0] is None:
+        conn.execute(
             "CREATE INDEX IF NOT EXISTS rejected_candles_slice"
             " ON marketdata.rejected_candles (asset, symbol, day)"
-        ),
-        *_add_missing_columns("rejected_candles", columns),
-    ]
+        )
+    _add_missing_columns(conn, "rejected_candles", columns)
 
 
 def candle_table_ddl(table: str) -> sql.Composed:
@@ -341,14 +361,12 @@ def migrate(conn: psycopg.Connection) -> list[int]:
             " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         done = {r[0] for r in conn.execute("SELECT version FROM marketdata.schema_migrations")}
-        for statement in rejected_table_ddl():
-            conn.execute(statement)
+        ensure_rejected_table(conn)
         # The candle tables first, with every column of the schema (newer nullable columns
         # reach existing tables by themselves): later migrations define views over them.
         for table in CANDLE_TABLES:
             conn.execute(candle_table_ddl(table))
-            for statement in _add_missing_columns(table, CANDLE_SQL_TYPES):
-                conn.execute(statement)
+            _add_missing_columns(conn, table, CANDLE_SQL_TYPES)
         for version, statement in _MIGRATIONS:
             if version in done:
                 continue
