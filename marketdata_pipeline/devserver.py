@@ -187,7 +187,10 @@ def run_dev(
         process = subprocess.Popen(
             dagster_dev_command(host, port, workspace),
             env=dict(env),
-            cwd=workspace.parent,
+            # Started in the instance's folder: from the repository, `dagster dev` would warn
+            # that the repository's dagster.yaml "will not be used" (the instance is the copy
+            # in DAGSTER_HOME). The workspace file is passed by absolute path.
+            cwd=env.get("DAGSTER_HOME") or workspace.parent,
             start_new_session=True,
         )
         threading.Thread(target=_wait_until_serving, args=(url, process), daemon=True).start()

@@ -55,7 +55,7 @@ query Backfill($id: String!) {
       partitionNames
       assetSelection { path }
       tags { key value }
-      runs { runId status }
+      runs { runId status tags { key value } }
     }
     ... on Error { message }
   }
@@ -195,6 +195,9 @@ def test_backfill_from_the_asset_page_and_its_partitions_and_checks(
     assert sorted(backfill["partitionNames"]) == [str(d) for d in stock_sessions(start, end)]
     assert {"key": "dagster/from_ui", "value": "true"} in backfill["tags"]
     assert [r["status"] for r in backfill["runs"]] == ["SUCCESS"]  # one run for the range
+    # The instance's run coordinator says why the run exists, as our own launchers do.
+    (run,) = backfill["runs"]
+    assert {"key": "marketdata/trigger", "value": "ui-backfill"} in run["tags"], run["tags"]
 
     # The Partitions tab: the daily partitions from MARKETDATA_START_DATE, the range materialised.
     page.get_by_role("tab", name="Partitions").click()

@@ -96,6 +96,8 @@ def test_make_dev_serves_the_ui_and_ctrl_c_leaves_nothing_running(pg_server, tmp
         text = log_path.read_text()
         assert "using the local SIMULATOR" in text
         assert f"Dagster UI: http://127.0.0.1:{port}" in text
+        # No warning about the repository's dagster.yaml: the instance is DAGSTER_HOME's copy.
+        assert "will not be used" not in text, text
         page = httpx.get(f"http://127.0.0.1:{port}/assets/stock_daily_candles", timeout=30)
         assert page.status_code == 200
         assert httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=30).json()[
