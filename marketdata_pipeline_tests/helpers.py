@@ -41,7 +41,7 @@ tracked_symbols_sensor = build_tracked_symbols_sensor(candle_jobs, START_DATE)
 
 
 def range_tags(
-    start: dt.date, end: dt.date, asset_class: AssetClass = AssetClass.CRYPTO
+    start: dt.date, end: dt.date, asset_class: AssetClass = AssetClass.STOCK
 ) -> dict[str, str]:
     """Run tags for one run over start..end (inclusive) of `asset_class`'s partitions: a stock
     range is snapped to the NYSE sessions inside it (its first and last partition keys)."""
