@@ -1,8 +1,8 @@
 """A snapshot of the code location's shape: what a change to the definitions changes for users.
 
 Asset keys, their checks (and which block), partitions (and their exclusions), backfill policy,
-jobs, schedules, sensor, resource keys and the run config schema of the candle assets. A change that alters any of them
-shows up as a diff of `snapshots/definitions.json`; regenerate it deliberately with
+jobs, schedules, sensor, resource keys and the run config schema of the candle assets. A change
+that alters any of them shows up as a diff of `snapshots/definitions.json`; regenerate it with
 `MARKETDATA_UPDATE_SNAPSHOTS=1 pytest marketdata_pipeline_tests/test_definitions_snapshot.py`.
 """
 
