@@ -305,3 +305,36 @@ def test_the_store_belongs_to_the_project_not_the_current_directory(tmp_path, mo
     monkeypatch.chdir(tmp_path)
     assert load_settings({}).home == (PROJECT_ROOT / ".marketdata").resolve()
     assert load_settings({"MARKETDATA_HOME": str(tmp_path / "h")}).home == tmp_path / "h"
+
+
+def test_a_backfill_request_is_one_run_per_asset_class_on_its_partitions():
+    from marketdata_pipeline.backfill import ALL_ASSETS, BackfillRequest
+    from marketdata_pipeline.lib.candles.window import CandleWindow
+
+    # Wednesday 2024-07-03 to Sunday 07-07: three sessions (Independence Day off).
+    request = BackfillRequest(
+        CandleWindow(dt.date(2024, 7, 3), dt.date(2024, 7, 7)),
+        ALL_ASSETS,
+        {"stock_daily_candles": ["AAPL"], "crypto_daily_candles": ["BTCUSD"]},
+    )
+    stock, crypto = request.runs()
+    assert (stock.job, str(stock.window)) == ("stock_candles_job", "2024-07-03..2024-07-05")
+    assert [k.path[-1] for k in stock.asset_keys()] == [
+        "stock_daily_candles",
+        "stock_splits",
+        "stock_dividends",
+        "stock_split_adjustments",
+    ]
+    # Each run's config names only its own asset (Dagster refuses config for others).
+    assert set(stock.run_config()["ops"]) == {"stock_daily_candles"}
+    assert (crypto.job, str(crypto.window)) == ("crypto_candles_job", "2024-07-03..2024-07-07")
+    assert set(crypto.run_config()["ops"]) == {"crypto_daily_candles"}
+    assert request.skipped_lines() == []
+    weekend = BackfillRequest(
+        CandleWindow(dt.date(2024, 7, 6), dt.date(2024, 7, 7)), ALL_ASSETS, None
+    )
+    assert [run.job for run in weekend.runs()] == ["crypto_candles_job"]
+    assert weekend.skipped_lines() == [
+        "stock_daily_candles: no stock trading day (NYSE session) in 2024-07-06..2024-07-07, "
+        "so no partition and no run"
+    ]
