@@ -1,12 +1,12 @@
 """Benchmark 5, backfill overhead: one single-run backfill against one run per partition.
 
 Through a real Dagster instance (runs and events in Postgres, as in production), on the simulator,
-`stock_daily_candles` for 50 symbols over one year (366 daily partitions in 2024):
+`stock_daily_candles` for 50 symbols over one year (its 252 NYSE-session partitions in 2024):
 
 - **Measured**: the year as one run (`dg.materialize` with the partition-range tags, what
   `BackfillPolicy.single_run()` makes a UI backfill do);
 - **Anchor**: one run per partition (`dg.materialize(partition_key=...)`) for the first N
-  partitions of the year, weekends and the New Year holiday included, scaled to 366.
+  partitions (sessions) of the year, scaled to the year's partitions.
 
 Both start warm: the instance has run once, and the simulator has already served every request
 (its body cache), so the figures compare the pipeline and Dagster, not price synthesis. The single
@@ -35,6 +35,7 @@ from bench.common import (
     range_tags,
     run_phases,
 )
+from marketdata_pipeline.lib.calendar import stock_sessions
 from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol
 from polygon_simulator import market
@@ -75,8 +76,10 @@ def run(
     first, last = dt.date(year, 1, 1), dt.date(year, 12, 31)
     if days is not None:
         last = first + dt.timedelta(days=days - 1)
-    n_partitions = (last - first).days + 1
-    sampled = [first + dt.timedelta(days=i) for i in range(sampled_partitions)]
+    # Stock partitions are NYSE sessions: the keys of the window are its sessions.
+    window = stock_sessions(first, last)
+    n_partitions = len(window)
+    sampled = window[:sampled_partitions]
     names = list(market.stock_universe(symbols))
     config = candle_run_config("stock_daily_candles", names)
     with (
@@ -86,13 +89,12 @@ def run(
         dagster_instance(storage_url) as instance,
     ):
         resources = candle_resources(sim, url)
-        window = [first + dt.timedelta(days=i) for i in range(n_partitions)]
         _warm_simulator(resources, names, window)
         warm = dg.materialize(
             [candle_asset()],
             resources=resources,
             instance=instance,
-            partition_key=(last + dt.timedelta(days=-1)).isoformat(),
+            partition_key=window[-2].isoformat(),
             run_config=config,
         )
         assert warm.success
@@ -102,7 +104,7 @@ def run(
                 [candle_asset()],
                 resources=resources,
                 instance=instance,
-                tags=range_tags(first, last),
+                tags=range_tags(window[0], window[-1]),
                 run_config=config,
             )
         if not result.success:

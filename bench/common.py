@@ -353,11 +353,16 @@ def candle_asset(name: str = "stock_daily_candles") -> Any:
     return defs.get_assets_def(name)
 
 
-def range_tags(first: Any, last: Any) -> dict[str, str]:
-    """Run tags for one run over first..last (inclusive)."""
+def range_tags(first: Any, last: Any, asset: str = "stock_daily_candles") -> dict[str, str]:
+    """Run tags for one run of `asset` over first..last (inclusive): its first and last
+    partition keys inside (stock partitions are NYSE sessions only)."""
+    from marketdata_pipeline.lib.candles.schema import ASSET_CLASS_BY_NAME
     from marketdata_pipeline.lib.candles.window import CandleWindow
 
-    return CandleWindow(first, last).run_tags()
+    window = CandleWindow(first, last).trading_window(ASSET_CLASS_BY_NAME[asset])
+    if window is None:
+        raise ValueError(f"{asset} has no partition in {first}..{last}")
+    return window.run_tags()
 
 
 def run_phases(instance: Any, run_id: str, wall_seconds: float) -> dict[str, float]:

@@ -1,7 +1,7 @@
 """Market scale: a grouped-plan history backfill of N stocks x Y years, end to end vs a bare COPY.
 
 What a user runs for a whole market's history, measured as they would run it: the code location's
-`candles_job` (`build_defs(load_settings())`, the stock candles with their split and dividend
+`stock_candles_job` (`build_defs(load_settings())`, the stock candles with their split and dividend
 companions) for one single-run range (partition-range tags), executed in a fresh child process on
 a real Dagster instance built from the repository's `dagster.yaml` (runs and events on Postgres,
 the pooled event log, `DAGSTER_EVENT_BATCH_SIZE` at the code location's default), against the
@@ -69,7 +69,7 @@ def window(years: int, end: str, days: int | None = None) -> tuple[dt.date, dt.d
 
 
 def _child(args: dict[str, Any]) -> dict[str, Any]:
-    """In the child: `candles_job` over the window for the stocks, as the code location runs it."""
+    """In the child: `stock_candles_job` over the window, as the code location runs it."""
     import shutil
 
     import dagster as dg
@@ -77,7 +77,7 @@ def _child(args: dict[str, Any]) -> dict[str, Any]:
     from bench.common import REPO_ROOT, current_rss_bytes
     from marketdata_pipeline.backfill import BackfillRequest
     from marketdata_pipeline.defs.build import build_defs
-    from marketdata_pipeline.defs.candles.jobs import CANDLES_JOB
+    from marketdata_pipeline.defs.candles.jobs import STOCK_CANDLES_JOB
     from marketdata_pipeline.lib.candles.schema import candle_run_config
     from marketdata_pipeline.lib.candles.window import CandleWindow
     from marketdata_pipeline.lib.settings import EVENT_BATCH_SIZE, load_settings
@@ -101,9 +101,9 @@ def _child(args: dict[str, Any]) -> dict[str, Any]:
     )
     os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
     shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
-    request = BackfillRequest(CandleWindow(first, last), (ASSET,), {ASSET: names})
+    (run,) = BackfillRequest(CandleWindow(first, last), (ASSET,), {ASSET: names}).runs()
     try:
-        job = build_defs(load_settings()).resolve_job_def(CANDLES_JOB)
+        job = build_defs(load_settings()).resolve_job_def(STOCK_CANDLES_JOB)
         with dg.DagsterInstance.from_config(str(home)) as instance:
             baseline = current_rss_bytes()
             with Timer() as timer:
@@ -112,8 +112,8 @@ def _child(args: dict[str, Any]) -> dict[str, Any]:
                         {ASSET: names}, extra={ASSET: {"strategy": "grouped"}}, log_level="INFO"
                     ),
                     instance=instance,
-                    tags=request.window.run_tags(),
-                    asset_selection=request.asset_keys(),
+                    tags=run.window.run_tags(),
+                    asset_selection=run.asset_keys(),
                     raise_on_error=False,
                 )
             if not result.success:

@@ -95,7 +95,7 @@ def run(
     start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
     partitions = (end - start).days + 1
     config = candle_run_config(ASSET, symbols)
-    tags = range_tags(start, end)
+    tags = range_tags(start, end, ASSET)
     before = os.environ.get("DAGSTER_EVENT_BATCH_SIZE")
     setups = {
         "stock_unbatched": (dagster_instance, 0),
@@ -114,7 +114,7 @@ def run(
                     # Dagster reads the variable at every event, so it can change between runs.
                     os.environ["DAGSTER_EVENT_BATCH_SIZE"] = str(size)
                     # Warm: the instance's tables, the simulator's bodies, the imports.
-                    _one_run(instance, resources, config, range_tags(start, start))
+                    _one_run(instance, resources, config, range_tags(start, start, ASSET))
                     results[name] = (*_one_run(instance, resources, config, tags), size)
     finally:
         if before is None:

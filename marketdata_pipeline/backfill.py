@@ -1,9 +1,11 @@
 """`marketdata backfill`: validate a date range, run it through Dagster, summarise what landed.
 
-The run goes through a real Dagster instance (`DAGSTER_HOME`, runs and events on Postgres), so it
-shows up in the UI next to UI-launched backfills. It is one single-run range over the partitions
-(the assets use `BackfillPolicy.single_run()`), executed in this process, with Dagster's INFO log
-lines as progress.
+The runs go through a real Dagster instance (`DAGSTER_HOME`, runs and events on Postgres), so
+they show up in the UI next to UI-launched backfills. Each asset class is one single-run range
+over its partitions (the assets use `BackfillPolicy.single_run()`) in its own job, since stock
+partitions are NYSE sessions and crypto ones UTC days: the stock run (with its corporate-action
+companions) covers the sessions inside the range, the crypto run every day. They execute in this
+process one after the other, with Dagster's INFO log lines as progress.
 """
 
 from __future__ import annotations
@@ -40,14 +42,53 @@ class BackfillRequest:
     assets: tuple[str, ...]
     symbols: dict[str, list[str]] | None  # asset -> canonical symbols, None = tracked symbols
 
+    def runs(self) -> list[BackfillRun]:
+        """One run per selected asset class that has a trading day in the window (a range
+        without an NYSE session has no stock partition, so no stock run)."""
+        runs = []
+        for asset in self.assets:
+            cls = ASSET_CLASS_BY_NAME[asset]
+            window = self.window.trading_window(cls)
+            if window is not None:
+                symbols = None if self.symbols is None else {asset: self.symbols.get(asset, [])}
+                runs.append(BackfillRun(cls, asset, window, symbols))
+        return runs
+
+    def skipped_lines(self) -> list[str]:
+        """A line per selected asset that gets no run, saying why."""
+        running = {run.asset for run in self.runs()}
+        return [
+            f"{asset}: no {ASSET_CLASS_BY_NAME[asset]} trading day (NYSE session) in "
+            f"{self.window}, so no partition and no run"
+            for asset in self.assets
+            if asset not in running
+        ]
+
+
+@dataclass(frozen=True)
+class BackfillRun:
+    """One run of a backfill: an asset class's candle job over its partitions in the window."""
+
+    asset_class: AssetClass
+    asset: str
+    window: CandleWindow  # first and last partition key of the class inside the request
+    symbols: dict[str, list[str]] | None
+
+    @property
+    def job(self) -> str:
+        """The candle job of the asset class."""
+        from marketdata_pipeline.defs.candles.jobs import CANDLE_JOB_BY_CLASS
+
+        return CANDLE_JOB_BY_CLASS[self.asset_class]
+
     def asset_keys(self) -> list:
         """The run's assets: stock runs learn splits and repair older history in the same run."""
         import dagster as dg
 
         from marketdata_pipeline.defs.corporate_actions.assets import STOCK_COMPANION_KEYS
 
-        keys = [dg.AssetKey(a) for a in self.assets]
-        if CANDLE_ASSET_BY_CLASS[AssetClass.STOCK] in self.assets:
+        keys = [dg.AssetKey(self.asset)]
+        if self.asset_class is AssetClass.STOCK:
             keys += STOCK_COMPANION_KEYS
         return keys
 
@@ -58,9 +99,11 @@ class BackfillRequest:
 
 @dataclass(frozen=True)
 class BackfillOutcome:
-    """How the run ended, and what the store holds for its window afterwards."""
+    """How one run ended."""
 
     run_id: str
+    job: str
+    window: CandleWindow
     success: bool
     failures: list[str]  # step failure messages
 
@@ -155,30 +198,35 @@ def resolve_request_symbols(
     return {a: s for a, s in by_asset.items() if s}
 
 
-def run_backfill(settings: Settings, request: BackfillRequest) -> BackfillOutcome:
-    """Run the request as one Dagster run on the `DAGSTER_HOME` instance, in this process."""
+def run_backfill(settings: Settings, request: BackfillRequest) -> list[BackfillOutcome]:
+    """Run the request as one Dagster run per asset class (`BackfillRequest.runs`) on the
+    `DAGSTER_HOME` instance, in this process; a failed run does not stop the next."""
     import dagster as dg
 
     from marketdata_pipeline.defs.build import build_defs
-    from marketdata_pipeline.defs.candles.jobs import CANDLES_JOB
 
-    job = build_defs(settings).resolve_job_def(CANDLES_JOB)
+    defs = build_defs(settings)
+    outcomes = []
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            run_config=request.run_config(),
-            instance=instance,
-            tags={**request.window.run_tags(), "marketdata/trigger": CLI_TRIGGER},
-            asset_selection=request.asset_keys(),
-            raise_on_error=False,
-        )
-    failures = [
-        f"step {event.step_key} failed: {event.step_failure_data.error.message.strip()}"
-        for event in result.all_events
-        if event.is_step_failure
-        and event.step_failure_data
-        and event.step_failure_data.error is not None
-    ]
-    return BackfillOutcome(result.run_id, result.success, failures)
+        for run in request.runs():
+            result = defs.resolve_job_def(run.job).execute_in_process(
+                run_config=run.run_config(),
+                instance=instance,
+                tags={**run.window.run_tags(), "marketdata/trigger": CLI_TRIGGER},
+                asset_selection=run.asset_keys(),
+                raise_on_error=False,
+            )
+            failures = [
+                f"step {event.step_key} failed: {event.step_failure_data.error.message.strip()}"
+                for event in result.all_events
+                if event.is_step_failure
+                and event.step_failure_data
+                and event.step_failure_data.error is not None
+            ]
+            outcomes.append(
+                BackfillOutcome(result.run_id, run.job, run.window, result.success, failures)
+            )
+    return outcomes
 
 
 #: Above this many symbols per asset the summary gives counts, not a line per symbol.

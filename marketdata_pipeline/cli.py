@@ -206,20 +206,27 @@ def backfill_command(
             )
         for line in estimate_lines(runtime.database_url, settings, request):
             click.echo(line)
+        for line in request.skipped_lines():
+            click.echo(line)
         if dry_run:
             click.echo("dry run: nothing was requested or written")
             return 0
+        if not request.runs():
+            return 0
         click.echo(
-            f"backfill {window} of {', '.join(request.assets)} through Dagster "
-            f"(instance {runtime.dagster_home})"
+            f"backfill {window} of {', '.join(request.assets)} through Dagster, one run per "
+            f"asset class (instance {runtime.dagster_home})"
         )
-        outcome = run_backfill(runtime.settings, request)
-    click.echo(f"\nrun {outcome.run_id}: {'SUCCESS' if outcome.success else 'FAILED'}")
+        outcomes = run_backfill(runtime.settings, request)
+    click.echo("")
+    for outcome in outcomes:
+        status = "SUCCESS" if outcome.success else "FAILED"
+        click.echo(f"run {outcome.run_id} ({outcome.job}, {outcome.window}): {status}")
     for line in summary_lines(runtime.database_url, request, verbose=verbose):
         click.echo(line)
-    for line in outcome.failures:
+    for line in (line for outcome in outcomes for line in outcome.failures):
         click.echo(f"  {line}")
-    return 0 if outcome.success else EXIT_RUN_FAILED
+    return 0 if all(outcome.success for outcome in outcomes) else EXIT_RUN_FAILED
 
 
 # `--symbols AAPL MSFT` (the documented form) leaves MSFT as an extra argument: the command
@@ -245,7 +252,7 @@ def backfill(
     verbose: bool,
     dry_run: bool,
 ) -> None:
-    """Materialise a date range through Dagster, as one run, and summarise what landed.
+    """Materialise a date range through Dagster, one run per asset class, and summarise.
 
     Without POLYGON_API_KEY the local simulator serves the data (simulated, and stored with
     source 'simulator').

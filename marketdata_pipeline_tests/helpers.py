@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import dagster as dg
 import polars as pl
@@ -11,13 +12,14 @@ import psycopg
 
 from marketdata_pipeline.definitions import defs
 from marketdata_pipeline.defs.candles.assets import CandleAssets
-from marketdata_pipeline.defs.candles.jobs import build_candles_job
+from marketdata_pipeline.defs.candles.jobs import build_candle_jobs
 from marketdata_pipeline.defs.corporate_actions.assets import CORPORATE_ACTION_NAMES
 from marketdata_pipeline.defs.symbols.sensors import build_tracked_symbols_sensor
 from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_NAMES, candle_run_config
 from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.postgres.io_manager import read_slice
 from marketdata_pipeline.lib.settings import load_settings
+from marketdata_pipeline.lib.symbols import AssetClass
 
 #: The code location's candle assets, built from the test environment's settings.
 CANDLE_ASSETS: tuple[dg.AssetsDefinition, ...] = tuple(
@@ -31,16 +33,49 @@ CORPORATE_ACTION_ASSETS: tuple[dg.AssetsDefinition, ...] = tuple(
 stock_splits, stock_dividends, stock_split_adjustments = CORPORATE_ACTION_ASSETS
 #: The first partition (MARKETDATA_START_DATE of the test environment).
 START_DATE: dt.date = load_settings().start_date
-#: The code location's job and symbol sensor, built directly from the assets above (resolving
+#: The code location's jobs and symbol sensor, built directly from the assets above (resolving
 #: the whole repository inside `instance_for_test` would tie Dagster's global definitions
 #: state to that short-lived instance).
-candles_job = build_candles_job(CandleAssets(*CANDLE_ASSETS), CORPORATE_ACTION_ASSETS)
-tracked_symbols_sensor = build_tracked_symbols_sensor(candles_job, START_DATE)
+candle_jobs = build_candle_jobs(CandleAssets(*CANDLE_ASSETS), CORPORATE_ACTION_ASSETS)
+tracked_symbols_sensor = build_tracked_symbols_sensor(candle_jobs, START_DATE)
 
 
-def range_tags(start: dt.date, end: dt.date) -> dict[str, str]:
-    """Run tags for one run over start..end (inclusive)."""
-    return CandleWindow(start, end).run_tags()
+def range_tags(
+    start: dt.date, end: dt.date, asset_class: AssetClass = AssetClass.STOCK
+) -> dict[str, str]:
+    """Run tags for one run over start..end (inclusive) of `asset_class`'s partitions: a stock
+    range is snapped to the NYSE sessions inside it (its first and last partition keys)."""
+    window = CandleWindow(start, end).trading_window(asset_class)
+    if window is None:
+        raise ValueError(f"no {asset_class} partition in {start}..{end}")
+    return window.run_tags()
+
+
+@dataclass(frozen=True)
+class Runs:
+    """The results of a `materialise` that ran stock and crypto assets as one run each (their
+    partitions differ), read like one result."""
+
+    results: tuple[dg.ExecuteInProcessResult, ...]
+
+    @property
+    def success(self) -> bool:
+        return all(r.success for r in self.results)
+
+    @property
+    def all_events(self) -> list[dg.DagsterEvent]:
+        return [e for r in self.results for e in r.all_events]
+
+    def get_asset_check_evaluations(self) -> list[dg.AssetCheckEvaluation]:
+        return [e for r in self.results for e in r.get_asset_check_evaluations()]
+
+    def get_asset_materialization_events(self) -> list[dg.DagsterEvent]:
+        return [e for r in self.results for e in r.get_asset_materialization_events()]
+
+
+def _asset_class(asset: dg.AssetsDefinition) -> AssetClass:
+    # Everything but the crypto candles belongs to stocks (the corporate-action companions too).
+    return AssetClass.CRYPTO if asset.key == crypto_daily_candles.key else AssetClass.STOCK
 
 
 def materialise(
@@ -52,16 +87,39 @@ def materialise(
     symbols: dict[str, list[str]] | None = None,
     config: dict[str, dict] | None = None,
     instance: dg.DagsterInstance | None = None,
-) -> dg.ExecuteInProcessResult:
-    """Materialise `assets` for the partitions start..end (inclusive) as one run."""
-    return dg.materialize(
-        list(assets),
-        resources=resources,
-        instance=instance or dg.DagsterInstance.ephemeral(),
-        tags=range_tags(start, end),
-        run_config=candle_run_config(symbols, extra=config),
-        raise_on_error=False,
-    )
+) -> dg.ExecuteInProcessResult | Runs:
+    """Materialise `assets` for the partitions start..end (inclusive) as one run per asset
+    class, like the code location's jobs: stock assets over the sessions inside the range
+    (skipped when it has none), crypto over every day. One class gives its run's result."""
+    instance = instance or dg.DagsterInstance.ephemeral()
+    results = []
+    for cls in AssetClass:
+        selected = [a for a in assets if _asset_class(a) is cls]
+        window = CandleWindow(start, end).trading_window(cls)
+        if not selected or window is None:
+            continue
+        results.append(
+            dg.materialize(
+                selected,
+                resources=resources,
+                instance=instance,
+                tags=window.run_tags(),
+                run_config=candle_run_config(
+                    symbols and _only(symbols, selected), extra=config and _only(config, selected)
+                ),
+                raise_on_error=False,
+            )
+        )
+    if not results:
+        raise ValueError(f"no partition of {[a.key for a in assets]} in {start}..{end}")
+    return results[0] if len(results) == 1 else Runs(tuple(results))
+
+
+def _only(by_asset: dict[str, object], selected: Sequence[dg.AssetsDefinition]) -> dict:
+    """The run config entries of the `selected` assets (Dagster refuses config for assets a run
+    does not hold)."""
+    names = {a.key.to_user_string() for a in selected}
+    return {name: value for name, value in by_asset.items() if name in names}
 
 
 def read_table(database_url: str, table: str) -> pl.DataFrame:

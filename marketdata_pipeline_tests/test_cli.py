@@ -139,11 +139,25 @@ def test_backfill_runs_through_the_dagster_instance_and_summarises(
     assert "marketdata.stock_daily_candles: 20 rows in 2024-03-01..2024-03-31" in out  # Good Friday
     assert "BTCUSD" in out and "31 rows" in out
     assert "MARKETDATA_DAGSTER_STORAGE_URL" in (dagster_env / "dagster.yaml").read_text()
+    # One run per asset class, each over its partitions: the stock run over the NYSE sessions
+    # of March (the 29th is Good Friday, the 30th and 31st a weekend), the crypto run every day.
+    assert "(stock_candles_job, 2024-03-01..2024-03-28): SUCCESS" in out
+    assert "(crypto_candles_job, 2024-03-01..2024-03-31): SUCCESS" in out
     with dg.DagsterInstance.get() as instance:  # DAGSTER_HOME = the CLI's instance
-        (run,) = instance.get_runs()
-        assert run.status == dg.DagsterRunStatus.SUCCESS
-        assert run.tags["dagster/asset_partition_range_start"] == "2024-03-01"
-        assert run.tags["dagster/asset_partition_range_end"] == "2024-03-31"
+        runs = {run.job_name: run for run in instance.get_runs()}
+        assert set(runs) == {"stock_candles_job", "crypto_candles_job"}
+        assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs.values())
+        ranges = {
+            name: (
+                run.tags["dagster/asset_partition_range_start"],
+                run.tags["dagster/asset_partition_range_end"],
+            )
+            for name, run in runs.items()
+        }
+        assert ranges == {
+            "stock_candles_job": ("2024-03-01", "2024-03-28"),
+            "crypto_candles_job": ("2024-03-01", "2024-03-31"),
+        }
     # --asset and --symbols narrow the run; the status table records the outcome.
     code, out, _ = cli(
         "backfill",
@@ -161,6 +175,16 @@ def test_backfill_runs_through_the_dagster_instance_and_summarises(
     assert query(database_url, "SELECT max(day) FROM marketdata.crypto_daily_candles") == [
         (dt.date(2024, 4, 5),)
     ]
+    # A weekend has no stock partition: only the crypto run, and a line saying why.
+    before = len(sim.stats()["log"])
+    code, out, _ = cli("backfill", "--start", "2024-04-06", "--end", "2024-04-07")
+    assert code == 0
+    assert (
+        "stock_daily_candles: no stock trading day (NYSE session) in 2024-04-06..2024-04-07" in out
+    )
+    assert "(crypto_candles_job, 2024-04-06..2024-04-07): SUCCESS" in out
+    assert "stock_candles_job" not in out
+    assert {e["ticker"] for e in sim.stats()["log"][before:]} == {"X:BTCUSD"}
 
 
 @pytest.mark.parametrize(
@@ -281,3 +305,36 @@ def test_the_store_belongs_to_the_project_not_the_current_directory(tmp_path, mo
     monkeypatch.chdir(tmp_path)
     assert load_settings({}).home == (PROJECT_ROOT / ".marketdata").resolve()
     assert load_settings({"MARKETDATA_HOME": str(tmp_path / "h")}).home == tmp_path / "h"
+
+
+def test_a_backfill_request_is_one_run_per_asset_class_on_its_partitions():
+    from marketdata_pipeline.backfill import ALL_ASSETS, BackfillRequest
+    from marketdata_pipeline.lib.candles.window import CandleWindow
+
+    # Wednesday 2024-07-03 to Sunday 07-07: three sessions (Independence Day off).
+    request = BackfillRequest(
+        CandleWindow(dt.date(2024, 7, 3), dt.date(2024, 7, 7)),
+        ALL_ASSETS,
+        {"stock_daily_candles": ["AAPL"], "crypto_daily_candles": ["BTCUSD"]},
+    )
+    stock, crypto = request.runs()
+    assert (stock.job, str(stock.window)) == ("stock_candles_job", "2024-07-03..2024-07-05")
+    assert [k.path[-1] for k in stock.asset_keys()] == [
+        "stock_daily_candles",
+        "stock_splits",
+        "stock_dividends",
+        "stock_split_adjustments",
+    ]
+    # Each run's config names only its own asset (Dagster refuses config for others).
+    assert set(stock.run_config()["ops"]) == {"stock_daily_candles"}
+    assert (crypto.job, str(crypto.window)) == ("crypto_candles_job", "2024-07-03..2024-07-07")
+    assert set(crypto.run_config()["ops"]) == {"crypto_daily_candles"}
+    assert request.skipped_lines() == []
+    weekend = BackfillRequest(
+        CandleWindow(dt.date(2024, 7, 6), dt.date(2024, 7, 7)), ALL_ASSETS, None
+    )
+    assert [run.job for run in weekend.runs()] == ["crypto_candles_job"]
+    assert weekend.skipped_lines() == [
+        "stock_daily_candles: no stock trading day (NYSE session) in 2024-07-06..2024-07-07, "
+        "so no partition and no run"
+    ]

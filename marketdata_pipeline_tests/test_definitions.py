@@ -22,13 +22,23 @@ def test_definitions_load_with_the_contract_names():
         "tracked_symbols",
         "rejected_candles",
     }
-    assert defs.resolve_job_def("candles_job") is not None
+    # Stock and crypto partitions differ (NYSE sessions, UTC days): a job per asset class.
+    for job in ("stock_candles_job", "crypto_candles_job"):
+        assert defs.resolve_job_def(job) is not None
     sensors = {s.name: s for s in repo.sensor_defs}
     assert {"tracked_symbols_sensor"} <= set(sensors)
     assert sensors["tracked_symbols_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
-    (schedule,) = repo.schedule_defs
-    assert schedule.name == "candle_revisions_schedule"
-    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert {j.name for j in sensors["tracked_symbols_sensor"].jobs} == {
+        "stock_candles_job",
+        "crypto_candles_job",
+    }
+    schedules = {s.name: s for s in repo.schedule_defs}
+    assert {name: s.job_name for name, s in schedules.items()} == {
+        "stock_candle_revisions_schedule": "stock_candles_job",
+        "crypto_candle_revisions_schedule": "crypto_candles_job",
+    }
+    for schedule in schedules.values():
+        assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
 
 
 def test_candle_assets_are_daily_single_run_with_blocking_structural_checks():
@@ -64,12 +74,20 @@ def test_corporate_actions_ride_along_with_every_stock_candle_run():
         "stock_daily_candles",
         "stock_splits",
     }
-    # The revision schedule and the CLI backfill run candles_job (the sensor: test_sensors.py).
-    job_keys = {
-        k.to_user_string()
-        for k in defs.resolve_job_def("candles_job").asset_layer.executable_asset_keys
+
+    # The stock revision schedule and the CLI backfill run stock_candles_job (the sensor:
+    # test_sensors.py); the crypto job holds the crypto candles only.
+    def job_keys(name: str) -> set[str]:
+        job = defs.resolve_job_def(name)
+        return {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+
+    assert job_keys("stock_candles_job") == {
+        "stock_daily_candles",
+        "stock_splits",
+        "stock_dividends",
+        "stock_split_adjustments",
     }
-    assert {"stock_splits", "stock_dividends", "stock_split_adjustments"} <= job_keys
+    assert job_keys("crypto_candles_job") == {"crypto_daily_candles"}
 
 
 def test_the_api_key_is_an_env_var_reference_not_a_value(monkeypatch):

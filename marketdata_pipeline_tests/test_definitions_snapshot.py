@@ -1,8 +1,8 @@
 """A snapshot of the code location's shape: what a change to the definitions changes for users.
 
-Asset keys, their checks (and which block), partitions, backfill policy, job, schedule, sensor,
-resource keys and the run config schema of the candle assets. A change that alters any of them
-shows up as a diff of `snapshots/definitions.json`; regenerate it deliberately with
+Asset keys, their checks (and which block), partitions (and their exclusions), backfill policy,
+jobs, schedules, sensor, resource keys and the run config schema of the candle assets. A change
+that alters any of them shows up as a diff of `snapshots/definitions.json`; regenerate it with
 `MARKETDATA_UPDATE_SNAPSHOTS=1 pytest marketdata_pipeline_tests/test_definitions_snapshot.py`.
 """
 
@@ -26,11 +26,19 @@ def shape() -> dict:
             assets[name] = {"external": True, "deps": sorted(str(d) for d in asset.asset_deps[key])}
             continue
         partitions = asset.partitions_def
+        exclusions = getattr(partitions, "exclusions", None) or ()
         assets[name] = {
             "group": asset.group_names_by_key[key],
             "kinds": sorted(asset.specs_by_key[key].kinds),
             "partitions": type(partitions).__name__ if partitions else None,
             "partition_timezone": getattr(partitions, "timezone", None),
+            # Weekend cron rules, and how many single days (NYSE holidays) are excluded.
+            "partition_exclusions": {
+                "cron": sorted(e for e in exclusions if isinstance(e, str)),
+                "days": sum(not isinstance(e, str) for e in exclusions),
+            }
+            if exclusions
+            else None,
             "backfill_policy": str(asset.backfill_policy),
             "checks": {
                 spec.name: {"blocking": spec.blocking}

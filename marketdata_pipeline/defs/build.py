@@ -7,10 +7,10 @@ import warnings
 import dagster as dg
 
 from marketdata_pipeline.defs.candles.assets import build_candle_assets
-from marketdata_pipeline.defs.candles.jobs import build_candles_job
+from marketdata_pipeline.defs.candles.jobs import build_candle_jobs
 from marketdata_pipeline.defs.candles.metadata import EXTERNAL_ASSETS
-from marketdata_pipeline.defs.candles.partitions import candle_partitions
-from marketdata_pipeline.defs.candles.schedules import build_revision_schedule
+from marketdata_pipeline.defs.candles.partitions import crypto_partitions, stock_partitions
+from marketdata_pipeline.defs.candles.schedules import build_revision_schedules
 from marketdata_pipeline.defs.corporate_actions.assets import build_corporate_action_assets
 from marketdata_pipeline.defs.resources import build_resources
 from marketdata_pipeline.defs.symbols.sensors import build_tracked_symbols_sensor
@@ -18,21 +18,22 @@ from marketdata_pipeline.lib.settings import Settings
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
-    """Assets, job, schedule, sensor and resources for `settings` (nothing else is read)."""
+    """Assets, jobs, schedules, sensor and resources for `settings` (nothing else is read)."""
     with warnings.catch_warnings():
         # `backfill_policy` is still labelled beta in 1.13, but single-run ranges are the
         # documented way to backfill a rate-limited API in one run, and the Dagster packages
         # are pinned: the label would only add noise to every command's output.
         warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy")
-        partitions = candle_partitions(settings.start_date)
-        assets = build_candle_assets(partitions)
-        corporate_actions = build_corporate_action_assets(partitions, settings.start_date)
-    job = build_candles_job(assets, corporate_actions)
+        sessions = stock_partitions(settings.start_date)
+        assets = build_candle_assets(sessions, crypto_partitions(settings.start_date))
+        # The split repair runs with the stock candles, so it shares their session partitions.
+        corporate_actions = build_corporate_action_assets(sessions, settings.start_date)
+    jobs = build_candle_jobs(assets, corporate_actions)
     return dg.Definitions(
         assets=[*EXTERNAL_ASSETS, *assets, *corporate_actions],
-        jobs=[job],
-        schedules=[build_revision_schedule(job, settings.start_date, settings.revision_sessions)],
-        sensors=[build_tracked_symbols_sensor(job, settings.start_date)],
+        jobs=list(jobs),
+        schedules=build_revision_schedules(jobs, settings.start_date, settings.revision_sessions),
+        sensors=[build_tracked_symbols_sensor(jobs, settings.start_date)],
         # The console shows INFO and above (`python_logs` in dagster.yaml): a single-run range
         # records a DEBUG event per partition. Every event still goes to the event log.
         resources=build_resources(settings),

@@ -54,6 +54,21 @@ def is_stock_session(day: dt.date) -> bool:
     return day in _session_set()
 
 
+def weekday_closures(start: dt.date, end: dt.date) -> list[dt.date]:
+    """Monday-to-Friday days from `start` to `end` (inclusive) without an NYSE session: the
+    holidays and the ad-hoc closures (2001-09-11, hurricane Sandy), i.e. what a weekend rule
+    alone does not exclude."""
+    if end < start:
+        return []
+    _check_range(start, end)
+    sessions = _session_set()
+    return [
+        day
+        for day in crypto_days(start, end)
+        if day.weekday() < 5 and day not in sessions  # 5, 6: Saturday, Sunday
+    ]
+
+
 def crypto_days(start: dt.date, end: dt.date) -> list[dt.date]:
     """Every UTC calendar day from `start` to `end`, both inclusive."""
     return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]

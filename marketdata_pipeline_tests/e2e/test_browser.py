@@ -199,13 +199,16 @@ def test_backfill_from_the_asset_page_and_its_partitions_and_checks(
     (run,) = backfill["runs"]
     assert {"key": "marketdata/trigger", "value": "ui-backfill"} in run["tags"], run["tags"]
 
-    # The Partitions tab: the daily partitions from MARKETDATA_START_DATE, the range materialised.
+    # The Partitions tab: the session partitions from MARKETDATA_START_DATE, the range
+    # materialised.
     page.get_by_role("tab", name="Partitions").click()
     # The counts arrive after the tab renders (first "Materialized (0)"): wait for ours.
     at_least_ours = re.compile(rf"Materialized \((?:[{BACKFILL_DAYS}-9]|[1-9]\d+)\)")
     expect(page.get_by_text(at_least_ours).first).to_be_visible()
-    expect(page.get_by_text(str(deployment.start_date)).first).to_be_visible()
-    expect(page.get_by_text(str(last_complete_day())).first).to_be_visible()
+    # Stock partitions are NYSE sessions: the first and the last session are the ends.
+    sessions = stock_sessions(deployment.start_date, last_complete_day())
+    expect(page.get_by_text(str(sessions[0])).first).to_be_visible()
+    expect(page.get_by_text(str(sessions[-1])).first).to_be_visible()
     _screenshot(page, "03-partitions")
 
     # The Checks tab lists every check of the asset, ohlcv_schema first among the blocking ones.

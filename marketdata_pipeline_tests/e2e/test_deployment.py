@@ -68,7 +68,7 @@ query Checks($asset: AssetKeyInput!, $check: String!) {
 FINISHED_BACKFILL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 FINISHED_RUN = {"SUCCESS", "FAILURE", "CANCELED"}
 NEW_STOCK, NEW_CRYPTO = "NVDA", "X:BTCUSD"
-BACKFILL_DAYS = 10
+BACKFILL_DAYS = 10  # the last ten NYSE sessions: stock partitions are sessions only
 
 
 def _tags(run: dict[str, Any]) -> dict[str, str]:
@@ -123,11 +123,12 @@ def _row_counts(deployment: Deployment, table: str, start: dt.date, end: dt.date
 def test_ui_backfill_and_symbol_sensor_on_separate_processes(deployment: Deployment) -> None:
     started = time.monotonic()
     end = last_complete_day()
-    start = end - dt.timedelta(days=BACKFILL_DAYS - 1)
+    recent = stock_sessions(end - dt.timedelta(days=3 * BACKFILL_DAYS), end)[-BACKFILL_DAYS:]
+    start, last_session = recent[0], recent[-1]
 
     # 1. A partition-range backfill through the webserver, with the parameters the UI's
     #    Materialize dialog sends for a range of partitions of one asset.
-    partitions = [str(start + dt.timedelta(days=i)) for i in range(BACKFILL_DAYS)]
+    partitions = [str(day) for day in recent]
     launched = deployment.graphql(
         LAUNCH_BACKFILL,
         {
@@ -159,7 +160,7 @@ def test_ui_backfill_and_symbol_sensor_on_separate_processes(deployment: Deploym
     [backfill_run] = backfill["runs"]
     assert backfill_run["status"] == "SUCCESS"
     assert _tags(backfill_run)["dagster/asset_partition_range_start"] == str(start)
-    assert _tags(backfill_run)["dagster/asset_partition_range_end"] == str(end)
+    assert _tags(backfill_run)["dagster/asset_partition_range_end"] == str(last_session)
 
     everyone = {*SEEDED_STOCKS, "NVDA", "BTCUSD"}
 
@@ -175,16 +176,22 @@ def test_ui_backfill_and_symbol_sensor_on_separate_processes(deployment: Deploym
         "the tracked_symbols_sensor's history runs", sensor_runs_done, timeout=150, interval=2
     )
     assert all(r["status"] == "SUCCESS" for r in sensor_runs), sensor_runs
+    # One run per asset class, each over its partitions: the sessions of the history for the
+    # stocks, every day for crypto.
+    history_sessions = stock_sessions(deployment.start_date, end)
     for run in sensor_runs:
         tags = _tags(run)
-        assert tags["dagster/asset_partition_range_start"] == str(deployment.start_date)
-        assert tags["dagster/asset_partition_range_end"] == str(end)
+        crypto = "BTCUSD" in tags["marketdata/symbols"]
+        first, last = (
+            (deployment.start_date, end) if crypto else (history_sessions[0], last_session)
+        )
+        assert tags["dagster/asset_partition_range_start"] == str(first)
+        assert tags["dagster/asset_partition_range_end"] == str(last)
 
     # 3. What landed: rows in Postgres, check results in Dagster, status per symbol.
     sessions = stock_sessions(start, end)
     stock_counts = _row_counts(deployment, "stock_daily_candles", start, end)
     assert stock_counts == {s: len(sessions) for s in (*SEEDED_STOCKS, "NVDA")}
-    history_sessions = stock_sessions(deployment.start_date, end)
     assert _row_counts(deployment, "stock_daily_candles", deployment.start_date, end)[
         "NVDA"
     ] == len(history_sessions)
@@ -210,7 +217,7 @@ def test_ui_backfill_and_symbol_sensor_on_separate_processes(deployment: Deploym
         )
     }
     assert status == {
-        **{(s, "stock"): ("ok", end, None) for s in (*SEEDED_STOCKS, "NVDA")},
+        **{(s, "stock"): ("ok", last_session, None) for s in (*SEEDED_STOCKS, "NVDA")},
         ("BTCUSD", "crypto"): ("ok", end, None),
     }
 

@@ -29,16 +29,18 @@ FRESHNESS = dg.FreshnessPolicy.time_window(
 
 
 class CandleAssets(NamedTuple):
-    """The two candle assets, built on one partitions definition."""
+    """The two candle assets (stock partitions are NYSE sessions, crypto ones UTC days)."""
 
     stock: dg.AssetsDefinition
     crypto: dg.AssetsDefinition
 
 
-def build_candle_assets(partitions: dg.PartitionsDefinition) -> CandleAssets:
-    """Both candle assets on `partitions` (built at the edge from the start-date setting)."""
+def build_candle_assets(
+    stock_partitions: dg.PartitionsDefinition, crypto_partitions: dg.PartitionsDefinition
+) -> CandleAssets:
+    """The stock candles on `stock_partitions` and the crypto candles on `crypto_partitions`
+    (built at the edge from the start-date setting)."""
     common = dict(
-        partitions_def=partitions,
         # A ten-year backfill is one run making one range request per symbol, not 2,500 runs.
         backfill_policy=dg.BackfillPolicy.single_run(),
         io_manager_key="candle_io_manager",
@@ -57,6 +59,7 @@ def build_candle_assets(partitions: dg.PartitionsDefinition) -> CandleAssets:
         name=stock_name,
         check_specs=candle_check_specs(stock_name),
         metadata={"partition_expr": "day", "dagster/column_schema": candle_column_schema()},
+        partitions_def=stock_partitions,
         **common,
     )
     def stock_daily_candles(
@@ -68,7 +71,7 @@ def build_candle_assets(partitions: dg.PartitionsDefinition) -> CandleAssets:
         """Daily OHLCV candles of the active tracked stocks, one row per (symbol, NYSE session).
 
         Stored in `marketdata.stock_daily_candles`; `day` is the New York trading date and `ts`
-        New York midnight. Weekends and NYSE holidays have no rows and cost no request.
+        New York midnight. A partition per NYSE session: weekends and holidays have none.
         """
         yield from materialise_candles(context, config, AssetClass.STOCK, polygon, database)
 
@@ -76,6 +79,7 @@ def build_candle_assets(partitions: dg.PartitionsDefinition) -> CandleAssets:
         name=crypto_name,
         check_specs=candle_check_specs(crypto_name),
         metadata={"partition_expr": "day", "dagster/column_schema": candle_column_schema()},
+        partitions_def=crypto_partitions,
         **common,
     )
     def crypto_daily_candles(

@@ -2,15 +2,17 @@
 
 Each evaluation reads the rows whose `change_seq` (bumped by a trigger on insert and on
 re-activation, so plain-SQL changes count too) is newer than the cursor, and requests, per asset
-class, one single-run backfill over the whole history window for exactly those symbols. Symbols
-already tracked are not re-fetched or touched: the IO manager only replaces the new symbols' slice.
+class, one single-run backfill over the whole history window for exactly those symbols, as a run
+of that class's candle job (the stock window snapped to NYSE sessions, the partitions that exist).
+Symbols already tracked are not re-fetched or touched: the IO manager only replaces the new
+symbols' slice.
 """
 
 import datetime as dt
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
+from marketdata_pipeline.defs.candles.jobs import CANDLE_JOB_BY_CLASS, CandleJobs
 from marketdata_pipeline.defs.corporate_actions.assets import STOCK_COMPANION_KEYS
 from marketdata_pipeline.lib.calendar import last_complete_day
 from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_BY_CLASS, candle_run_config
@@ -23,20 +25,18 @@ from marketdata_pipeline.lib.symbols import AssetClass, parse_symbol
 SENSOR_INTERVAL_SECONDS = 30
 
 
-def build_tracked_symbols_sensor(
-    job: UnresolvedAssetJobDefinition, first_day: dt.date
-) -> dg.SensorDefinition:
+def build_tracked_symbols_sensor(jobs: CandleJobs, first_day: dt.date) -> dg.SensorDefinition:
     """The sensor requesting history from `first_day` for newly tracked symbols.
 
-    Its runs belong to the named candles job (each selecting one asset), so the UI lists them
-    as `candles_job` runs instead of an anonymous job.
+    Its runs belong to the named candle jobs (`stock_candles_job`, `crypto_candles_job`), so
+    the UI lists them under those names instead of an anonymous job.
     """
 
     @dg.sensor(
         name="tracked_symbols_sensor",
         minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        job=job,
+        jobs=list(jobs),
         description="Backfills the full history of symbols added to (or re-activated in) "
         "marketdata.tracked_symbols: one run per asset class for all new symbols together.",
     )
@@ -73,14 +73,19 @@ def history_requests(
             context.log.warning(f"ignoring invalid tracked symbol: {exc}")
             continue
         by_class.setdefault(sym.asset_class, []).append(sym.symbol)
-    window = CandleWindow(first_day, end)
+    history = CandleWindow(first_day, end)
     requests = []
     for cls, symbols in sorted(by_class.items()):
         asset = CANDLE_ASSET_BY_CLASS[cls]
         symbols = sorted(set(symbols))
+        window = history.trading_window(cls)
+        if window is None:
+            context.log.info(f"no {cls.value} trading day in {history} yet for {symbols}")
+            continue
         requests.append(
             dg.RunRequest(
                 run_key=f"{cls.value}-symbols-through-change-{newest}",
+                job_name=CANDLE_JOB_BY_CLASS[cls],
                 # Stock runs learn splits and repair older history in the same run.
                 asset_selection=[
                     dg.AssetKey(asset),
@@ -96,5 +101,8 @@ def history_requests(
         )
         context.log.info(f"requesting {asset} history {window} for {symbols}")
     if not requests:
-        return dg.SensorResult(skip_reason="only invalid symbols changed", cursor=str(newest))
+        return dg.SensorResult(
+            skip_reason="only invalid symbols, or none with a trading day yet, changed",
+            cursor=str(newest),
+        )
     return dg.SensorResult(run_requests=requests, cursor=str(newest))

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from marketdata_pipeline.lib.calendar import trading_days
+from marketdata_pipeline.lib.symbols import AssetClass
+
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
@@ -36,7 +39,11 @@ class CandleWindow:
 
     @classmethod
     def from_time_window(cls, window: dg.TimeWindow) -> CandleWindow:
-        """Convert Dagster's half-open daily `TimeWindow` to inclusive dates."""
+        """Convert Dagster's half-open daily `TimeWindow` to inclusive dates.
+
+        A range of session partitions spans from its first key's start to its last key's end,
+        excluded days in between included, so `last` is the last key's day.
+        """
         return cls(window.start.date(), window.end.date() - dt.timedelta(days=1))
 
     @property
@@ -48,6 +55,13 @@ class CandleWindow:
     def days(self) -> int:
         """Calendar days covered."""
         return (self.last - self.first).days + 1
+
+    def trading_window(self, asset_class: AssetClass) -> CandleWindow | None:
+        """This window narrowed to `asset_class`'s first and last trading day inside it (its
+        first and last partition keys: stock partitions are NYSE sessions only), or None when
+        it holds no trading day."""
+        days = trading_days(asset_class, self.first, self.last)
+        return CandleWindow(days[0], days[-1]) if days else None
 
     def run_tags(self) -> dict[str, str]:
         """Run tags that make one Dagster run cover exactly this window's partitions."""

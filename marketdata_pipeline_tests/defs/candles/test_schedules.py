@@ -1,4 +1,5 @@
-"""The daily revision schedule: last complete day plus trailing sessions, as one run."""
+"""The daily revision schedules: last complete day plus trailing sessions, one run per asset
+class (stock ranges snapped to NYSE sessions)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import polars as pl
 import psycopg
 
 from marketdata_pipeline.defs.candles.assets import CandleAssets
-from marketdata_pipeline.defs.candles.jobs import build_candles_job
-from marketdata_pipeline.defs.candles.schedules import build_revision_schedule, revision_window
+from marketdata_pipeline.defs.candles.jobs import build_candle_jobs
+from marketdata_pipeline.defs.candles.schedules import build_revision_schedules, revision_window
 from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.postgres.tracked_symbols import add_symbols
-from marketdata_pipeline.lib.symbols import parse_symbol
+from marketdata_pipeline.lib.symbols import AssetClass, parse_symbol
 from marketdata_pipeline_tests.helpers import CANDLE_ASSETS, START_DATE, materialise, read_table
 
 RANGE_START = "dagster/asset_partition_range_start"
@@ -36,26 +37,53 @@ def test_window_is_the_last_complete_day_and_five_sessions_before_it():
     )
 
 
-def revision_schedule(trailing_sessions: int) -> dg.ScheduleDefinition:
-    return build_revision_schedule(
-        build_candles_job(CandleAssets(*CANDLE_ASSETS)), START_DATE, trailing_sessions
+def revision_schedules(trailing_sessions: int) -> dict[AssetClass, dg.ScheduleDefinition]:
+    stock, crypto = build_revision_schedules(
+        build_candle_jobs(CandleAssets(*CANDLE_ASSETS)), START_DATE, trailing_sessions
     )
+    return {AssetClass.STOCK: stock, AssetClass.CRYPTO: crypto}
 
 
-def test_schedule_requests_one_run_over_the_window_for_both_assets():
-    schedule = revision_schedule(5)
+def tick(schedule: dg.ScheduleDefinition, when: dt.datetime) -> dg.RunRequest | dg.SkipReason:
+    """The schedule's one request (or skip reason) at `when`."""
     # The context is closed inside the instance's scope: it enters the instance, and closing
     # them out of order would leave Dagster's definitions-state variable pointing at it.
     with (
         dg.instance_for_test() as instance,
-        dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=TUESDAY_MORNING
-        ) as context,
+        dg.build_schedule_context(instance=instance, scheduled_execution_time=when) as context,
     ):
-        request = schedule.evaluate_tick(context).run_requests[0]
-    assert request.tags[RANGE_START] == "2024-06-28"
-    assert request.tags[RANGE_END] == "2024-07-08"
-    assert schedule.job_name == "candles_job"
+        data = schedule.evaluate_tick(context)
+    if data.run_requests:
+        (request,) = data.run_requests
+        return request
+    return dg.SkipReason(data.skip_message)
+
+
+def test_each_asset_class_has_its_schedule_and_job():
+    schedules = revision_schedules(5)
+    assert schedules[AssetClass.STOCK].name == "stock_candle_revisions_schedule"
+    assert schedules[AssetClass.STOCK].job_name == "stock_candles_job"
+    assert schedules[AssetClass.CRYPTO].name == "crypto_candle_revisions_schedule"
+    assert schedules[AssetClass.CRYPTO].job_name == "crypto_candles_job"
+    for cls, schedule in schedules.items():
+        request = tick(schedule, TUESDAY_MORNING)
+        # Monday 2024-07-08 and the five sessions before it: a session at either end.
+        assert request.tags[RANGE_START] == "2024-06-28", cls
+        assert request.tags[RANGE_END] == "2024-07-08", cls
+
+
+def test_the_stock_request_is_snapped_to_sessions_the_crypto_one_is_not():
+    # Sunday 2024-07-07 06:00: the last complete day is Saturday, not a stock partition.
+    sunday = dt.datetime(2024, 7, 7, 6, 0, tzinfo=dt.UTC)
+    stock = tick(revision_schedules(0)[AssetClass.STOCK], sunday)
+    crypto = tick(revision_schedules(0)[AssetClass.CRYPTO], sunday)
+    assert (crypto.tags[RANGE_START], crypto.tags[RANGE_END]) == ("2024-07-06", "2024-07-06")
+    assert isinstance(stock, dg.SkipReason) and "no stock trading day" in stock.skip_message
+    # One trailing session reaches back to Friday 2024-07-05: the stock run is that session.
+    stock = tick(revision_schedules(1)[AssetClass.STOCK], sunday)
+    assert (stock.tags[RANGE_START], stock.tags[RANGE_END]) == ("2024-07-05", "2024-07-05")
+    crypto = tick(revision_schedules(1)[AssetClass.CRYPTO], sunday)
+    assert (crypto.tags[RANGE_START], crypto.tags[RANGE_END]) == ("2024-07-05", "2024-07-06")
 
 
 def test_the_schedules_run_replaces_revised_and_provisional_bars_only_in_its_window(
@@ -72,11 +100,7 @@ def test_the_schedules_run_replaces_revised_and_provisional_bars_only_in_its_win
     # Overnight the vendor finalises and revises its recent bars.
     sim.clear_faults()
     sim.configure(revision=1, revision_from="2024-07-01")
-    request = (
-        revision_schedule(5)
-        .evaluate_tick(dg.build_schedule_context(scheduled_execution_time=TUESDAY_MORNING))
-        .run_requests[0]
-    )
+    request = tick(revision_schedules(5)[AssetClass.STOCK], TUESDAY_MORNING)
     start = dt.date.fromisoformat(request.tags[RANGE_START])
     end = dt.date.fromisoformat(request.tags[RANGE_END])
     assert materialise(start, end, resources, assets=CANDLE_ASSETS).success

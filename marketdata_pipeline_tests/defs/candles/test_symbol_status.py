@@ -9,12 +9,13 @@ import polars as pl
 import psycopg
 
 from marketdata_pipeline.defs.candles.assets import CandleAssets
-from marketdata_pipeline.defs.candles.jobs import build_candles_job
+from marketdata_pipeline.defs.candles.jobs import CANDLE_JOB_BY_CLASS, build_candle_jobs
 from marketdata_pipeline.lib.calendar import stock_sessions
 from marketdata_pipeline.lib.postgres.tracked_symbols import add_symbols, remove_symbols
-from marketdata_pipeline.lib.symbols import parse_symbol
+from marketdata_pipeline.lib.symbols import AssetClass, parse_symbol
 from marketdata_pipeline_tests.helpers import (
     CANDLE_ASSETS,
+    Runs,
     check_evaluations,
     materialise,
     query,
@@ -39,24 +40,29 @@ def status(url: str) -> dict[str, tuple]:
     return {r[0]: r[1:] for r in rows}
 
 
-def run_job(
-    resources: dict, start: dt.date = START, end: dt.date = END
-) -> dg.ExecuteInProcessResult:
+def run_jobs(resources: dict, start: dt.date = START, end: dt.date = END) -> Runs:
+    """Both candle jobs over start..end, each on its own partitions."""
     defs = dg.Definitions(
         assets=list(CANDLE_ASSETS),
-        jobs=[build_candles_job(CandleAssets(*CANDLE_ASSETS))],
+        jobs=list(build_candle_jobs(CandleAssets(*CANDLE_ASSETS))),
         resources=resources,
     )
-    job = defs.resolve_job_def("candles_job")
-    return job.execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), tags=range_tags(start, end), raise_on_error=False
+    return Runs(
+        tuple(
+            defs.resolve_job_def(CANDLE_JOB_BY_CLASS[cls]).execute_in_process(
+                instance=dg.DagsterInstance.ephemeral(),
+                tags=range_tags(start, end, cls),
+                raise_on_error=False,
+            )
+            for cls in AssetClass
+        )
     )
 
 
-def test_mixed_stocks_and_crypto_in_one_job_from_the_tracked_table(sim, resources, database_url):
+def test_mixed_stocks_and_crypto_in_their_jobs_from_the_tracked_table(sim, resources, database_url):
     track(database_url, "AAPL", "MSFT")
     track(database_url, "BTCUSD", "ETHUSD", asset_class="crypto")
-    result = run_job(resources)
+    result = run_jobs(resources)
     assert result.success
     stocks = read_table(database_url, "stock_daily_candles")
     crypto = read_table(database_url, "crypto_daily_candles")

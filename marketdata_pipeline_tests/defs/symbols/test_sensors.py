@@ -52,8 +52,12 @@ def test_new_symbols_become_one_history_run_per_asset_class(database, database_u
         requests = {r.asset_selection[0].path[-1]: r for r in result.run_requests}
         assert set(requests) == {"stock_daily_candles", "crypto_daily_candles"}
         stock = requests["stock_daily_candles"]
-        assert stock.tags[RANGE_START] == START_DATE.isoformat()
-        assert stock.tags[RANGE_END] == last_complete_day().isoformat()
+        # Each asset class runs in its own job, over its partition keys: NYSE sessions for
+        # stocks (the first and last session of the history), every UTC day for crypto.
+        sessions = stock_sessions(START_DATE, last_complete_day())
+        assert stock.job_name == "stock_candles_job"
+        assert stock.tags[RANGE_START] == sessions[0].isoformat()
+        assert stock.tags[RANGE_END] == sessions[-1].isoformat()
         assert stock.run_config == {
             "ops": {"stock_daily_candles": {"config": {"symbols": ["AAPL", "MSFT"]}}}
         }
@@ -65,6 +69,9 @@ def test_new_symbols_become_one_history_run_per_asset_class(database, database_u
             "stock_split_adjustments",
         ]
         crypto = requests["crypto_daily_candles"]
+        assert crypto.job_name == "crypto_candles_job"
+        assert crypto.tags[RANGE_START] == START_DATE.isoformat()
+        assert crypto.tags[RANGE_END] == last_complete_day().isoformat()
         assert [k.path[-1] for k in crypto.asset_selection] == ["crypto_daily_candles"]
         assert crypto.run_config["ops"]["crypto_daily_candles"]["config"]["symbols"] == ["BTCUSD"]
         # The cursor advanced: the same table state asks for nothing more.
@@ -143,4 +150,4 @@ def test_the_requested_run_fetches_history_for_the_new_symbol_only(
     assert query(
         database_url,
         "SELECT status, last_success_day FROM marketdata.tracked_symbols WHERE symbol='MSFT'",
-    ) == [("ok", end)]
+    ) == [("ok", stock_sessions(START_DATE, end)[-1])]

@@ -17,7 +17,7 @@ from marketdata_pipeline.lib.postgres.io_manager import (
     write_slice,
 )
 from marketdata_pipeline.lib.symbols import AssetClass
-from marketdata_pipeline_tests.helpers import query, range_tags, read_table, stock_daily_candles
+from marketdata_pipeline_tests.helpers import crypto_daily_candles, query, range_tags, read_table
 
 TABLE = "crypto_daily_candles"
 
@@ -134,7 +134,7 @@ def test_io_manager_loads_the_downstream_window_back_as_polars(database, databas
 
     @dg.asset(
         name=TABLE,
-        partitions_def=stock_daily_candles.partitions_def,
+        partitions_def=crypto_daily_candles.partitions_def,
         io_manager_key="candle_io_manager",
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
@@ -149,7 +149,7 @@ def test_io_manager_loads_the_downstream_window_back_as_polars(database, databas
     seen: dict[str, pl.DataFrame] = {}
 
     @dg.asset(
-        partitions_def=stock_daily_candles.partitions_def,
+        partitions_def=crypto_daily_candles.partitions_def,
         ins={"candles": dg.AssetIn(key=dg.AssetKey(TABLE), input_manager_key="candle_io_manager")},
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
@@ -159,7 +159,7 @@ def test_io_manager_loads_the_downstream_window_back_as_polars(database, databas
     result = dg.materialize(
         [upstream, downstream],
         resources={"candle_io_manager": PostgresCandleIOManager(database=database)},
-        tags=range_tags(dt.date(2024, 1, 1), dt.date(2024, 1, 10)),
+        tags=range_tags(dt.date(2024, 1, 1), dt.date(2024, 1, 10), AssetClass.CRYPTO),
         instance=dg.DagsterInstance.ephemeral(),
     )
     assert result.success
