@@ -22,6 +22,7 @@ from marketdata_pipeline.lib.candles.schema import (
 )
 from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.errors import InputError
+from marketdata_pipeline.lib.run_triggers import CLI_TRIGGER, TRIGGER_TAG
 from marketdata_pipeline.lib.settings import Settings, parse_date
 from marketdata_pipeline.lib.symbols import (
     AssetClass,
@@ -29,9 +30,6 @@ from marketdata_pipeline.lib.symbols import (
     canonical_case,
     parse_symbol,
 )
-
-#: Trigger tag of runs started by `marketdata backfill`.
-CLI_TRIGGER = "cli-backfill"
 
 
 @dataclass(frozen=True)
@@ -212,7 +210,7 @@ def run_backfill(settings: Settings, request: BackfillRequest) -> list[BackfillO
             result = defs.resolve_job_def(run.job).execute_in_process(
                 run_config=run.run_config(),
                 instance=instance,
-                tags={**run.window.run_tags(), "marketdata/trigger": CLI_TRIGGER},
+                tags={**run.window.run_tags(), TRIGGER_TAG: CLI_TRIGGER},
                 asset_selection=run.asset_keys(),
                 raise_on_error=False,
             )

@@ -34,6 +34,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from marketdata_pipeline.lib.errors import ConfigError, MarketdataError
+from marketdata_pipeline.lib.run_triggers import HISTORY_TRIGGER, TRIGGER_TAG
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -47,9 +48,6 @@ DEV_SHUTDOWN_SECONDS = 90
 GROUP_KILL_SECONDS = 10.0
 #: The signals that stop the server, all handled alike.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-#: Tag and value the tracked-symbols sensor puts on its history runs.
-TRIGGER_TAG = "marketdata/trigger"
-HISTORY_TRIGGER = "new-symbols"
 #: Which asset class a history run's asset fetches.
 ASSET_CLASS_BY_ASSET = {"stock_daily_candles": "stock", "crypto_daily_candles": "crypto"}
 #: How long the child that settles the runs may take (it imports Dagster, opens the instance).

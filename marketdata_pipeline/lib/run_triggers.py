@@ -2,18 +2,15 @@
 
 Our own launchers tag their runs (`marketdata backfill`, the revision schedule, the symbol
 sensor). Runs launched from the UI (a Materialize click, a partition backfill, a re-execution)
-carry only Dagster's own tags, so the instance's run coordinator adds the trigger to every run
-it is handed without one, at submission: the tag is on the run from the moment it is queued,
-and the UI's run list can be filtered by it for every run, whoever launched it.
+carry only Dagster's own tags, so the instance's run coordinator (`run_coordinator.py`) adds the
+trigger to every run it is handed without one, at submission: the tag is on the run from the
+moment it is queued, and the UI's run list can be filtered by it for every run, whoever launched
+it. (No Dagster import here: the CLI reads these names without loading Dagster.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-
-from dagster._core.run_coordinator.base import SubmitRunContext
-from dagster._core.run_coordinator.queued_run_coordinator import QueuedRunCoordinator
-from dagster._core.storage.dagster_run import DagsterRun
 
 TRIGGER_TAG = "marketdata/trigger"
 #: Values our own launchers set.
@@ -49,15 +46,3 @@ def trigger_for(tags: Mapping[str, str]) -> str:
     if tags.get(_SENSOR_TAG):
         return f"sensor:{tags[_SENSOR_TAG]}"
     return UI_LAUNCH_TRIGGER
-
-
-class TriggerTaggingRunCoordinator(QueuedRunCoordinator):
-    """Dagster's queued run coordinator (same queue, same `concurrency` limits from
-    `dagster.yaml`) that first gives every submitted run its `marketdata/trigger` tag."""
-
-    def submit_run(self, context: SubmitRunContext) -> DagsterRun:
-        """Tag the run if it has no trigger yet, then queue it as Dagster does."""
-        run = context.dagster_run
-        if not run.tags.get(TRIGGER_TAG):
-            self._instance.add_run_tags(run.run_id, {TRIGGER_TAG: trigger_for(run.tags)})
-        return super().submit_run(context)

@@ -12,13 +12,13 @@ from dagster._core.remote_origin import (
 from dagster._core.run_coordinator.base import SubmitRunContext
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
+from marketdata_pipeline.lib.run_coordinator import TriggerTaggingRunCoordinator
 from marketdata_pipeline.lib.run_triggers import (
     CLI_TRIGGER,
     RE_EXECUTION_TRIGGER,
     TRIGGER_TAG,
     UI_BACKFILL_TRIGGER,
     UI_LAUNCH_TRIGGER,
-    TriggerTaggingRunCoordinator,
     trigger_for,
 )
 

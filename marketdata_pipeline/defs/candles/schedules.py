@@ -16,6 +16,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from marketdata_pipeline.defs.candles.jobs import CandleJobs
 from marketdata_pipeline.lib.calendar import last_complete_day, stock_sessions
 from marketdata_pipeline.lib.candles.window import CandleWindow
+from marketdata_pipeline.lib.run_triggers import SCHEDULE_TRIGGER, TRIGGER_TAG
 from marketdata_pipeline.lib.settings import DEFAULT_REVISION_SESSIONS
 from marketdata_pipeline.lib.symbols import AssetClass
 
@@ -82,7 +83,7 @@ def build_revision_schedule(
             return dg.SkipReason(f"no {asset_class.value} trading day in {window}")
         return dg.RunRequest(
             run_key=None,
-            tags={**keys.run_tags(), "marketdata/trigger": "revision-schedule"},
+            tags={**keys.run_tags(), TRIGGER_TAG: SCHEDULE_TRIGGER},
         )
 
     return candle_revisions_schedule

@@ -20,6 +20,7 @@ from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.errors import InputError
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.tracked_symbols import changes_since
+from marketdata_pipeline.lib.run_triggers import HISTORY_TRIGGER, TRIGGER_TAG
 from marketdata_pipeline.lib.symbols import AssetClass, parse_symbol
 
 SENSOR_INTERVAL_SECONDS = 30
@@ -94,7 +95,7 @@ def history_requests(
                 run_config=candle_run_config({asset: symbols}),
                 tags={
                     **window.run_tags(),
-                    "marketdata/trigger": "new-symbols",
+                    TRIGGER_TAG: HISTORY_TRIGGER,
                     "marketdata/symbols": ",".join(symbols)[:200],
                 },
             )
