@@ -575,6 +575,7 @@ def _run_simulator(argv: list[str], shell: Shell) -> None:
         process.terminate()
         output, _ = process.communicate(timeout=15)
     assert "ALL DATA IS SIMULATED" in output
+    assert not (shell.cwd / ".marketdata").exists(), "marketdata simulator made .marketdata"
 
 
 def _psql_path(env: dict[str, str]) -> str:
@@ -601,11 +602,11 @@ def _run_substitution(example: Example, shell: Shell) -> None:
 
 
 @contextlib.contextmanager
-def _timed(log: list[str], what: str) -> Iterator[None]:
+def _timed(what: str) -> Iterator[None]:
+    """Print how long a command took (shown with -s, or in a failure's report)."""
     began = time.perf_counter()
     yield
-    log.append(f"{time.perf_counter() - began:6.1f} s  {what}")
-    print(log[-1], flush=True)  # shown with -s, or in a failure's report
+    print(f"{time.perf_counter() - began:6.1f} s  {what}", flush=True)
 
 
 @pytest.mark.e2e
@@ -647,7 +648,6 @@ def test_every_documented_command_runs_from_another_directory(
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     assert not elsewhere.is_relative_to(REPO)
-    timings: list[str] = []
     ran: set[tuple] = set()  # (command, environment, directory) of every command run
     made: set[tuple[str, ...]] = set()  # the make lines whose commands ran
     for path in documents():
@@ -659,7 +659,7 @@ def test_every_documented_command_runs_from_another_directory(
                 shell.setup(example)
                 continue
             if example.kind == "substitution":
-                with _timed(timings, str(example)):
+                with _timed(str(example)):
                     _run_substitution(example, shell)
                 continue
             if example.kind == "make":
@@ -669,12 +669,8 @@ def test_every_documented_command_runs_from_another_directory(
                 if tuple(_argv(example)) in made:
                     continue
                 made.add(tuple(_argv(example)))
-                commands = [
-                    c.split()
-                    for c in make_dry_run(_argv(example))
-                    if c.startswith(".venv/bin/marketdata ")
-                ]
-                argvs = [["marketdata", *c[1:]] for c in commands]
+                commands = [c.split() for c in make_dry_run(_argv(example))]
+                argvs = [["marketdata", *c[1:]] for c in commands if c[0].endswith("/marketdata")]
             elif example.kind == "marketdata":
                 argvs = [_argv(example)]
             else:
@@ -686,7 +682,7 @@ def test_every_documented_command_runs_from_another_directory(
                 if tuple(argv[:2]) in LONG_RUNNING or key in ran:
                     continue
                 ran.add(key)
-                with _timed(timings, f"{example}  ->  {' '.join(argv)}"):
+                with _timed(f"{example}  ->  {' '.join(argv)}"):
                     if argv[1] == "simulator":
                         _run_simulator(argv, shell)
                     else:
