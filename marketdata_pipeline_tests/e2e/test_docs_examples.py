@@ -417,6 +417,18 @@ class Store:
             (symbol, symbol, start, end),
         )[0]
 
+    def sources(self, table: str, start: str, end: str) -> set[str]:
+        """The kinds of source (`simulator`, `polygon`) of a table's rows on days start..end."""
+        with psycopg.connect(self.candles_url) as conn:
+            return {
+                r[0]
+                for r in conn.execute(
+                    f"SELECT DISTINCT split_part(source, ':', 1) FROM marketdata.{table}"
+                    " WHERE day BETWEEN %s AND %s",
+                    (start, end),
+                )
+            }
+
     def columns(self, table: str) -> set[str]:
         """The column names of a table of the marketdata schema."""
         with psycopg.connect(self.candles_url) as conn:
@@ -493,6 +505,10 @@ def _check_outcome(
             assert url == shell.env["MARKETDATA_DATABASE_URL"], where
         assert store.one(url, "SELECT 1") == (1,)
     elif sub == ["backfill"]:
+        keyless = not any(shell.env.get(v) for v in ("POLYGON_API_KEY", "MASSIVE_API_KEY"))
+        # Without a key the simulator serves the data, and says so on stderr.
+        assert not keyless or "SIMULATOR" in done.stderr, f"{where}: {done.stderr}"
+        assert "plan" in done.stdout, f"{where}: no request plan printed"
         tables = [before["cli_runs"], store.cli_runs()]
         if "--dry-run" in argv:
             assert tables[1] == tables[0], f"{where}: the dry run launched a run"
@@ -505,14 +521,18 @@ def _check_outcome(
         assets = _option(argv, "--asset") or list(CANDLE_TABLES.values())
         for table in assets:
             assert store.rows(table, None, start, end) > 0, f"{where}: no rows in {table}"
+            if keyless:
+                assert store.sources(table, start, end) == {"simulator"}, where
         for name in _option(argv, "--symbols"):
             table = assets[0] if "--asset" in argv else CANDLE_TABLES["stock"]
             if name.startswith("X:"):
                 table, name = CANDLE_TABLES["crypto"], name[2:]
             assert store.rows(table, name, start, end) > 0, f"{where}: no rows for {name}"
-    elif sub == ["coverage"] and "--out" in argv:
-        picture = shell.cwd / _option(argv, "--out")[0]
-        assert picture.read_bytes()[:8] == PNG_MAGIC, f"{where}: no PNG at {picture}"
+    elif sub == ["coverage"]:
+        assert "stored" in done.stdout, f"{where}: no counts per state"
+        for out in _option(argv, "--out"):
+            picture = shell.cwd / out  # a relative path is the caller's directory's
+            assert picture.read_bytes()[:8] == PNG_MAGIC, f"{where}: no PNG at {picture}"
     elif sub == ["demo"]:
         from marketdata_pipeline.cli import DEMO_CRYPTO, DEMO_STOCKS
 
