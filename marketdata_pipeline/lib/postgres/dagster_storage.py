@@ -9,10 +9,19 @@ bookkeeping. This subclass changes two things and nothing else:
 
 - **One pooled connection per process** (plus a small overflow), recycled hourly, instead of a
   new connection per statement.
-- **Planned events written as a batch** when Dagster hands them over as one
-  (`DAGSTER_EVENT_BATCH_SIZE` > 0): one multi-row INSERT and one index transaction, doing per
-  event what the stock `store_event` does (event row, asset-event tags, the asset's row, which
-  keeps the last event per asset). Materialisation batches already work this way upstream.
+- **A range's planned events written as one batch, whoever creates the run.** The storage says
+  it takes a run's planned partitions as one event per asset
+  (`supports_partition_subset_in_asset_materialization_planned_events`, the hook Dagster asks
+  before creating a run), and stores that event as exactly the rows Dagster would otherwise
+  have sent one by one: one "planned" row per partition, so the UI still shows a failed run's
+  partitions as failed and a running one's as in progress. They go in as one multi-row INSERT
+  and one index transaction, doing per event what the stock `store_event` does (event row,
+  asset-event tags, the asset's row, which keeps the last event per asset). Creating a run thus
+  costs a fixed number of statements whatever the range, in every process that creates runs:
+  the daemon's sensor and backfill ticks, the webserver, the command line, without relying on
+  `DAGSTER_EVENT_BATCH_SIZE` in their environment (without it, each of a ten-year history
+  run's 5,000 planned events was its own statement: over a minute in the sensor's tick).
+  Materialisation batches (`DAGSTER_EVENT_BATCH_SIZE` > 0) already work this way upstream.
 - **A planned check serialised once.** A check planned over N partitions is stored as N rows
   that carry the same serialised event; upstream serialises it again for every row (about 4 ms
   a partition per check here), this class once.
@@ -27,6 +36,7 @@ from typing import Any
 
 from dagster import DagsterEventType
 from dagster._core.event_api import EventLogEntry
+from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log.schema import (
     AssetCheckExecutionsTable,
@@ -75,11 +85,27 @@ class PooledPostgresEventLogStorage(PostgresEventLogStorage):
             token_provider=get_token_provider_from_config(config_value),
         )
 
+    @property
+    def supports_partition_subset_in_asset_materialization_planned_events(self) -> bool:
+        """Yes: a run's planned partitions arrive as one event per asset (see module doc)."""
+        return True
+
+    def store_event(self, event: EventLogEntry) -> None:
+        """A planned range as its per-partition rows in one INSERT; anything else as upstream."""
+        if _is_planned_range(event):
+            self._store_planned_batch(per_partition_planned_events(event))
+        else:
+            super().store_event(event)
+
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """Write planned-materialisation events in one INSERT; anything else as upstream."""
-        kind = DagsterEventType.ASSET_MATERIALIZATION_PLANNED
-        planned = [e for e in events if e.get_dagster_event().event_type == kind]
-        rest = [e for e in events if e.get_dagster_event().event_type != kind]
+        planned = [
+            one
+            for event in events
+            if _is_planned(event)
+            for one in per_partition_planned_events(event)
+        ]
+        rest = [e for e in events if not _is_planned(e)]
         if planned:
             self._store_planned_batch(planned)
         if rest:
@@ -129,3 +155,38 @@ class PooledPostgresEventLogStorage(PostgresEventLogStorage):
                     ]
                 )
             )
+
+
+def _is_planned(event: EventLogEntry) -> bool:
+    dagster_event = event.dagster_event
+    return (
+        dagster_event is not None
+        and dagster_event.event_type == DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+    )
+
+
+def _is_planned_range(event: EventLogEntry) -> bool:
+    return _is_planned(event) and event.get_dagster_event().event_specific_data.partitions_subset
+
+
+def per_partition_planned_events(event: EventLogEntry) -> list[EventLogEntry]:
+    """A planned event over a set of partitions as one planned event per partition.
+
+    Each is the event Dagster itself builds for a partition when its storage does not take
+    sets (`DagsterEvent.build_asset_materialization_planned_event`), with the set's run,
+    step, level and time. An event for one partition or none is returned as it is.
+    """
+    dagster_event = event.get_dagster_event()
+    planned: AssetMaterializationPlannedData = dagster_event.event_specific_data
+    if planned.partitions_subset is None:
+        return [event]
+    return [
+        event._replace(
+            dagster_event=DagsterEvent.build_asset_materialization_planned_event(
+                dagster_event.job_name,
+                dagster_event.step_key,
+                AssetMaterializationPlannedData(planned.asset_key, partition=key),
+            )
+        )
+        for key in planned.partitions_subset.get_partition_keys()
+    ]
