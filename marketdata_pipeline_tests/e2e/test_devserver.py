@@ -256,7 +256,8 @@ def test_sigterm_with_the_history_in_flight_then_a_restart_lands_the_history(pg_
         began = time.monotonic()
         server = _start_marketdata_dev(env, free_port(), out, err)
         try:
-            _wait("the UI", lambda: "Dagster UI ready" in out.read_text(), server, out)
+            # Added while the server starts: the sensor's first tick (when the daemon is up)
+            # sees it, instead of the tick 30 s later.
             added = subprocess.run(
                 [str(BIN / "marketdata"), "symbols", "add", SYMBOL],
                 env=env,
@@ -265,6 +266,7 @@ def test_sigterm_with_the_history_in_flight_then_a_restart_lands_the_history(pg_
                 timeout=60,
             )
             assert added.returncode == 0, added.stderr
+            _wait("the UI", lambda: "Dagster UI ready" in out.read_text(), server, out)
 
             def in_flight() -> bool:
                 runs = _history_runs(dagster)
