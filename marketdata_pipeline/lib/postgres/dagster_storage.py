@@ -5,7 +5,7 @@ events when the run is created and N materialisations when it ends. With the sto
 `PostgresEventLogStorage` each planned event is its own INSERT, NOTIFY and index transaction,
 each on a new connection (the engine holds none open between statements): about 25-40 ms per
 partition on a busy two-core machine (docs/benchmarks.md), most of a long backfill's
-bookkeeping. This subclass changes two things and nothing else:
+bookkeeping. This subclass changes three things and nothing else:
 
 - **One pooled connection per process** (plus a small overflow), recycled hourly, instead of a
   new connection per statement.
@@ -14,13 +14,14 @@ bookkeeping. This subclass changes two things and nothing else:
   (`supports_partition_subset_in_asset_materialization_planned_events`, the hook Dagster asks
   before creating a run), and stores that event as exactly the rows Dagster would otherwise
   have sent one by one: one "planned" row per partition, so the UI still shows a failed run's
-  partitions as failed and a running one's as in progress. They go in as one multi-row INSERT
-  and one index transaction, doing per event what the stock `store_event` does (event row,
-  asset-event tags, the asset's row, which keeps the last event per asset). Creating a run thus
-  costs a fixed number of statements whatever the range, in every process that creates runs:
-  the daemon's sensor and backfill ticks, the webserver, the command line, without relying on
-  `DAGSTER_EVENT_BATCH_SIZE` in their environment (without it, each of a ten-year history
-  run's 5,000 planned events was its own statement: over a minute in the sensor's tick).
+  partitions as failed and a running one's as in progress. They go in as one INSERT (serialised
+  once per asset, see `_planned_rows`) and one index transaction, doing per event what the
+  stock `store_event` does (event row, asset-event tags, the asset's row, which keeps the last
+  event per asset). Creating a run thus costs a fixed number of statements whatever the range,
+  in every process that creates runs: the daemon's sensor and backfill ticks, the webserver,
+  the command line, without relying on `DAGSTER_EVENT_BATCH_SIZE` in their environment
+  (without it, each of a ten-year history run's 5,000 planned events was its own statement:
+  over a minute in the sensor's tick).
   Materialisation batches (`DAGSTER_EVENT_BATCH_SIZE` > 0) already work this way upstream.
 - **A planned check serialised once.** A check planned over N partitions is stored as N rows
   that carry the same serialised event; upstream serialises it again for every row (about 4 ms
@@ -118,6 +119,8 @@ class PooledPostgresEventLogStorage(PostgresEventLogStorage):
 
     def _store_planned_batch(self, events: Sequence[EventLogEntry]) -> None:
         rows = self._planned_rows(events)
+        if not rows:
+            return
         # One INSERT of every row (executemany with a single page): compiling a multi-row
         # VALUES statement instead took longer than the server's work for thousands of rows.
         insert = SqlEventLogStorageTable.insert().returning(
@@ -199,7 +202,10 @@ def _is_planned(event: EventLogEntry) -> bool:
 
 
 def _is_planned_range(event: EventLogEntry) -> bool:
-    return _is_planned(event) and event.get_dagster_event().event_specific_data.partitions_subset
+    return (
+        _is_planned(event)
+        and event.get_dagster_event().event_specific_data.partitions_subset is not None
+    )
 
 
 def _with_partition(event: EventLogEntry, partition: str | None) -> EventLogEntry:
