@@ -21,6 +21,7 @@ from bench import (
     partition_overhead,
     requests,
     scale,
+    sensor_tick,
 )
 from bench.common import BenchPostgres, Figure
 
@@ -134,3 +135,14 @@ def test_the_simulators_grouped_endpoint_carries_a_whole_market(sim):
     )
     tickers = {bar["T"] for bar in body["results"]}
     assert len(tickers) == body["resultsCount"] >= 10_000
+
+
+def test_sensor_tick_times_the_daemons_tick_in_each_setup(bench_pg):
+    figures = sensor_tick.run(pg=bench_pg, **sensor_tick.SMOKE)
+    assert {
+        "sensor_tick.stock_unbatched",
+        "sensor_tick.repository",
+        "sensor_tick.repository_batched",
+    } == _names(figures)
+    # Each tick created the history run: ten days of the candle asset and its adjustments.
+    assert all("10 daily partitions" in (f.note or "") for f in figures)
