@@ -78,7 +78,7 @@ def sensor_tick(instance: dg.DagsterInstance, database, days: int) -> tuple[dg.D
         {"MARKETDATA_START_DATE": first_day.isoformat(), "MARKETDATA_DATABASE_URL": database.url}
     )
     defs = build_defs(settings)
-    sensor = defs.get_sensor_def("tracked_symbols_sensor")
+    sensor = defs.resolve_sensor_def("tracked_symbols_sensor")
     context = dg.build_sensor_context(instance=instance, resources={"database": database})
     result = sensor(context)
     assert isinstance(result, dg.SensorResult), result
