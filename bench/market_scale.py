@@ -106,6 +106,7 @@ def _child(args: dict[str, Any]) -> dict[str, Any]:
         job = build_defs(load_settings()).resolve_job_def(CANDLES_JOB)
         with dg.DagsterInstance.from_config(str(home)) as instance:
             baseline = current_rss_bytes()
+            profiler = _profiler()
             with Timer() as timer:
                 result = job.execute_in_process(
                     run_config=candle_run_config(
@@ -116,6 +117,10 @@ def _child(args: dict[str, Any]) -> dict[str, Any]:
                     asset_selection=request.asset_keys(),
                     raise_on_error=False,
                 )
+            if profiler is not None:
+                profiler.stop()
+                out = Path(os.environ["BENCH_PROFILE"]) / f"market_scale-{len(names)}.txt"
+                out.write_text(profiler.output_text(unicode=True, show_all=False))
             if not result.success:
                 raise RuntimeError(f"the {len(names)}-stock run {first}..{last} failed")
             phases = _phases(instance, result.run_id, timer.seconds)
@@ -130,6 +135,18 @@ def _child(args: dict[str, Any]) -> dict[str, Any]:
         "batch_size": os.environ["DAGSTER_EVENT_BATCH_SIZE"],
         **phases,
     }
+
+
+def _profiler() -> Any:
+    """A started pyinstrument profiler when `BENCH_PROFILE` names a directory (the child's
+    main thread: the step and the IO manager), else None."""
+    if not os.environ.get("BENCH_PROFILE"):
+        return None
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.005)
+    profiler.start()
+    return profiler
 
 
 def _phases(instance: Any, run_id: str, wall: float) -> dict[str, float]:
