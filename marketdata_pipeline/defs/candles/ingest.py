@@ -150,7 +150,7 @@ def materialise_candles(
         )
     if served is None:
         symbols = []
-    with CandleSpool() as spool:
+    with CandleSpool(polygon.spool_dir) as spool:
         yield from _fetch_validate_emit(
             context, config, asset_class, polygon, database, spool, window, symbols, invalid
         )

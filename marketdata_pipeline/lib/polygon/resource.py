@@ -141,6 +141,9 @@ class PolygonResource(dg.ConfigurableResource):
     cache_dir: str | None = None
     cache_max_age_days: float = 7.0
     cache_max_mb: int = 4096
+    # A run's validated chunks wait here, in a private subdirectory removed after the run,
+    # until the IO manager writes them (None: the system's temporary directory).
+    spool_dir: str | None = None
     # ISO date: requests reaching past it (the revision window) are always fetched fresh and
     # never cached. None caches nothing.
     fresh_after: str | None = None
