@@ -213,7 +213,11 @@ def backfill_command(
             f"backfill {window} of {', '.join(request.assets)} through Dagster "
             f"(instance {runtime.dagster_home})"
         )
-        outcome = run_backfill(runtime.settings, request)
+        from marketdata_pipeline.terminal_progress import terminal_progress
+
+        # In a terminal the fetch's progress is one drawn bar; elsewhere, the log's lines.
+        with terminal_progress():
+            outcome = run_backfill(runtime.settings, request)
     click.echo(f"\nrun {outcome.run_id}: {'SUCCESS' if outcome.success else 'FAILED'}")
     for line in summary_lines(runtime.database_url, request, verbose=verbose):
         click.echo(line)
