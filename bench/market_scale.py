@@ -172,8 +172,9 @@ def _phases(instance: Any, run_id: str, wall: float) -> dict[str, float]:
             outputs[event.step_key] = entry.timestamp
         elif event.asset_key == dg.AssetKey(ASSET):
             partitions += 1
-            if partitions == 1:
-                metadata = event.event_specific_data.materialization.metadata
+            # The run's figures are on one partition's event (its newest), not on each.
+            metadata = event.event_specific_data.materialization.metadata
+            if "write_seconds" in metadata:
                 write = float(metadata["write_seconds"].value)
     steps = {k: outputs[k] - starts[k] for k in starts if k in outputs}
     pipeline = sum(steps.values()) + write

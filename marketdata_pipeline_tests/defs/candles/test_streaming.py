@@ -30,8 +30,13 @@ def run(resources, *, strategy: str, rows_per_chunk: int, threshold: float = 0.5
 
 
 def chunks_of(result) -> int:
-    (event,) = result.get_asset_materialization_events()[:1]
-    return event.materialization.metadata["spooled_chunks"].value
+    # The run's figures are on its newest partition's event only.
+    (metadata,) = [
+        e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if "spooled_chunks" in e.materialization.metadata
+    ]
+    return metadata["spooled_chunks"].value
 
 
 # A grouped chunk is cut by the bars its pages carry (the simulator's market, about 2,000
