@@ -1,4 +1,4 @@
-"""`python -m bench` (`make bench`): all nine benchmarks, one line per figure, ratios in-run.
+"""`python -m bench` (`make bench`): all ten benchmarks, one line per figure, ratios in-run.
 
 Options: `--smoke` for tiny sizes (seconds, to check they still work), `--only NAME...` to run
 some of them, `--json PATH` to save every figure with the machine description.
@@ -21,6 +21,7 @@ from bench import (
     paid_tier,
     partition_overhead,
     requests,
+    resume,
     scale,
 )
 from bench.common import Figure, figures_as_json, machine_description, quiet_logs, temp_postgres
@@ -35,6 +36,7 @@ BENCHMARKS = {
     "partition_overhead": partition_overhead,
     "memory": memory,
     "market_scale": market_scale,
+    "resume": resume,
 }
 _USES_POSTGRES = {
     "ingest",
@@ -43,6 +45,7 @@ _USES_POSTGRES = {
     "partition_overhead",
     "memory",
     "market_scale",
+    "resume",
 }
 
 

@@ -447,6 +447,10 @@ class SimulatorProcess:
         """Change config fields live."""
         return self._control.post("/_sim/config", json=changes).raise_for_status().json()
 
+    def add_fault(self, **rule: Any) -> None:
+        """Add one fault rule (the simulator's `/_sim/faults`)."""
+        self._control.post("/_sim/faults", json=rule).raise_for_status()
+
     def reset(self, **config: Any) -> None:
         """Clear counters, faults and the rate-limit window (config kept, plus `config`)."""
         self._control.post("/_sim/reset", json={"config": config}).raise_for_status()

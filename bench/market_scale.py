@@ -96,7 +96,8 @@ def _child(args: dict[str, Any]) -> dict[str, Any]:
             "MARKETDATA_DAGSTER_STORAGE_URL": args["dagster_url"],
             "MARKETDATA_START_DATE": first.isoformat(),
             "MARKETDATA_HOME": str(home),
-            "MARKETDATA_CACHE_DIR": str(home / "cache"),
+            # A caller's page cache outlives the child (bench.resume: a killed run's rerun).
+            "MARKETDATA_CACHE_DIR": args.get("cache_dir") or str(home / "cache"),
         }
     )
     os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
