@@ -41,11 +41,16 @@ def add_run_metadata(context: dg.OutputContext, metadata: dict[str, Any]) -> Non
     """
     keys = context.asset_partition_keys if context.has_asset_partitions else []
     if len(keys) > 1:
-        # The step context's per-partition metadata is read when Dagster builds the
-        # materialisations, just after `handle_output` returns.
-        context.step_context.add_asset_metadata(metadata, partition_key=max(keys))
-    else:
-        context.add_output_metadata(metadata)
+        try:
+            step = context.step_context
+        except dg.DagsterInvariantViolationError:
+            step = None  # a context built by hand (`build_output_context`) has no step
+        if step is not None:
+            # The step context's per-partition metadata is read when Dagster builds the
+            # materialisations, just after `handle_output` returns.
+            step.add_asset_metadata(metadata, partition_key=max(keys))
+            return
+    context.add_output_metadata(metadata)
 
 
 class PostgresCandleIOManager(dg.ConfigurableIOManager):
