@@ -21,6 +21,7 @@ from bench import (
     paid_tier,
     partition_overhead,
     requests,
+    resume,
     scale,
     sensor_tick,
 )
@@ -36,6 +37,7 @@ BENCHMARKS = {
     "partition_overhead": partition_overhead,
     "memory": memory,
     "market_scale": market_scale,
+    "resume": resume,
     "sensor_tick": sensor_tick,
 }
 _USES_POSTGRES = {
@@ -45,6 +47,7 @@ _USES_POSTGRES = {
     "partition_overhead",
     "memory",
     "market_scale",
+    "resume",
     "sensor_tick",
 }
 

@@ -393,8 +393,9 @@ def run_phases(instance: Any, run_id: str, wall_seconds: float) -> dict[str, flo
             last_output = entry.timestamp
         else:
             partitions += 1
-            if partitions == 1:
-                metadata = entry.dagster_event.event_specific_data.materialization.metadata
+            # The run's figures are on one partition's event (its newest), not on each.
+            metadata = entry.dagster_event.event_specific_data.materialization.metadata
+            if "write_seconds" in metadata:
                 write = float(metadata["write_seconds"].value)
     compute = (last_output - start) if start is not None and last_output is not None else 0.0
     pipeline = compute + write
@@ -450,6 +451,10 @@ class SimulatorProcess:
     def configure(self, **changes: Any) -> dict[str, Any]:
         """Change config fields live."""
         return self._control.post("/_sim/config", json=changes).raise_for_status().json()
+
+    def add_fault(self, **rule: Any) -> None:
+        """Add one fault rule (the simulator's `/_sim/faults`)."""
+        self._control.post("/_sim/faults", json=rule).raise_for_status()
 
     def reset(self, **config: Any) -> None:
         """Clear counters, faults and the rate-limit window (config kept, plus `config`)."""

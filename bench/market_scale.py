@@ -96,7 +96,8 @@ def _child(args: dict[str, Any]) -> dict[str, Any]:
             "MARKETDATA_DAGSTER_STORAGE_URL": args["dagster_url"],
             "MARKETDATA_START_DATE": first.isoformat(),
             "MARKETDATA_HOME": str(home),
-            "MARKETDATA_CACHE_DIR": str(home / "cache"),
+            # A caller's page cache outlives the child (bench.resume: a killed run's rerun).
+            "MARKETDATA_CACHE_DIR": args.get("cache_dir") or str(home / "cache"),
         }
     )
     os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
@@ -106,6 +107,7 @@ def _child(args: dict[str, Any]) -> dict[str, Any]:
         job = build_defs(load_settings()).resolve_job_def(STOCK_CANDLES_JOB)
         with dg.DagsterInstance.from_config(str(home)) as instance:
             baseline = current_rss_bytes()
+            profiler = _profiler()
             with Timer() as timer:
                 result = job.execute_in_process(
                     run_config=candle_run_config(
@@ -116,6 +118,10 @@ def _child(args: dict[str, Any]) -> dict[str, Any]:
                     asset_selection=run.asset_keys(),
                     raise_on_error=False,
                 )
+            if profiler is not None:
+                profiler.stop()
+                out = Path(os.environ["BENCH_PROFILE"]) / f"market_scale-{len(names)}.txt"
+                out.write_text(profiler.output_text(unicode=True, show_all=False))
             if not result.success:
                 raise RuntimeError(f"the {len(names)}-stock run {first}..{last} failed")
             phases = _phases(instance, result.run_id, timer.seconds)
@@ -130,6 +136,18 @@ def _child(args: dict[str, Any]) -> dict[str, Any]:
         "batch_size": os.environ["DAGSTER_EVENT_BATCH_SIZE"],
         **phases,
     }
+
+
+def _profiler() -> Any:
+    """A started pyinstrument profiler when `BENCH_PROFILE` names a directory (the child's
+    main thread: the step and the IO manager), else None."""
+    if not os.environ.get("BENCH_PROFILE"):
+        return None
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.005)
+    profiler.start()
+    return profiler
 
 
 def _phases(instance: Any, run_id: str, wall: float) -> dict[str, float]:
@@ -155,8 +173,9 @@ def _phases(instance: Any, run_id: str, wall: float) -> dict[str, float]:
             outputs[event.step_key] = entry.timestamp
         elif event.asset_key == dg.AssetKey(ASSET):
             partitions += 1
-            if partitions == 1:
-                metadata = event.event_specific_data.materialization.metadata
+            # The run's figures are on one partition's event (its newest), not on each.
+            metadata = event.event_specific_data.materialization.metadata
+            if "write_seconds" in metadata:
                 write = float(metadata["write_seconds"].value)
     steps = {k: outputs[k] - starts[k] for k in starts if k in outputs}
     pipeline = sum(steps.values()) + write

@@ -217,7 +217,11 @@ def backfill_command(
             f"backfill {window} of {', '.join(request.assets)} through Dagster, one run per "
             f"asset class (instance {runtime.dagster_home})"
         )
-        outcomes = run_backfill(runtime.settings, request)
+        from marketdata_pipeline.terminal_progress import terminal_progress
+
+        # In a terminal the fetch's progress is one drawn bar; elsewhere, the log's lines.
+        with terminal_progress():
+            outcomes = run_backfill(runtime.settings, request)
     click.echo("")
     for outcome in outcomes:
         status = "SUCCESS" if outcome.success else "FAILED"

@@ -56,6 +56,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         cache_dir=str(settings.cache_dir),
         cache_max_age_days=settings.cache_max_age_days,
         cache_max_mb=settings.cache_max_mb,
+        spool_dir=str(settings.spool_dir),
         fresh_after=fresh_after(settings),
     )
     return {

@@ -14,6 +14,7 @@
 | MARKETDATA_CACHE_DIR | fetched pages kept until their rows are committed | <home>/cache |
 | MARKETDATA_CACHE_MAX_AGE_DAYS | cached pages older than this are not reused | 7 |
 | MARKETDATA_CACHE_MAX_MB | disk bound of the page cache (oldest evicted) | 4096 |
+| MARKETDATA_SPOOL_DIR | a running backfill's validated chunks, until its write | <home>/spool |
 
 This module is the edge: `load_settings()` is the one place that reads the environment. The code
 location (`definitions.py`) and the command line call it once and pass the `Settings` down;
@@ -150,6 +151,7 @@ class Settings:
     cache_dir_override: Path | None = None
     cache_max_age_days: int = DEFAULT_CACHE_MAX_AGE_DAYS
     cache_max_mb: int = DEFAULT_CACHE_MAX_MB
+    spool_dir_override: Path | None = None
 
     @property
     def dagster_home(self) -> Path:
@@ -160,6 +162,11 @@ class Settings:
     def cache_dir(self) -> Path:
         """Where fetched pages wait until their rows are committed (`MARKETDATA_CACHE_DIR`)."""
         return self.cache_dir_override or self.home / "cache"
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where a run's validated chunks wait for its write (`MARKETDATA_SPOOL_DIR`)."""
+        return self.spool_dir_override or self.home / "spool"
 
 
 def _bounded_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -224,5 +231,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         cache_max_mb=_bounded_int(
             env, "MARKETDATA_CACHE_MAX_MB", DEFAULT_CACHE_MAX_MB, 1, 10_000_000
+        ),
+        spool_dir_override=(
+            Path(env["MARKETDATA_SPOOL_DIR"].strip()).resolve()
+            if env.get("MARKETDATA_SPOOL_DIR", "").strip()
+            else None
         ),
     )

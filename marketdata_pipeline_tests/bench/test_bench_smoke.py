@@ -20,6 +20,7 @@ from bench import (
     paid_tier,
     partition_overhead,
     requests,
+    resume,
     scale,
     sensor_tick,
 )
@@ -117,6 +118,17 @@ def test_market_scale_compares_a_grouped_backfill_with_bare_copy(bench_pg, sim):
     # 20 stocks x 13 sessions in 2024-01-12..2024-01-31, all stored and all copied.
     assert "(260 rows)" in (by_name["market_scale.10x.run"].note or "")
     assert "260 rows into" in (by_name["market_scale.bare_copy"].note or "")
+
+
+def test_resume_counts_the_requests_of_a_killed_run_and_its_rerun(bench_pg, sim):
+    figures = resume.run(pg=bench_pg, sim=sim, **resume.SMOKE)
+    by_name = {f.name: f for f in figures}
+    assert {"resume.killed_run", "resume.rerun", "resume.requests_vs_plan"} <= _names(figures)
+    # The smoke plan (13 sessions) fits in the workers at once: every request of the killed
+    # run was sent, the rerun pays only for the pages it did not keep, all 260 rows land.
+    assert by_name["resume.rerun"].value < by_name["resume.requests_vs_plan"].value
+    assert "260 rows stored" in (by_name["resume.rerun"].note or "")
+    assert "0 pages left" in (by_name["resume.rerun"].note or "")
 
 
 def test_the_simulators_grouped_endpoint_carries_a_whole_market(sim):

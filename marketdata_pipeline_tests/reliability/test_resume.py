@@ -59,6 +59,7 @@ def range_path(ticker: str) -> str:
 def test_a_killed_backfill_resumes_without_fetching_again(sim, database_url, tmp_path: Path):
     tickers = list(sim.state.stock_tickers()[:SYMBOLS])
     cache_dir = tmp_path / "pages"
+    spool_dir = tmp_path / "spool"
     env = cli_env(
         tmp_path,
         MARKETDATA_DATABASE_URL=database_url,
@@ -66,6 +67,7 @@ def test_a_killed_backfill_resumes_without_fetching_again(sim, database_url, tmp
         POLYGON_API_KEY=sim.api_key,
         POLYGON_REQUESTS_PER_MINUTE="60000",
         MARKETDATA_CACHE_DIR=str(cache_dir),
+        MARKETDATA_SPOOL_DIR=str(spool_dir),
     )
     (tmp_path / "dagster_home").mkdir()
     # Slow answers: 64 requests, 16 at a time, take about 2.4 s, so the kill lands mid-way.
@@ -92,6 +94,8 @@ def test_a_killed_backfill_resumes_without_fetching_again(sim, database_url, tmp
     }
     assert SYMBOLS // 2 - CONCURRENCY <= len(kept) < SYMBOLS, "killed half-way, pages kept"
     assert read_table(database_url, "stock_daily_candles").height == 0, "nothing was written"
+    # The killed process never cleaned up its spool directory (the setting's place).
+    assert [p.name.startswith("marketdata-spool-") for p in spool_dir.iterdir()] == [True]
 
     sim.reset()
     second = start_job(env, tickers)
@@ -106,6 +110,8 @@ def test_a_killed_backfill_resumes_without_fetching_again(sim, database_url, tmp
     assert len(first_paths) + len(second_paths) <= SYMBOLS + CONCURRENCY
     assert f"reused {len(kept)} cached pages ({len(kept)} requests saved)" in output
     assert not list(cache_dir.rglob("*.page")), "pages are removed once the rows are committed"
+    # The rerun removed the killed run's spool directory, and its own after the write.
+    assert spool_dir.is_dir() and not list(spool_dir.iterdir())
 
     sim.reset()
     expected = make_polygon(sim).fetch_candles(

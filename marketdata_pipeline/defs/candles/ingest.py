@@ -123,6 +123,13 @@ def record_partition_row_counts(
         context.add_asset_metadata({"dagster/row_count": rows}, partition_key=key)
 
 
+def run_metadata_partition(context: dg.AssetExecutionContext) -> str | None:
+    """The partition that carries the run-wide metadata of a range run (its newest), or None
+    when the run has at most one partition (then the Output carries it, as usual)."""
+    keys = context.partition_keys if context.has_partition_key_range else []
+    return max(keys) if len(keys) > 1 else None
+
+
 def materialise_candles(
     context: dg.AssetExecutionContext,
     config: CandleConfig,
@@ -150,7 +157,7 @@ def materialise_candles(
         )
     if served is None:
         symbols = []
-    with CandleSpool() as spool:
+    with CandleSpool(polygon.spool_dir) as spool:
         yield from _fetch_validate_emit(
             context, config, asset_class, polygon, database, spool, window, symbols, invalid
         )
@@ -248,6 +255,23 @@ def _fetch_validate_emit(
     yield from checks.quality_results_of(tally, rejected)
     record_partition_row_counts(context, spool.rows_per_day)
     per_symbol = sorted(spool.rows_per_symbol.items())[:50]
+    run_metadata = {
+        # What the whole run did: on its last partition only (`run_metadata_partition`), since
+        # Dagster would copy an Output's metadata onto every partition of a range.
+        "run_rows": spool.rows,
+        "window": str(window),
+        "symbols": len(fetched),
+        "symbols_failed": ", ".join(sorted(errors)[:20]),
+        "rows_per_symbol": dg.MetadataValue.json(dict(per_symbol)),
+        "plan": dg.MetadataValue.json(run_plan.as_metadata() if run_plan else {}),
+        "requests": dg.MetadataValue.json({**requests, "requests": requests_made}),
+        "requests_made": requests_made,
+        "run_rows_rejected": rejected.height,
+        "spooled_chunks": spool.chunks,
+    }
+    last = run_metadata_partition(context)
+    if last is not None:
+        context.add_asset_metadata(run_metadata, partition_key=last)
     yield dg.Output(
         CandleBatch(
             asset_class=asset_class,
@@ -258,21 +282,7 @@ def _fetch_validate_emit(
             failures=errors,
             spool=spool,
         ),
-        metadata={
-            # Dagster copies this metadata onto every partition of a single-run range, so it
-            # stays small (the column schema lives on the asset definition instead) and counts
-            # of the whole run say so in their names.
-            "run_rows": spool.rows,
-            "window": str(window),
-            "symbols": len(fetched),
-            "symbols_failed": ", ".join(sorted(errors)[:20]),
-            "rows_per_symbol": dg.MetadataValue.json(dict(per_symbol)),
-            "plan": dg.MetadataValue.json(run_plan.as_metadata() if run_plan else {}),
-            "requests": dg.MetadataValue.json({**requests, "requests": requests_made}),
-            "requests_made": requests_made,
-            "run_rows_rejected": rejected.height,
-            "spooled_chunks": spool.chunks,
-        },
+        metadata=run_metadata if last is None else None,
     )
     # Dagster resumes this generator only after the IO manager stored the Output, so reaching
     # this line means the rows are committed: their cached pages are no longer needed.

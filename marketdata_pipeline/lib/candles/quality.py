@@ -30,15 +30,17 @@ def missing_sessions(
     expected = trading_days(asset_class, start, end)
     if not expected:
         return {}
-    present: dict[str, set[dt.date]] = {s: set() for s in symbols}
-    for symbol, days in frame.group_by("symbol").agg(pl.col("day")).iter_rows():
-        present.setdefault(symbol, set()).update(days)
-    result = {}
-    for symbol in symbols:
-        gaps = [d for d in expected if d not in present.get(symbol, set())]
-        if gaps:
-            result[symbol] = gaps
-    return result
+    # Every (symbol, expected day) without a bar, as one anti-join: a chunk of 5,000 symbols x
+    # 25 sessions costs no Python object per bar (a loop over sets did: seconds per chunk).
+    wanted = pl.DataFrame(
+        {"symbol": list(dict.fromkeys(symbols))}, schema={"symbol": pl.String}
+    ).with_row_index("order")
+    grid = wanted.join(pl.DataFrame({"day": expected}, schema={"day": pl.Date}), how="cross")
+    gaps = grid.join(frame.select("symbol", "day"), on=["symbol", "day"], how="anti")
+    if gaps.height == 0:
+        return {}
+    rows = gaps.sort("order", "day").group_by("order", maintain_order=True).agg("symbol", "day")
+    return {symbols_[0]: days for _, symbols_, days in rows.iter_rows()}
 
 
 def price_jumps(frame: pl.DataFrame, threshold: float = DEFAULT_JUMP_THRESHOLD) -> pl.DataFrame:

@@ -10,7 +10,10 @@ memory follows the chunk size, not the run's size.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
 import shutil
+import socket
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -19,11 +22,51 @@ from pathlib import Path
 import polars as pl
 
 
+def _prefix(pid: int) -> str:
+    """Name prefix of a spool directory: this host and the owning process."""
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
+    return f"marketdata-spool-{host}-{pid}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
+
+
+def sweep_orphans(parent: str | Path) -> list[Path]:
+    """Remove spool directories under `parent` whose process (on this host) is gone: a run
+    killed before its cleanup leaves its chunks behind. Return what was removed.
+
+    Only this host's directories are considered (the name carries the host), so a spool
+    directory shared with another machine never loses a live run's chunks.
+    """
+    removed: list[Path] = []
+    host_prefix = _prefix(0).removesuffix("0-")
+    pattern = re.compile(re.escape(host_prefix) + r"(\d+)-")
+    for path in Path(parent).glob("marketdata-spool-*"):
+        match = pattern.match(path.name)
+        if match and path.is_dir() and not _alive(int(match.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 class CandleSpool:
     """Parquet chunks of validated candles in a private temporary directory."""
 
     def __init__(self, parent: str | Path | None = None) -> None:
-        self.directory = Path(tempfile.mkdtemp(prefix="marketdata-spool-", dir=parent))
+        """A new private directory under `parent` (created if missing; None: the system's
+        temporary directory). Directories left there by killed runs of this host are removed
+        first (`sweep_orphans`)."""
+        if parent is not None:
+            Path(parent).mkdir(parents=True, exist_ok=True)
+            sweep_orphans(parent)
+        self.directory = Path(tempfile.mkdtemp(prefix=_prefix(os.getpid()), dir=parent))
         self._files: list[Path] = []
         self.rows = 0
         self.rows_per_day: Counter[dt.date] = Counter()

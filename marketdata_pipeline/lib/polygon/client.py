@@ -23,7 +23,7 @@ import logging
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -53,7 +53,7 @@ from marketdata_pipeline.lib.polygon.errors import (
 from marketdata_pipeline.lib.polygon.page_cache import PageCache
 from marketdata_pipeline.lib.polygon.payload import Page, normalise_bars, parse_page
 from marketdata_pipeline.lib.polygon.rate_budget import RateBudget
-from marketdata_pipeline.lib.symbols import AssetClass, Symbol
+from marketdata_pipeline.lib.symbols import CRYPTO_PREFIX, AssetClass, Symbol
 
 log = logging.getLogger(__name__)
 
@@ -494,8 +494,20 @@ class PolygonClient:
         ]
         return pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
 
-    def fetch_grouped(self, asset_class: AssetClass, day: dt.date) -> pl.DataFrame:
-        """Normalised bars of the whole market for one day (grouped daily endpoint)."""
+    def fetch_grouped(
+        self, asset_class: AssetClass, day: dt.date, symbols: Collection[str] | None = None
+    ) -> pl.DataFrame:
+        """Normalised bars of the whole market for one day (grouped daily endpoint).
+
+        With `symbols` (canonical names), only their bars: the page is filtered before it is
+        normalised, so a run asking for part of a 10,000-ticker market pays for its part.
+        """
+        return self.grouped_day(asset_class, day, symbols)[0]
+
+    def grouped_day(
+        self, asset_class: AssetClass, day: dt.date, symbols: Collection[str] | None = None
+    ) -> tuple[pl.DataFrame, int]:
+        """`fetch_grouped`'s bars, and how many bars the page carried before the filter."""
         if asset_class is AssetClass.STOCK:
             path = f"/v2/aggs/grouped/locale/us/market/stocks/{day}"
         else:
@@ -504,8 +516,15 @@ class PolygonClient:
         params = {"adjusted": "true" if self.adjusted else "false"}
         fetched_at = dt.datetime.now(dt.UTC)
         page = self.get_page(path, params, kind="grouped", what=what, window=(day, day))
-        return normalise_bars(
-            page.bars,
+        bars = page.bars
+        if symbols is not None:
+            # The same name `normalise_bars` gives a bar (crypto tickers lose their `X:`).
+            ticker = pl.col("T")
+            if asset_class is AssetClass.CRYPTO:
+                ticker = ticker.str.strip_prefix(CRYPTO_PREFIX)
+            bars = bars.filter(ticker.is_in(list(symbols)))
+        frame = normalise_bars(
+            bars,
             asset_class=asset_class,
             endpoint="grouped",
             adjusted=page.adjusted if page.adjusted is not None else self.adjusted,
@@ -513,3 +532,4 @@ class PolygonClient:
             fetched_at=fetched_at,
             source=f"{self.source}:grouped",
         )
+        return frame, page.bars.height

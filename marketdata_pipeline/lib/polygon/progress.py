@@ -7,8 +7,10 @@ so a 5,000-request backfill does not flood the run's event log.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,8 +74,48 @@ def estimate(plan: RequestPlan, requests_per_minute: int) -> Estimate:
     )
 
 
+@dataclass(frozen=True)
+class ProgressUpdate:
+    """One step of a `Progress`, as its observers see it (`observe`)."""
+
+    what: str
+    done: int
+    total: int
+    # The text logged at this step, when this step logged a line (else None).
+    line: str | None = None
+
+
+_observers: list[Callable[[ProgressUpdate], None]] = []
+_observers_lock = threading.Lock()
+
+
+@contextmanager
+def observe(callback: Callable[[ProgressUpdate], None]) -> Iterator[None]:
+    """Call `callback` with every step of every `Progress` in this process while inside.
+
+    The command line draws its terminal bar with this; the run's log lines are unchanged.
+    """
+    with _observers_lock:
+        _observers.append(callback)
+    try:
+        yield
+    finally:
+        with _observers_lock:
+            _observers.remove(callback)
+
+
+def _notify(update: ProgressUpdate) -> None:
+    with _observers_lock:
+        observers = list(_observers)
+    for callback in observers:
+        callback(update)
+
+
 class Progress:
-    """Counts finished requests and logs "n/total (p%), elapsed, ETA" at most `max_lines` times."""
+    """Counts finished requests and logs "n/total (p%), elapsed, ETA" at most `max_lines` times.
+
+    Observers (`observe`) see every step, also those that log nothing.
+    """
 
     def __init__(
         self,
@@ -91,14 +133,19 @@ class Progress:
         self._every = max(1, total // max(1, max_lines))
         self._clock = clock
         self._began = clock()
+        _notify(ProgressUpdate(what, 0, total))
 
     def advance(self, count: int = 1, detail: str = "") -> None:
         """Record `count` finished units; log a line when a step boundary is crossed."""
         before = self.done
         self.done += count
         if self.done // self._every == before // self._every and self.done != self.total:
+            _notify(ProgressUpdate(self.what, self.done, self.total))
             return
-        self._log.info(self.line(detail))
+        line = self.line(detail)
+        # Observers first: a terminal bar learns the line before the console logger prints it.
+        _notify(ProgressUpdate(self.what, self.done, self.total, line))
+        self._log.info(line)
 
     def line(self, detail: str = "") -> str:
         """The current progress line."""

@@ -12,8 +12,9 @@ import dataclasses
 import datetime as dt
 import logging
 import threading
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,6 +141,9 @@ class PolygonResource(dg.ConfigurableResource):
     cache_dir: str | None = None
     cache_max_age_days: float = 7.0
     cache_max_mb: int = 4096
+    # A run's validated chunks wait here, in a private subdirectory removed after the run,
+    # until the IO manager writes them (None: the system's temporary directory).
+    spool_dir: str | None = None
     # ISO date: requests reaching past it (the revision window) are always fetched fresh and
     # never cached. None caches nothing.
     fresh_after: str | None = None
@@ -315,28 +319,32 @@ class PolygonResource(dg.ConfigurableResource):
         reused_before = cache.stats.reused if cache is not None else 0
         unit = "symbols" if plan.strategy == "range" else "grouped days"
         progress = Progress(plan.cost, log, what=f"fetched {unit}")
-        parts = [plan] if chunk_rows is None else split_plan(plan, chunk_rows)
+        if plan.strategy == "range":
+            parts = [plan] if chunk_rows is None else split_plan(plan, chunk_rows)
+            results: Iterator[FetchResult] = (
+                self._fetch_by_symbol(client, part, log, progress) for part in parts
+            )
+        else:
+            results = self._stream_days(client, plan, log, progress, chunk_rows)
         try:
-            for part in parts:
-                before = client.stats.attempts
-                if part.strategy == "range":
-                    result = self._fetch_by_symbol(client, part, log, progress)
-                else:
-                    result = self._fetch_by_day(client, part, log, progress)
+            before = client.stats.attempts
+            for result in results:
                 result.run_plan = plan
                 result.requests = {
                     **client.stats.as_metadata(),
                     "requests": client.stats.attempts - before,
                 }
+                before = client.stats.attempts
                 if cache is not None:
                     result.requests["pages_reused"] = cache.stats.reused - reused_before
-                failed = part.strategy == "grouped" and bool(result.errors)
+                failed = result.plan.strategy == "grouped" and bool(result.errors)
                 yield result
                 # Drop this chunk before fetching the next: two chunks never live at once.
                 del result
                 if failed:
                     return
         finally:
+            results.close()  # a grouped stream stops its prefetch when the caller stops early
             reused = cache.stats.reused - reused_before if cache is not None else 0
             if reused:
                 # Every cached page stands for one request that was not sent again.
@@ -410,47 +418,106 @@ class PolygonResource(dg.ConfigurableResource):
         frame = pl.concat(frames, how="vertical", rechunk=False) if frames else _empty_normalised()
         return FetchResult(plan, frame, sorted(fetched), errors, cache_keys=cache_keys)
 
-    def _fetch_by_day(
-        self, client: PolygonClient, plan: RequestPlan, log: Any, progress: Progress
-    ) -> FetchResult:
-        wanted = [s.symbol for s in plan.symbols]
-        frames: list[pl.DataFrame] = []
-        failures: list[str] = []
-        fetch_grouped = self._collecting(client, client.fetch_grouped)
-        cache_keys: list[str] = []
-        stop = threading.Event()
+    def _stream_days(
+        self,
+        client: PolygonClient,
+        plan: RequestPlan,
+        log: Any,
+        progress: Progress,
+        chunk_rows: int | None,
+    ) -> Iterator[FetchResult]:
+        """A grouped plan's days in day order, as chunks of about `chunk_rows` bars *held*.
 
-        def one(day: dt.date) -> tuple[pl.DataFrame, list[str]] | None:
-            """One day's market; None once another day failed (the run fails as a whole)."""
+        A chunk ends once its pages carried `chunk_rows` bars before the filter to the wanted
+        symbols: a whole-market page costs its whole size to parse, and a filtered frame keeps
+        part of that memory, so a run of 500 stocks over a 10,000-ticker market cuts its days
+        like a run of 5,000 (chunk memory follows the market, not the request). `None`: one
+        chunk.
+
+        Up to two requests per worker are queued ahead, in day order, also while the caller
+        validates and spools the chunk just yielded: the API's time to build its next pages
+        overlaps ours. When a day fails, nothing more is queued, the queued days are not
+        requested, and one failed result (every symbol) ends the stream; its days that did
+        arrive stay cached for the rerun (no keys returned).
+        """
+        wanted = [s.symbol for s in plan.symbols]
+        fetch = self._collecting(client, client.grouped_day)
+        stop = threading.Event()
+        days = iter(plan.days)
+        ahead = 2 * self.max_concurrent_requests
+        pending: deque[tuple[dt.date, Future]] = deque()
+
+        def one(day: dt.date) -> tuple[tuple[pl.DataFrame, int], list[str]] | None:
+            """One day's wanted bars; None once another day failed (the run fails as a whole)."""
             if stop.is_set():
                 return None  # queued days are not spent on: one failure fails every symbol
             try:
-                return fetch_grouped(plan.asset_class, day)
+                return fetch(plan.asset_class, day, wanted)
             except Exception:
                 stop.set()
                 raise
 
+        def chunk(chunk_days: list[dt.date], frames: list[pl.DataFrame], keys: list[str]):
+            part = dataclasses.replace(
+                plan,
+                days=chunk_days,
+                start=chunk_days[0],
+                end=chunk_days[-1],
+                grouped_cost=len(chunk_days),
+            )
+            frame = pl.concat(frames, how="vertical", rechunk=False) if frames else None
+            return FetchResult(
+                part, frame if frame is not None else _empty_normalised(), sorted(wanted), {},
+                cache_keys=keys,
+            )  # fmt: skip
+
+        chunk_days: list[dt.date] = []
+        frames: list[pl.DataFrame] = []
+        keys: list[str] = []
+        failures: list[str] = []
+        held = yielded = 0
         with ThreadPoolExecutor(max_workers=self.max_concurrent_requests) as pool:
-            futures = {pool.submit(one, d): d for d in plan.days}
-            for future in as_completed(futures):
-                day = futures[future]
-                try:
-                    fetched = future.result()
-                    if fetched is not None:
-                        frame, keys = fetched
-                        frames.append(frame.filter(pl.col("symbol").is_in(wanted)))
-                        cache_keys.extend(keys)
-                except Exception as exc:
-                    failures.append(redact(f"{exc}", self.api_key) or exc.__class__.__name__)
-                    log.error(failures[-1])
-                    continue
-                progress.advance(detail=f"({day})")
-        if failures:
-            # A missing day would make every symbol's slice incomplete, and writing it would
-            # delete stored rows for that day: fail every symbol instead, so nothing is replaced.
-            # The days that did arrive stay cached (no keys returned), for the rerun.
-            message = f"grouped daily request failed ({len(failures)} of {len(plan.days)} days): "
-            message += failures[0]
-            return FetchResult(plan, _empty_normalised(), [], dict.fromkeys(wanted, message))
-        frame = pl.concat(frames, how="vertical", rechunk=False) if frames else _empty_normalised()
-        return FetchResult(plan, frame, sorted(wanted), {}, cache_keys=cache_keys)
+            try:
+                while True:
+                    while len(pending) < ahead and not stop.is_set():
+                        day = next(days, None)
+                        if day is None:
+                            break
+                        pending.append((day, pool.submit(one, day)))
+                    if not pending:
+                        break
+                    day, future = pending.popleft()
+                    chunk_days.append(day)
+                    try:
+                        fetched = future.result()
+                    except Exception as exc:
+                        failures.append(redact(f"{exc}", self.api_key) or exc.__class__.__name__)
+                        log.error(failures[-1])
+                        continue
+                    if fetched is None or failures:
+                        continue
+                    (frame, page_bars), day_keys = fetched
+                    frames.append(frame)
+                    keys.extend(day_keys)
+                    held += page_bars
+                    progress.advance(detail=f"({day})")
+                    if chunk_rows is not None and held >= chunk_rows and not stop.is_set():
+                        yield chunk(chunk_days, frames, keys)
+                        yielded += 1
+                        chunk_days, frames, keys, held = [], [], [], 0
+                if failures:
+                    # A missing day would make every symbol's slice incomplete, and writing it
+                    # would delete stored rows for that day: fail every symbol instead, so
+                    # nothing is replaced.
+                    message = (
+                        f"grouped daily request failed ({len(failures)} of {len(plan.days)} "
+                        f"days): {failures[0]}"
+                    )
+                    failed = chunk(chunk_days, [], [])
+                    yield FetchResult(failed.plan, failed.frame, [], dict.fromkeys(wanted, message))
+                elif chunk_days:
+                    yield chunk(chunk_days, frames, keys)
+                elif not yielded:
+                    yield FetchResult(plan, _empty_normalised(), sorted(wanted), {})
+            finally:
+                stop.set()  # the caller stopped early, or a day failed: request nothing more

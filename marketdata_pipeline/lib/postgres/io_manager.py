@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -27,6 +28,29 @@ from marketdata_pipeline.lib.postgres.store import (
 
 # Re-exported for callers that only need the store's bulk functions.
 __all__ = ["PostgresCandleIOManager", "read_slice", "write_slice"]
+
+
+def add_run_metadata(context: dg.OutputContext, metadata: dict[str, Any]) -> None:
+    """Put what describes the whole run on the run's *last* partition only.
+
+    Dagster copies an output's metadata onto every partition's materialisation of a range run:
+    3,653 copies of the same run-wide counts for a ten-year backfill, each stored and read
+    again, and each suggesting the numbers were that partition's. Each partition carries its
+    own `dagster/row_count` (the asset adds it); the run's figures go to the newest partition,
+    the one the asset's page shows first. A run of one partition (or none) has them as usual.
+    """
+    keys = context.asset_partition_keys if context.has_asset_partitions else []
+    if len(keys) > 1:
+        try:
+            step = context.step_context
+        except dg.DagsterInvariantViolationError:
+            step = None  # a context built by hand (`build_output_context`) has no step
+        if step is not None:
+            # The step context's per-partition metadata is read when Dagster builds the
+            # materialisations, just after `handle_output` returns.
+            step.add_asset_metadata(metadata, partition_key=max(keys))
+            return
+    context.add_output_metadata(metadata)
 
 
 class PostgresCandleIOManager(dg.ConfigurableIOManager):
@@ -91,8 +115,8 @@ class PostgresCandleIOManager(dg.ConfigurableIOManager):
             f"for {len(symbols)} symbols, {window}, "
             f"{counts['quarantined']} quarantined, in {seconds:.2f}s"
         )
-        # Copied onto every partition of a range run: the counts are the run's, and say so.
-        context.add_output_metadata(
+        add_run_metadata(
+            context,
             {
                 "dagster/table_name": f"{SCHEMA}.{table}",
                 "table_rows": total,
@@ -100,7 +124,7 @@ class PostgresCandleIOManager(dg.ConfigurableIOManager):
                 "run_rows_replaced": counts["deleted"],
                 "run_rows_quarantined": counts["quarantined"],
                 "write_seconds": round(seconds, 3),
-            }
+            },
         )
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
