@@ -8,15 +8,16 @@ null); within a group every tuple has the same width, so it is one numpy structu
 fields are filled column by column. Row order within the COPY does not matter to a table.
 
 Only the types of the candle and corporate-action tables are encoded (text, date, timestamptz,
-double precision, bigint, integer, boolean); `encodable` says whether a frame qualifies, and the
-caller falls back to CSV otherwise.
+double precision, bigint, integer, boolean), each only into a column of exactly that type;
+`encodable` says whether a frame qualifies for its target table, and the caller falls back to
+CSV otherwise.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import polars as pl
@@ -40,16 +41,28 @@ _FIXED: dict[type[pl.DataType], str] = {
 }
 
 
-def encodable(frame: pl.DataFrame) -> bool:
-    """Whether every column of `frame` has a type this module encodes."""
-    for dtype in frame.schema.values():
-        if dtype == pl.String:
-            continue
-        if isinstance(dtype, pl.Datetime):
-            if dtype.time_zone is None:  # timestamptz only: a naive value has no instant
-                return False
-            continue
-        if type(dtype) not in _FIXED:
+# The Postgres column type (as `format_type` names it) each encoded polars type must meet: a
+# binary field is read at the column's own width, so an Int64 into an `integer` column (or a
+# Float64 into `real`) is refused by the server ("incorrect binary data format").
+_PG_TYPES: dict[type[pl.DataType], frozenset[str]] = {
+    pl.String: frozenset({"text", "character varying"}),
+    pl.Float64: frozenset({"double precision"}),
+    pl.Int64: frozenset({"bigint"}),
+    pl.Int32: frozenset({"integer"}),
+    pl.Boolean: frozenset({"boolean"}),
+    pl.Date: frozenset({"date"}),
+    pl.Datetime: frozenset({"timestamp with time zone"}),
+}
+
+
+def encodable(frame: pl.DataFrame, column_types: Mapping[str, str]) -> bool:
+    """Whether every column of `frame` has a type this module encodes, matching the type of
+    the target column of the same name in `column_types` (name -> `format_type` text)."""
+    for name, dtype in frame.schema.items():
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone is None:
+            return False  # timestamptz only: a naive value has no instant
+        accepted = _PG_TYPES.get(type(dtype))
+        if accepted is None or column_types.get(name) not in accepted:
             return False
     return True
 

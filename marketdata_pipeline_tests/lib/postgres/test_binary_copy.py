@@ -11,7 +11,7 @@ from psycopg import sql
 from marketdata_pipeline.lib.candles.schema import CANDLE_COLUMNS, CANDLE_SCHEMA
 from marketdata_pipeline.lib.postgres import store
 from marketdata_pipeline.lib.postgres.binary_copy import encodable
-from marketdata_pipeline.lib.postgres.store import copy_frame
+from marketdata_pipeline.lib.postgres.store import column_types, copy_frame
 
 UTC = dt.UTC
 
@@ -48,17 +48,17 @@ def candles() -> pl.DataFrame:
 
 def test_binary_copy_stores_what_csv_copy_stores(database_url: str, monkeypatch):
     frame = candles()
-    assert encodable(frame)
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in CANDLE_COLUMNS)
     with psycopg.connect(database_url) as conn:
         for name in ("via_binary", "via_csv"):
             conn.execute(
                 f"CREATE TABLE {name} (LIKE marketdata.stock_daily_candles INCLUDING DEFAULTS)"
             )
+        assert encodable(frame, column_types(conn, sql.Identifier("via_binary")))
         # Two rows per COPY chunk: the header and trailer wrap every chunk, once.
         monkeypatch.setattr(store, "COPY_CHUNK_ROWS", 2)
         assert copy_frame(conn, sql.Identifier("via_binary"), frame, CANDLE_COLUMNS) == 6
-        monkeypatch.setattr(store, "encodable", lambda _frame: False)
+        monkeypatch.setattr(store, "encodable", lambda _frame, _types: False)
         assert copy_frame(conn, sql.Identifier("via_csv"), frame, CANDLE_COLUMNS) == 6
         rows = {
             name: conn.execute(
@@ -75,6 +75,22 @@ def test_binary_copy_stores_what_csv_copy_stores(database_url: str, monkeypatch)
 
 
 def test_types_without_a_binary_encoding_fall_back_to_csv():
-    assert not encodable(pl.DataFrame({"t": [dt.datetime(2024, 1, 1)]}))  # no time zone
-    assert not encodable(pl.DataFrame({"d": [dt.timedelta(1)]}))
-    assert encodable(pl.DataFrame({"s": ["x"], "i": pl.Series([1], dtype=pl.Int32)}))
+    text_and_int = {"s": "text", "i": "integer", "t": "timestamp with time zone"}
+    assert not encodable(pl.DataFrame({"t": [dt.datetime(2024, 1, 1)]}), text_and_int)  # naive
+    assert not encodable(pl.DataFrame({"d": [dt.timedelta(1)]}), {"d": "interval"})
+    assert encodable(pl.DataFrame({"s": ["x"], "i": pl.Series([1], dtype=pl.Int32)}), text_and_int)
+    # A binary field is read at the column's own width: Int64 into `integer` is CSV's job.
+    assert not encodable(pl.DataFrame({"i": [1]}), text_and_int)
+    assert not encodable(pl.DataFrame({"x": [1.0]}), {"x": "real"})
+    assert not encodable(pl.DataFrame({"s": ["x"]}), {})  # a column the table does not have
+
+
+def test_a_frame_whose_types_differ_from_the_tables_is_copied_as_csv(database_url: str):
+    """The corporate-action frames carry Int64 for `integer` columns (e.g. a dividend's
+    frequency): the copy must not send them as 8-byte binary fields."""
+    frame = pl.DataFrame({"symbol": ["AAPL", "MSFT"], "frequency": [4, None]})
+    with psycopg.connect(database_url) as conn:
+        conn.execute("CREATE TEMPORARY TABLE freq (symbol text, frequency integer)")
+        assert copy_frame(conn, sql.Identifier("freq"), frame, ["symbol", "frequency"]) == 2
+        rows = conn.execute("SELECT symbol, frequency FROM freq ORDER BY symbol").fetchall()
+    assert rows == [("AAPL", 4), ("MSFT", None)]
