@@ -18,6 +18,7 @@ from bench import (
     memory,
     normalise,
     paid_tier,
+    partition_metadata,
     partition_overhead,
     requests,
     resume,
@@ -90,6 +91,15 @@ def test_partition_overhead_compares_the_event_log_setups(bench_pg, sim):
         "partition_overhead.stock_unbatched",
         "partition_overhead.stock_batched",
         "partition_overhead.pooled_batched",
+    } <= _names(figures)
+
+
+def test_partition_metadata_compares_dagsters_method_with_ours():
+    figures = partition_metadata.run(**partition_metadata.SMOKE)
+    assert {
+        "partition_metadata.dagster_10x",
+        "partition_metadata.ours_10x",
+        "partition_metadata.ours_growth",
     } <= _names(figures)
 
 

@@ -15,6 +15,10 @@ from typing import Literal
 
 import dagster as dg
 import polars as pl
+from dagster._core.execution.context.metadata_logging import (
+    AssetMetadataHandle,
+    OutputMetadataAccumulator,
+)
 from pydantic import Field
 
 from marketdata_pipeline.defs.candles import checks
@@ -118,9 +122,42 @@ def record_partition_row_counts(
     Dagster copies an Output's metadata onto every partition of a single-run range, so a
     run-wide count there would be false on each of them; per-partition asset metadata is not.
     """
-    for key in context.partition_keys:
-        rows = counts.get(dt.date.fromisoformat(key), 0)
-        context.add_asset_metadata({"dagster/row_count": rows}, partition_key=key)
+    add_partition_metadata(
+        context,
+        {
+            key: {"dagster/row_count": counts.get(dt.date.fromisoformat(key), 0)}
+            for key in context.partition_keys
+        },
+    )
+
+
+def add_partition_metadata(
+    context: dg.AssetExecutionContext, metadata_by_key: Mapping[str, Mapping[str, object]]
+) -> None:
+    """`context.add_asset_metadata(metadata, partition_key=key)` for every key of the run, in
+    time linear in the keys.
+
+    Dagster's method checks each key against the run's whole partition range and copies every
+    entry added so far, on each call: quadratic in a range run's partitions (10.7 s of a 47 s
+    twenty-year run for 7,303 partitions). Here the keys are checked once against the run's own
+    keys and the step's metadata accumulator is extended once. The Dagster packages are pinned;
+    should those internals move, the public method is used, one key at a time.
+    """
+    run_keys = set(context.partition_keys)
+    outside = [key for key in metadata_by_key if key not in run_keys]
+    if outside:
+        raise ValueError(f"partition keys {outside[:3]} are not partitions of this run")
+    step = getattr(context.op_execution_context, "_step_execution_context", None)
+    accumulator = getattr(step, "_metadata_accumulator", None)
+    if not isinstance(accumulator, OutputMetadataAccumulator):
+        for key, metadata in metadata_by_key.items():
+            context.add_asset_metadata(dict(metadata), partition_key=key)
+        return
+    merged = dict(accumulator.per_output_metadata)
+    for key, metadata in metadata_by_key.items():
+        handle = AssetMetadataHandle(asset_key=context.asset_key, partition_key=key)
+        merged[handle] = {**merged.get(handle, {}), **metadata}
+    step._metadata_accumulator = OutputMetadataAccumulator(per_output_metadata=merged)
 
 
 def run_metadata_partition(context: dg.AssetExecutionContext) -> str | None:
