@@ -61,7 +61,6 @@ from polygon_simulator.faults import FaultRule
 from polygon_simulator.pages import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
-    BodyCache,
     GroupedBody,
     RangeBody,
     build_grouped_page,
@@ -259,7 +258,7 @@ class _Api:
 
     def __init__(self, state: SimulatorState) -> None:
         self.state = state
-        self.cache = BodyCache()
+        self.cache = state.body_cache
 
     async def _serve(
         self, request: Request, kind: str, ticker: str | None, produce: Producer

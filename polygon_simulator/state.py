@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from polygon_simulator import market
 from polygon_simulator.corporate_actions import SimDividend, SimSplit, validate_unique_splits
 from polygon_simulator.faults import FaultBook, FaultRule
+from polygon_simulator.pages import BodyCache
 from polygon_simulator.ratelimit import RollingWindowLimiter
 
 SIMULATOR_API_KEY = "simulator-key"
@@ -43,6 +44,8 @@ UPDATABLE_FIELDS = (
     "gzip",
     "splits",
     "dividends",
+    "body_cache_mb",
+    "body_cache_entries",
 )
 
 
@@ -89,6 +92,12 @@ class SimulatorConfig(BaseModel):
     integer_stock_volume: bool = True
     # Gzip response bodies when the client sends `Accept-Encoding: gzip` (the real API does).
     gzip: bool = True
+    # Bounds of the cache of built pages (the `results` JSON of range and grouped answers),
+    # least recently used out first; 0 MB caches nothing. A grouped page of a 10,000-ticker
+    # market is ~1.5 MB: the default holds ~128 of them, ten years of them need ~4,000 MB
+    # (what `bench.market_scale` sets for its warm run). Changing a bound applies at once.
+    body_cache_mb: int = Field(default=192, ge=0, le=65_536)
+    body_cache_entries: int = Field(default=2048, ge=0, le=1_000_000)
 
     @property
     def conventions(self) -> market.Conventions:
@@ -144,6 +153,9 @@ class SimulatorState:
         self._lock = threading.Lock()
         self.faults_book = FaultBook()
         self.limiter = RollingWindowLimiter()
+        # Built pages, bounded by the config (the app reads and fills it; see pages.BodyCache).
+        self.body_cache = BodyCache()
+        self._apply_cache_bounds()
         self._clear_counters()
 
     # --- config ---------------------------------------------------------------------------------
@@ -177,7 +189,13 @@ class SimulatorState:
             self._config = self._updated(self._config, changes)
             if self._log.maxlen != self._config.log_limit:
                 self._log = deque(self._log, maxlen=self._config.log_limit)
+            self._apply_cache_bounds()
             return self._config
+
+    def _apply_cache_bounds(self) -> None:
+        """Resize the body cache to the config's bounds (evicting what no longer fits)."""
+        cfg = self._config
+        self.body_cache.resize(cfg.body_cache_entries, cfg.body_cache_mb * 1_000_000)
 
     def today(self) -> dt.date:
         """The simulator's today: days on or after it have no bar yet."""
@@ -307,6 +325,8 @@ class SimulatorState:
         `requests` counts every API request, refused ones included; log entries are
         `{t, path, query, kind, ticker, status, api_key_in_query, fault}` with `t` the arrival
         time in Unix seconds and `query` the query string without any apiKey value.
+        `body_cache` shows the page cache: bounds, `entries`, `bytes`, and `hits`/`misses`
+        since the last reset.
         """
         with self._lock:
             out: dict[str, Any] = {
@@ -316,13 +336,14 @@ class SimulatorState:
                 "by_status": dict(self._by_status),
                 "by_ticker": dict(self._by_ticker),
                 "by_fault": dict(self._by_fault),
+                "body_cache": self.body_cache.describe(),
             }
             if include_log:
                 out["log"] = [dict(e) for e in self._log]
             return out
 
     def reset(self, reset_config: bool = False, **config_changes: Any) -> SimulatorConfig:
-        """Clear counters, log, faults and the rate-limit window.
+        """Clear counters, log, faults and the rate-limit window (built pages stay cached).
 
         The config is kept unless `reset_config` (back to defaults, same API key); then
         `config_changes` are applied. Returns the config in force.
@@ -332,7 +353,9 @@ class SimulatorState:
             if reset_config:
                 config = SimulatorConfig(api_key=config.api_key, log_limit=config.log_limit)
             self._config = self._updated(config, config_changes)
+            self._apply_cache_bounds()
             self._clear_counters()
+            self.body_cache.reset_counters()
         self.faults_book.clear()
         self.limiter.reset()
         return self._config

@@ -120,11 +120,16 @@ def test_market_scale_compares_a_grouped_backfill_with_bare_copy(bench_pg, sim):
         "market_scale.10x.overhead_per_partition",
         "market_scale.bare_copy",
         "market_scale.e2e_vs_bare_copy",
+        "market_scale.10x_warm.run",
+        "market_scale.e2e_vs_bare_copy_warm",
     } <= _names(figures)
     # Request counts are exact: the grouped plan, one request per session, nothing more.
-    for case in ("1x", "10x"):
+    for case in ("1x", "10x", "10x_warm"):
         made = by_name[f"market_scale.{case}.requests"]
         assert made.value > 0 and made.ratio == 1.0, made.line()
+    # Cold: the simulator built all 13 pages during the run; warm: it served all 13 pre-built.
+    assert "from its cache 0, built 13 " in by_name["market_scale.e2e_vs_bare_copy"].note
+    assert "from its cache 13, built 0 " in by_name["market_scale.e2e_vs_bare_copy_warm"].note
     # 20 stocks x 13 sessions in 2024-01-12..2024-01-31, all stored and all copied.
     assert "(260 rows)" in (by_name["market_scale.10x.run"].note or "")
     assert "260 rows into" in (by_name["market_scale.bare_copy"].note or "")
