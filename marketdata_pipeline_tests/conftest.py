@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import psycopg
 import pytest
 from psycopg import sql
@@ -21,6 +22,7 @@ from psycopg import sql
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.ddl import migrate
+from marketdata_pipeline.lib.postgres.embedded import sqlalchemy_url
 from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
 from marketdata_pipeline_tests.resources import TEST_API_KEY, make_polygon
 from polygon_simulator.server import SimulatorServer
@@ -43,6 +45,8 @@ os.environ["MARKETDATA_START_DATE"] = "2024-01-01"
 os.environ["MARKETDATA_HOME"] = tempfile.mkdtemp(prefix="md-test-home-")
 
 TEMPLATE_DB = "md_template"
+#: The repository root (its dagster.yaml).
+_REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -170,3 +174,22 @@ def cli(database_url, monkeypatch, capsys):
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+def repository_instance(pg_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A Dagster instance from the repository's dagster.yaml (run coordinator, pooled event log)
+    on a fresh database."""
+    name = f"dagster_{uuid.uuid4().hex[:10]}"
+    admin = pg_server.get_uri("postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    shutil.copyfile(_REPO / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.setenv("MARKETDATA_DAGSTER_STORAGE_URL", sqlalchemy_url(pg_server.get_uri(name)))
+    instance = dg.DagsterInstance.from_config(str(tmp_path))
+    yield instance
+    instance.dispose()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )

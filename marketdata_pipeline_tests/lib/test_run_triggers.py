@@ -49,8 +49,8 @@ def _noop_job() -> None:
     _noop()
 
 
-def test_the_repository_instance_tags_every_submitted_run(pooled_instance):
-    instance = pooled_instance
+def test_the_repository_instance_tags_every_submitted_run(repository_instance):
+    instance = repository_instance
     coordinator = instance.run_coordinator
     assert isinstance(coordinator, TriggerTaggingRunCoordinator)
     # Still Dagster's queue with the limits of dagster.yaml's `concurrency` block.

@@ -13,46 +13,22 @@ partition, so a failed history run shows each of its partitions as failed.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import dagster as dg
 import psycopg
 import pytest
 from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
-from psycopg import sql
 from sqlalchemy import event
 
 from marketdata_pipeline.defs.build import build_defs
 from marketdata_pipeline.lib.calendar import last_complete_day
-from marketdata_pipeline.lib.postgres.embedded import sqlalchemy_url
 from marketdata_pipeline.lib.postgres.tracked_symbols import add_symbols
 from marketdata_pipeline.lib.settings import load_settings
 from marketdata_pipeline.lib.symbols import parse_symbol
 
-REPO = Path(__file__).resolve().parents[3]
 SHORT_DAYS, LONG_DAYS = 10, 2_000
-
-
-@pytest.fixture
-def repository_instance(pg_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A Dagster instance from the repository's dagster.yaml on a fresh database."""
-    name = f"dagster_{uuid.uuid4().hex[:10]}"
-    admin = pg_server.get_uri("postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    shutil.copyfile(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
-    monkeypatch.setenv("MARKETDATA_DAGSTER_STORAGE_URL", sqlalchemy_url(pg_server.get_uri(name)))
-    instance = dg.DagsterInstance.from_config(str(tmp_path))
-    yield instance
-    instance.dispose()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 @contextmanager

@@ -18,9 +18,9 @@ FIRST, LAST = dt.date(2024, 3, 1), dt.date(2024, 3, 30)
 
 @pytest.mark.parametrize("batch", ["0", "5000"])
 def test_a_range_run_records_every_partition(
-    sim, resources, pooled_instance, monkeypatch: pytest.MonkeyPatch, batch: str
+    sim, resources, repository_instance, monkeypatch: pytest.MonkeyPatch, batch: str
 ):
-    assert isinstance(pooled_instance.event_log_storage, PooledPostgresEventLogStorage)
+    assert isinstance(repository_instance.event_log_storage, PooledPostgresEventLogStorage)
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", batch)
     batches: list[int] = []
     store = PooledPostgresEventLogStorage._store_planned_batch
@@ -36,20 +36,20 @@ def test_a_range_run_records_every_partition(
         resources,
         assets=[crypto_daily_candles],
         symbols={"crypto_daily_candles": ["BTCUSD"]},
-        instance=pooled_instance,
+        instance=repository_instance,
     )
     assert result.success
     # Batching on or off, the planned events go in as one INSERT.
     assert batches == [30]
     key = crypto_daily_candles.key
     days = {(FIRST + dt.timedelta(days=i)).isoformat() for i in range((LAST - FIRST).days + 1)}
-    assert pooled_instance.get_materialized_partitions(key) == days
-    records = pooled_instance.get_records_for_run(result.run_id, limit=None).records
+    assert repository_instance.get_materialized_partitions(key) == days
+    records = repository_instance.get_records_for_run(result.run_id, limit=None).records
     kinds = Counter(r.event_log_entry.dagster_event_type for r in records)
     assert kinds[dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED] == len(days)
     assert kinds[dg.DagsterEventType.ASSET_MATERIALIZATION] == len(days)
     # The asset's own row knows the run (what the UI's "latest run" shows).
-    planned = pooled_instance.event_log_storage.get_latest_planned_materialization_info(key)
+    planned = repository_instance.event_log_storage.get_latest_planned_materialization_info(key)
     assert planned is not None and planned.run_id == result.run_id
     # Per-partition row counts survive the batch write.
     (march_3,) = [
@@ -60,7 +60,7 @@ def test_a_range_run_records_every_partition(
     ]
     assert march_3.metadata["dagster/row_count"].value == 1
     # Every check is recorded per partition, each row carrying the planned event.
-    url = pooled_instance.event_log_storage.postgres_url.replace("+psycopg2", "")
+    url = repository_instance.event_log_storage.postgres_url.replace("+psycopg2", "")
     with psycopg.connect(url) as conn:
         rows = conn.execute(
             "SELECT check_name, count(partition), count(DISTINCT partition),"
