@@ -389,3 +389,33 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.write_sep("-", "e2e artifacts")
         for path in SAVED_ARTIFACTS:
             terminalreporter.write_line(str(path))
+
+
+def live_processes() -> dict[int, tuple[int, int, str]]:
+    """pid -> (ppid, pgid, state) of every live (non-zombie) process."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name may contain spaces and parentheses: split after the last ')'.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        state, ppid, pgid = fields[0], int(fields[1]), int(fields[2])
+        if state != "Z":
+            found[int(entry.name)] = (ppid, pgid, state)
+    return found
+
+
+def descendants(root: int) -> set[int]:
+    """Every live process below `root` (children, grandchildren, ...)."""
+    processes = live_processes()
+    found: set[int] = set()
+    frontier = {root}
+    while frontier:
+        children = {pid for pid, (ppid, _, _) in processes.items() if ppid in frontier}
+        frontier = children - found
+        found |= children
+    return found

@@ -21,41 +21,19 @@ import httpx
 import pytest
 
 from marketdata_pipeline.lib.postgres.embedded import sqlalchemy_url
-from marketdata_pipeline_tests.e2e.conftest import BIN, REPO, free_port, fresh_database
+from marketdata_pipeline_tests.e2e.conftest import (
+    BIN,
+    REPO,
+    descendants,
+    free_port,
+    fresh_database,
+    live_processes,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 READY_TIMEOUT = 120
 STOP_TIMEOUT = 120
-
-
-def _processes() -> dict[int, tuple[int, int, str]]:
-    """pid -> (ppid, pgid, state) of every live (non-zombie) process."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name may contain spaces and parentheses: split after the last ')'.
-        fields = stat[stat.rindex(")") + 2 :].split()
-        state, ppid, pgid = fields[0], int(fields[1]), int(fields[2])
-        if state != "Z":
-            found[int(entry.name)] = (ppid, pgid, state)
-    return found
-
-
-def _descendants(root: int) -> set[int]:
-    processes = _processes()
-    found: set[int] = set()
-    frontier = {root}
-    while frontier:
-        children = {pid for pid, (ppid, _, _) in processes.items() if ppid in frontier}
-        frontier = children - found
-        found |= children
-    return found
 
 
 def test_make_dev_serves_the_ui_and_ctrl_c_leaves_nothing_running(pg_server, tmp_path):
@@ -104,7 +82,7 @@ def test_make_dev_serves_the_ui_and_ctrl_c_leaves_nothing_running(pg_server, tmp
             "dagster_webserver_version"
         ]
 
-        started = _descendants(dev.pid)
+        started = descendants(dev.pid)
         names = {(Path("/proc") / str(p) / "cmdline").read_bytes() for p in started}
         assert any(b"dagster_webserver" in n for n in names), names
         assert any(b"dagster._daemon" in n for n in names), names
@@ -116,12 +94,16 @@ def test_make_dev_serves_the_ui_and_ctrl_c_leaves_nothing_running(pg_server, tmp
         stopped_in = time.monotonic() - began
         assert code == 130, log_path.read_text()[-4000:]
         time.sleep(1)
-        left = started & set(_processes())
-        assert not left, {p: _processes().get(p) for p in left}
+        left = started & set(live_processes())
+        assert not left, {p: live_processes().get(p) for p in left}
         print(f"marketdata dev stopped everything in {stopped_in:.1f} s")
     finally:
+        # A test that failed before listing the children still must not leave `dagster dev`
+        # (its own process group) running: list them now.
+        if dev.poll() is None:
+            started |= descendants(dev.pid)
         # Only groups that still hold a process we started (pids may be reused later).
-        live = _processes()
+        live = live_processes()
         groups = {live[p][1] for p in started | {dev.pid} if p in live}
         for pgid in groups & {dev.pid, *started}:
             with contextlib.suppress(ProcessLookupError, PermissionError):

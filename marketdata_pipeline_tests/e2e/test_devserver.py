@@ -37,7 +37,14 @@ from marketdata_pipeline.lib.postgres.embedded import sqlalchemy_url
 from marketdata_pipeline.lib.postgres.tracked_symbols import add_symbols, changes_since
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol
 from marketdata_pipeline_tests.conftest import TEST_API_KEY
-from marketdata_pipeline_tests.e2e.conftest import BIN, REPO, free_port, fresh_database
+from marketdata_pipeline_tests.e2e.conftest import (
+    BIN,
+    REPO,
+    descendants,
+    free_port,
+    fresh_database,
+    live_processes,
+)
 from polygon_simulator import market
 from polygon_simulator.server import SimulatorServer
 
@@ -90,8 +97,13 @@ def _wait(what: str, probe, process: subprocess.Popen, log_path: Path, timeout=T
 
 
 def _kill_group(process: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
+    """Kill `process`'s group and the groups below it (`dagster dev` runs in its own session, so
+    a test that fails mid-way must not leave it, its daemon and code server running)."""
+    live = live_processes()
+    groups = {process.pid} | {live[p][1] for p in descendants(process.pid) if p in live}
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=10)
 
