@@ -1,7 +1,7 @@
 """Requests over a killed backfill and its rerun, against the plan: the page cache at work.
 
 A grouped history backfill of N stocks runs as the code location runs it (the child of
-`bench.market_scale`: `candles_job`, a Dagster instance from `dagster.yaml`) against the
+`bench.market_scale`: `stock_candles_job`, a Dagster instance from `dagster.yaml`) against the
 simulator in another process, and is killed with SIGKILL once the simulator has counted half of
 the plan's grouped requests. The same run is then started again, with the same page cache
 directory, and runs to the end. The simulator's counters give the grouped requests of each run;
