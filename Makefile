@@ -6,6 +6,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Parallel by file: every test has its own database, every worker its own Postgres and home.
+PYTEST_WORKERS ?= auto
 PORT ?= 3000
 
 .PHONY: help venv demo test dev lint format bench clean
@@ -32,7 +34,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check marketdata_pipeline polygon_simulator marketdata_pipeline_tests bench
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 dev: $(STAMP)
 	$(BIN)/marketdata dev --port $(PORT)

@@ -238,7 +238,7 @@ def summary_lines(
     stored, then the failed symbols and those with no rows, by name; a line per symbol only
     when there are few (or `verbose`)."""
     # Imported here: the store pulls in psycopg, which refusing a bad range does not need.
-    from marketdata_pipeline.lib.postgres.database import connect
+    from marketdata_pipeline.lib.postgres.connection import connect
     from marketdata_pipeline.lib.postgres.store import window_summary
     from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols, failed_symbols
 
@@ -277,7 +277,7 @@ def estimate_lines(database_url: str, settings: Settings, request: BackfillReque
     """The plan of each asset and its cost at the configured budget; sends no request."""
     from marketdata_pipeline.lib.polygon.planner import plan_requests
     from marketdata_pipeline.lib.polygon.progress import estimate
-    from marketdata_pipeline.lib.postgres.database import connect
+    from marketdata_pipeline.lib.postgres.connection import connect
     from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols
 
     lines = []

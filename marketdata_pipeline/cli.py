@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import click
 
-from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_NAMES
+from marketdata_pipeline.lib.asset_names import CANDLE_ASSET_NAMES
 from marketdata_pipeline.lib.errors import InputError, MarketdataError
 from marketdata_pipeline.lib.settings import redact_url
 
@@ -66,7 +66,7 @@ def symbols_add(names: tuple[str, ...], asset_class: str | None) -> None:
 
     # Validate first: a refusal then needs none of the heavy imports below.
     parsed = parse_symbols(list(names), asset_class)
-    from marketdata_pipeline.lib.postgres.database import connect
+    from marketdata_pipeline.lib.postgres.connection import connect
     from marketdata_pipeline.lib.postgres.tracked_symbols import add_symbols, refuse_ambiguous_add
     from marketdata_pipeline.runtime import prepare
 
@@ -98,7 +98,7 @@ def symbols_remove(names: tuple[str, ...], asset_class: str | None) -> None:
     from marketdata_pipeline.lib.symbols import parse_symbol
 
     parsed = [parse_symbol(raw, asset_class) for raw in names]
-    from marketdata_pipeline.lib.postgres.database import connect
+    from marketdata_pipeline.lib.postgres.connection import connect
     from marketdata_pipeline.lib.postgres.tracked_symbols import remove_symbols, resolve_removal
     from marketdata_pipeline.runtime import prepare
 
@@ -135,7 +135,7 @@ def symbols_list(as_json: bool) -> None:
       marketdata symbols list
       marketdata symbols list --json
     """
-    from marketdata_pipeline.lib.postgres.database import connect
+    from marketdata_pipeline.lib.postgres.connection import connect
     from marketdata_pipeline.lib.postgres.tracked_symbols import list_symbols
     from marketdata_pipeline.runtime import prepare
 
@@ -187,7 +187,7 @@ def backfill_command(
     )
     chosen = tuple(assets) if assets else ALL_ASSETS
     check_plausible(list(raw_symbols), chosen)  # before any database or Dagster work
-    from marketdata_pipeline.lib.postgres.database import connect
+    from marketdata_pipeline.lib.postgres.connection import connect
     from marketdata_pipeline.lib.postgres.tracked_symbols import tracked_classes
     from marketdata_pipeline.runtime import prepare, simulator_if_no_key
 
@@ -324,7 +324,7 @@ def db_url(dagster: bool, reveal: bool) -> None:
 def demo(days: int) -> None:
     """Set up, track the demo universe, materialise recent days, print what landed."""
     from marketdata_pipeline.lib.calendar import last_complete_day
-    from marketdata_pipeline.lib.postgres.database import connect
+    from marketdata_pipeline.lib.postgres.connection import connect
     from marketdata_pipeline.lib.postgres.tracked_symbols import add_symbols
     from marketdata_pipeline.lib.symbols import parse_symbols
     from marketdata_pipeline.runtime import prepare

@@ -26,7 +26,7 @@ import psycopg
 from marketdata_pipeline.lib.calendar import last_complete_day, trading_days
 from marketdata_pipeline.lib.errors import InputError
 from marketdata_pipeline.lib.postgres import coverage as store
-from marketdata_pipeline.lib.postgres.database import connect
+from marketdata_pipeline.lib.postgres.connection import connect
 from marketdata_pipeline.lib.symbols import AssetClass
 
 #: Without --start: this many days before the end when nothing is stored yet.

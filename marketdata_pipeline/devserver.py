@@ -342,7 +342,7 @@ def _settle_runs(
 
 
 def _request_histories_again(database_url: str, runs: Sequence[InterruptedRun]) -> None:
-    from marketdata_pipeline.lib.postgres.database import connect
+    from marketdata_pipeline.lib.postgres.connection import connect
     from marketdata_pipeline.lib.postgres.tracked_symbols import request_history_again
     from marketdata_pipeline.lib.symbols import AssetClass
 

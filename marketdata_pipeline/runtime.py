@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from marketdata_pipeline.lib.errors import ConfigError
-from marketdata_pipeline.lib.postgres.database import ensure_schema
+from marketdata_pipeline.lib.postgres.connection import ensure_schema
 from marketdata_pipeline.lib.postgres.embedded import ensure_embedded, sqlalchemy_url
 from marketdata_pipeline.lib.settings import (
     EVENT_BATCH_SIZE,

@@ -28,6 +28,7 @@ SIMULATOR_API_KEY = "simulator-key"
 UPDATABLE_FIELDS = (
     "requests_per_minute",
     "rate_limit_retry_after",
+    "rate_limit_window_seconds",
     "latency_seconds",
     "revision",
     "revision_from",
@@ -61,6 +62,8 @@ class SimulatorConfig(BaseModel):
     api_key: str = SIMULATOR_API_KEY
     # Server-side limit in any rolling 60 s (Polygon free tier: 5); None = unlimited.
     requests_per_minute: int | None = Field(default=None, ge=0)
+    # The limit's window: 60 s like Polygon's; tests shorten it to check a budget in seconds.
+    rate_limit_window_seconds: float = Field(default=60.0, gt=0)
     # Whether 429s from the limit carry `Retry-After` (Polygon does not document one).
     rate_limit_retry_after: bool = True
     # Added to every API request with asyncio.sleep, so concurrent requests overlap.
@@ -362,6 +365,7 @@ class SimulatorState:
 
     def check_rate_limit(self) -> float | None:
         """Take a rate-limit slot; returns None, or the seconds to wait when over the limit."""
+        self.limiter.window = self._config.rate_limit_window_seconds
         return self.limiter.acquire(self._config.requests_per_minute, time.monotonic())
 
 

@@ -14,41 +14,17 @@ from __future__ import annotations
 
 import dagster as dg
 
-from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_NAMES, CANDLE_SQL_TYPES
+from marketdata_pipeline.lib import asset_names
+from marketdata_pipeline.lib.asset_names import CANDLE_ASSET_NAMES
+from marketdata_pipeline.lib.candles.columns import CANDLE_COLUMN_SPECS
 from marketdata_pipeline.lib.postgres.ddl import SCHEMA
-
-#: One description per column of `marketdata.stock_daily_candles` / `crypto_daily_candles`.
-COLUMN_DESCRIPTIONS: dict[str, str] = {
-    "symbol": "Canonical symbol: the vendor's stock ticker (case kept: KIMpL), crypto pairs "
-    "upper case without Polygon's X: prefix (BTCUSD).",
-    "day": "Trading date: the New York session date for stocks, the UTC date for crypto. "
-    "With symbol, the primary key; the table's partition column in Dagster.",
-    "ts": "Start of the day in the market's time zone (New York midnight for stocks, UTC "
-    "midnight for crypto), as a UTC timestamp.",
-    "open": "First trade price of the day (split-adjusted when adjusted is true).",
-    "high": "Highest trade price of the day.",
-    "low": "Lowest trade price of the day.",
-    "close": "Last trade price of the day.",
-    "volume": "Traded volume: shares for stocks, units of the base currency for crypto "
-    "(fractional).",
-    "vwap": "Volume-weighted average price of the day; null when the vendor omits it.",
-    "transactions": "Number of trades in the day; null when the vendor omits it.",
-    "adjusted": "True when the prices are split-adjusted (the pipeline requests adjusted bars).",
-    "provisional": "True when the API marked the bar DELAYED (not final yet); the daily "
-    "revision run replaces it.",
-    "source": "Where the row came from and how it was fetched, e.g. polygon:range or "
-    "polygon:grouped; simulated rows say so.",
-    "fetched_at": "When the pipeline fetched the row (UTC).",
-    "vendor_t": "The vendor's own bar timestamp (Unix ms) as received, kept as provenance: "
-    "it tells which stamping convention the bar came with (null on older rows).",
-}
 
 #: Who answers for the candle assets (Dagster owners are e-mail addresses or `team:` names).
 CANDLE_OWNERS = ["team:marketdata"]
 #: Tags for filtering the catalogue (Dagster tag values: letters, digits, `-`, `_`, `.`).
 CANDLE_TAGS = {"domain": "market-data", "vendor": "polygon", "frequency": "daily"}
 
-TRACKED_SYMBOLS_KEY = dg.AssetKey("tracked_symbols")
+TRACKED_SYMBOLS_KEY = dg.AssetKey(asset_names.TRACKED_SYMBOLS)
 REJECTED_CANDLES_KEY = dg.AssetKey("rejected_candles")
 #: Upstream of both candle assets: the symbol table decides which symbols they fetch.
 CANDLE_DEPS = [TRACKED_SYMBOLS_KEY]
@@ -83,18 +59,15 @@ EXTERNAL_ASSETS = [TRACKED_SYMBOLS, REJECTED_CANDLES]
 
 def candle_column_schema() -> dg.TableSchema:
     """The candle tables' columns for the UI (`dagster/column_schema`), each described."""
-    missing = set(CANDLE_SQL_TYPES) ^ set(COLUMN_DESCRIPTIONS)
-    if missing:  # a column added to the schema must get a description here too
-        raise ValueError(f"candle columns without a description (or unknown): {sorted(missing)}")
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
-                name,
-                sqltype.split(" NOT NULL")[0].split(" DEFAULT")[0],
-                description=COLUMN_DESCRIPTIONS[name],
-                constraints=dg.TableColumnConstraints(nullable="NOT NULL" not in sqltype),
+                c.name,
+                c.bare_sql_type,
+                description=c.description,
+                constraints=dg.TableColumnConstraints(nullable=c.nullable),
             )
-            for name, sqltype in CANDLE_SQL_TYPES.items()
+            for c in CANDLE_COLUMN_SPECS
         ],
         constraints=dg.TableConstraints(other=["PRIMARY KEY (symbol, day)"]),
     )

@@ -1,4 +1,4 @@
-"""The one candle schema shared by stocks and crypto, in polars and in Postgres.
+"""The one candle schema shared by stocks and crypto, in polars (from the column registry).
 
 Both asset classes land in the same shape, so checks, the IO manager and downstream users never
 branch on the market. `day` is the trading date (New York for stocks, UTC for crypto) and `ts`
@@ -11,35 +11,32 @@ from __future__ import annotations
 
 import polars as pl
 
-from marketdata_pipeline.lib.symbols import AssetClass
+from marketdata_pipeline.lib.asset_names import (
+    ASSET_CLASS_BY_NAME,
+    CANDLE_ASSET_BY_CLASS,
+    CANDLE_ASSET_NAMES,
+)
+from marketdata_pipeline.lib.candles.columns import (
+    CANDLE_COLUMN_SPECS,
+    CANDLE_COLUMNS,
+    CANDLE_SQL_TYPES,
+    NULLABLE_COLUMNS,
+    PRICE_COLUMNS,
+    REQUIRED_COLUMNS,
+)
 
 UTC_DATETIME = pl.Datetime("us", "UTC")
 
+
+def _polars_type(name: str) -> pl.DataType:
+    """The polars type a registry entry names (`Datetime_utc`: microseconds, UTC)."""
+    return UTC_DATETIME if name == "Datetime_utc" else getattr(pl, name)()
+
+
 #: Columns of `marketdata.stock_daily_candles` / `crypto_daily_candles`, in table order.
 CANDLE_SCHEMA: dict[str, pl.DataType] = {
-    "symbol": pl.String(),
-    "day": pl.Date(),
-    "ts": UTC_DATETIME,
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Float64(),
-    "vwap": pl.Float64(),
-    "transactions": pl.Int64(),
-    "adjusted": pl.Boolean(),
-    "provisional": pl.Boolean(),
-    "source": pl.String(),
-    "fetched_at": UTC_DATETIME,
-    "vendor_t": pl.Int64(),
+    c.name: _polars_type(c.polars_type) for c in CANDLE_COLUMN_SPECS
 }
-
-CANDLE_COLUMNS: tuple[str, ...] = tuple(CANDLE_SCHEMA)
-PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
-#: Columns that may be null (the vendor omits `vw` and `n` on some bars; `vendor_t` is null on
-#: rows stored before it was recorded).
-NULLABLE_COLUMNS: frozenset[str] = frozenset({"vwap", "transactions", "vendor_t"})
-REQUIRED_COLUMNS: tuple[str, ...] = tuple(c for c in CANDLE_COLUMNS if c not in NULLABLE_COLUMNS)
 
 #: Quarantined vendor rows: the candle columns plus why they were refused.
 REJECTED_SCHEMA: dict[str, pl.DataType] = {
@@ -48,38 +45,26 @@ REJECTED_SCHEMA: dict[str, pl.DataType] = {
     "reason": pl.String(),
 }
 
-#: Postgres column types for the candle tables (the storage contract in docs/architecture.md).
-CANDLE_SQL_TYPES: dict[str, str] = {
-    "symbol": "text NOT NULL",
-    "day": "date NOT NULL",
-    "ts": "timestamptz NOT NULL",
-    "open": "double precision NOT NULL",
-    "high": "double precision NOT NULL",
-    "low": "double precision NOT NULL",
-    "close": "double precision NOT NULL",
-    "volume": "double precision NOT NULL",
-    "vwap": "double precision",
-    "transactions": "bigint",
-    "adjusted": "boolean NOT NULL",
-    "provisional": "boolean NOT NULL DEFAULT false",
-    "source": "text NOT NULL",
-    "fetched_at": "timestamptz NOT NULL",
-    "vendor_t": "bigint",
-}
+__all__ = [
+    "ASSET_CLASS_BY_NAME",
+    "CANDLE_ASSET_BY_CLASS",
+    "CANDLE_ASSET_NAMES",
+    "CANDLE_COLUMNS",
+    "CANDLE_SCHEMA",
+    "CANDLE_SQL_TYPES",
+    "NULLABLE_COLUMNS",
+    "PRICE_COLUMNS",
+    "REJECTED_SCHEMA",
+    "REQUIRED_COLUMNS",
+    "UTC_DATETIME",
+    "candle_run_config",
+    "empty_rejected",
+]
 
 
 def empty_rejected() -> pl.DataFrame:
     """An empty frame with the rejected-candle schema."""
     return pl.DataFrame(schema=REJECTED_SCHEMA)
-
-
-#: The candle asset (and table) of each market: the one place these names are spelled.
-CANDLE_ASSET_BY_CLASS: dict[AssetClass, str] = {
-    AssetClass.STOCK: "stock_daily_candles",
-    AssetClass.CRYPTO: "crypto_daily_candles",
-}
-CANDLE_ASSET_NAMES: tuple[str, ...] = tuple(CANDLE_ASSET_BY_CLASS.values())
-ASSET_CLASS_BY_NAME: dict[str, AssetClass] = {v: k for k, v in CANDLE_ASSET_BY_CLASS.items()}
 
 
 def candle_run_config(

@@ -245,7 +245,7 @@ class PolygonClient:
             if exc.status_code == 429:
                 # Without Retry-After, wait at least one budget slot: retrying sooner is
                 # guaranteed to be refused again and spends quota.
-                return max(backoff, 60.0 / self.budget.requests_per_minute)
+                return max(backoff, self.budget.window_seconds / self.budget.requests_per_minute)
         return backoff
 
     def _before_sleep(self, state: RetryCallState) -> None:

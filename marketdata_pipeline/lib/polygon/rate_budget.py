@@ -17,13 +17,14 @@ import math
 import threading
 from typing import Protocol
 
-from pyrate_limiter import Duration, InMemoryBucket, Limiter, Rate
+from pyrate_limiter import InMemoryBucket, Limiter, Rate
 
 
 class RateBudget(Protocol):
     """Anything that blocks until one more request fits in the budget."""
 
     requests_per_minute: int
+    window_seconds: float
 
     def acquire(self) -> None:
         """Block until a request may be sent, then count it."""
@@ -34,18 +35,24 @@ class RateBudget(Protocol):
         ...
 
 
-def budget_rates(requests_per_minute: int) -> list[Rate]:
+def budget_rates(requests_per_minute: int, window_seconds: float = 60.0) -> list[Rate]:
     """The sliding windows for a per-minute budget.
 
     Besides the minute window, a per-second window of rpm/60 keeps a large budget (6,000/min)
     from being spent in one burst, which is how paid tiers want it ("under 100 requests/s").
+    `window_seconds` is a minute for every real tier; the tests shrink it (with the simulator's
+    own window) so a budget's arithmetic is exercised in seconds, not minutes; the burst window
+    shrinks with it (a sixtieth of the window).
     """
     if requests_per_minute < 1:
         raise ValueError(f"requests_per_minute must be >= 1, got {requests_per_minute}")
+    if window_seconds <= 0:
+        raise ValueError(f"window_seconds must be > 0, got {window_seconds}")
+    window_ms = round(window_seconds * 1000)
     per_second = max(1, math.ceil(requests_per_minute / 60))
-    rates = [Rate(requests_per_minute, Duration.MINUTE)]
+    rates = [Rate(requests_per_minute, window_ms)]
     if per_second < requests_per_minute:
-        rates.insert(0, Rate(per_second, Duration.SECOND))
+        rates.insert(0, Rate(per_second, max(1, window_ms // 60)))
     return rates
 
 
@@ -58,9 +65,11 @@ def budget_name(api_key: str, base_url: str) -> str:
 class LocalRateBudget:
     """A per-process sliding-window budget (thread safe)."""
 
-    def __init__(self, requests_per_minute: int) -> None:
+    def __init__(self, requests_per_minute: int, *, window_seconds: float = 60.0) -> None:
         self.requests_per_minute = requests_per_minute
-        self._limiter = Limiter(InMemoryBucket(budget_rates(requests_per_minute)), buffer_ms=5)
+        self.window_seconds = window_seconds
+        rates = budget_rates(requests_per_minute, window_seconds)
+        self._limiter = Limiter(InMemoryBucket(rates), buffer_ms=5)
 
     def acquire(self) -> None:
         """Block until a request may be sent."""
@@ -75,11 +84,19 @@ class PostgresRateBudget:
 
     _lock = threading.Lock()
 
-    def __init__(self, requests_per_minute: int, *, database_url: str, name: str) -> None:
+    def __init__(
+        self,
+        requests_per_minute: int,
+        *,
+        database_url: str,
+        name: str,
+        window_seconds: float = 60.0,
+    ) -> None:
         from psycopg_pool import ConnectionPool
         from pyrate_limiter import PostgresBucket
 
         self.requests_per_minute = requests_per_minute
+        self.window_seconds = window_seconds
         # Each bucket operation runs in one pooled-connection transaction: its table lock makes
         # check-and-record atomic and is released at the commit when the connection returns.
         self._pool = ConnectionPool(
@@ -89,7 +106,9 @@ class PostgresRateBudget:
             open=True,
             kwargs={"options": "-c search_path=marketdata,public"},
         )
-        self._bucket = PostgresBucket(self._pool, name, budget_rates(requests_per_minute))
+        self._bucket = PostgresBucket(
+            self._pool, name, budget_rates(requests_per_minute, window_seconds)
+        )
         self._limiter = Limiter(self._bucket, buffer_ms=20)
 
     def acquire(self) -> None:

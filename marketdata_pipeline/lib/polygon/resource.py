@@ -117,6 +117,9 @@ class PolygonResource(dg.ConfigurableResource):
     api_key: str
     base_url: str = DEFAULT_BASE_URL
     requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE
+    # The budget's window: a minute on every real tier. Only the tests shorten it (with the
+    # simulator's), so the budget is exercised in seconds instead of minutes.
+    budget_window_seconds: float = 60.0
     # The shared budget's table lives in the candle store; None keeps the budget in-process.
     database: PostgresDatabase | None = None
     # Requests in flight at once. A paid tier's 100 requests/s at ~100 ms per response needs
@@ -154,10 +157,15 @@ class PolygonResource(dg.ConfigurableResource):
 
     def _make_budget(self, rpm: int, base_url: str) -> RateBudget:
         if self.database is None:
-            return LocalRateBudget(rpm)
+            return LocalRateBudget(rpm, window_seconds=self.budget_window_seconds)
         url = self.database.resolved_url()
         ensure_schema(url)  # the bucket table lives in the marketdata schema
-        return PostgresRateBudget(rpm, database_url=url, name=budget_name(self.api_key, base_url))
+        return PostgresRateBudget(
+            rpm,
+            database_url=url,
+            name=budget_name(self.api_key, base_url),
+            window_seconds=self.budget_window_seconds,
+        )
 
     def get_client(self) -> PolygonClient:
         """The run's client, created on first use (validated configuration)."""

@@ -9,11 +9,8 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from marketdata_pipeline.lib.candles.schema import (
-    CANDLE_ASSET_NAMES,
-    CANDLE_SQL_TYPES,
-    REJECTED_SCHEMA,
-)
+from marketdata_pipeline.lib.asset_names import CANDLE_ASSET_NAMES
+from marketdata_pipeline.lib.candles.columns import CANDLE_COLUMN_SPECS, CANDLE_SQL_TYPES
 
 SCHEMA = "marketdata"
 CANDLE_TABLES = CANDLE_ASSET_NAMES
@@ -263,11 +260,7 @@ def rejected_sql_types() -> dict[str, str]:
     A quarantined vendor row may be missing anything, so the mirrored candle columns carry
     their types without NOT NULL or defaults.
     """
-    mirrored = {
-        name: CANDLE_SQL_TYPES[name].split(" NOT NULL")[0].split(" DEFAULT")[0]
-        for name in REJECTED_SCHEMA
-        if name in CANDLE_SQL_TYPES
-    }
+    mirrored = {c.name: c.bare_sql_type for c in CANDLE_COLUMN_SPECS}
     return {
         "asset": _REJECTED_EXTRA_SQL_TYPES["asset"],
         **mirrored,
