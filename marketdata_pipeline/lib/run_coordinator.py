@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dagster._core.run_coordinator.base import SubmitRunContext
-from dagster._core.run_coordinator.queued_run_coordinator import QueuedRunCoordinator
-from dagster._core.storage.dagster_run import DagsterRun
+from dagster import DagsterRun, QueuedRunCoordinator, SubmitRunContext
 
 from marketdata_pipeline.lib.run_triggers import TRIGGER_TAG, trigger_for
 

@@ -15,10 +15,6 @@ from typing import Literal
 
 import dagster as dg
 import polars as pl
-from dagster._core.execution.context.metadata_logging import (
-    AssetMetadataHandle,
-    OutputMetadataAccumulator,
-)
 from pydantic import Field
 
 from marketdata_pipeline.defs.candles import checks
@@ -34,6 +30,7 @@ from marketdata_pipeline.lib.candles.validation import (
     quarantine,
 )
 from marketdata_pipeline.lib.candles.window import CandleWindow
+from marketdata_pipeline.lib.dagster_private import AssetMetadataHandle, OutputMetadataAccumulator
 from marketdata_pipeline.lib.errors import InputError
 from marketdata_pipeline.lib.polygon.resource import DEFAULT_CHUNK_ROWS, PolygonResource
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from marketdata_pipeline.defs.candles.assets import CandleAssets
+from marketdata_pipeline.lib.dagster_private import UnresolvedAssetJobDefinition
 from marketdata_pipeline.lib.symbols import AssetClass
 
 STOCK_CANDLES_JOB = "stock_candles_job"

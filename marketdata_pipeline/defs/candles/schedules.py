@@ -11,11 +11,11 @@ exist.
 import datetime as dt
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from marketdata_pipeline.defs.candles.jobs import CandleJobs
 from marketdata_pipeline.lib.calendar import last_complete_day, stock_sessions
 from marketdata_pipeline.lib.candles.window import CandleWindow
+from marketdata_pipeline.lib.dagster_private import UnresolvedAssetJobDefinition
 from marketdata_pipeline.lib.run_triggers import SCHEDULE_TRIGGER, TRIGGER_TAG
 from marketdata_pipeline.lib.settings import DEFAULT_REVISION_SESSIONS
 from marketdata_pipeline.lib.symbols import AssetClass

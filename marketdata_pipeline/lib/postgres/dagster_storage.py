@@ -37,20 +37,20 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dagster import DagsterEventType
-from dagster._core.event_api import EventLogEntry
-from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-from dagster._core.storage.event_log.schema import (
-    AssetCheckExecutionsTable,
-    SqlEventLogStorageTable,
-)
-from dagster._serdes import ConfigurableClassData, serialize_value
+from dagster import DagsterEvent, DagsterEventType, EventLogEntry, serialize_value
 from dagster_postgres.event_log.event_log import PostgresEventLogStorage
 from dagster_postgres.utils import (
     create_pg_engine,
     get_token_provider_from_config,
     pg_url_from_config,
+)
+
+from marketdata_pipeline.lib.dagster_private import (
+    AssetCheckExecutionRecordStatus,
+    AssetCheckExecutionsTable,
+    AssetMaterializationPlannedData,
+    ConfigurableClassData,
+    SqlEventLogStorageTable,
 )
 
 #: Connections kept per process: the run worker writes events from one thread at a time.
