@@ -1,34 +1,28 @@
 """The NYSE calendar the simulator serves stock bars on (exchange-calendars' XNYS).
 
-The simulator keeps its own copy rather than importing the pipeline's, so it can run (and be
-tested) as an independent stand-in for the vendor's API.
+The simulator keeps its own session logic rather than importing the pipeline's, so it can run
+(and be tested) as an independent stand-in for the vendor's API; the exchange's closures are
+data, read from the table generated from exchange-calendars (`nyse_closures.py`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from functools import lru_cache
 from zoneinfo import ZoneInfo
+
+from marketdata_pipeline.lib.nyse_closures import FIRST_DAY, LAST_DAY, WEEKDAY_CLOSURES
 
 NEW_YORK = ZoneInfo("America/New_York")
 UTC = dt.UTC
-
-# exchange-calendars only builds 20 years back by default: ask for the whole span we serve.
-CALENDAR_FIRST_DAY = dt.date(1990, 1, 2)
-CALENDAR_LAST_DAY = dt.date(2035, 12, 31)
-
-
-@lru_cache(maxsize=1)
-def _xnys():
-    import exchange_calendars as xcals
-
-    return xcals.get_calendar(
-        "XNYS", start=CALENDAR_FIRST_DAY.isoformat(), end=CALENDAR_LAST_DAY.isoformat()
-    )
+CALENDAR_FIRST_DAY = FIRST_DAY
+CALENDAR_LAST_DAY = LAST_DAY
 
 
 def stock_sessions(start: dt.date, end: dt.date) -> list[dt.date]:
     """NYSE sessions from `start` to `end`, both inclusive."""
     if end < start:
         return []
-    return [d.date() for d in _xnys().sessions_in_range(start.isoformat(), end.isoformat())]
+    if start < FIRST_DAY or end > LAST_DAY:
+        raise ValueError(f"the NYSE calendar covers {FIRST_DAY}..{LAST_DAY}")
+    days = (start + dt.timedelta(days=i) for i in range((end - start).days + 1))
+    return [d for d in days if d.weekday() < 5 and d not in WEEKDAY_CLOSURES]

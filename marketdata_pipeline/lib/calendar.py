@@ -1,37 +1,23 @@
 """Trading calendars: which days have a daily bar, and which day is the last complete one.
 
 Stocks trade on NYSE sessions (exchange-calendars' XNYS, which knows the ad-hoc closures such as
-2001-09-11 and hurricane Sandy in 2012); crypto trades every UTC day.
+2001-09-11 and hurricane Sandy in 2012, read from its table in `nyse_closures.py`); crypto
+trades every UTC day.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from marketdata_pipeline.lib.nyse_closures import FIRST_DAY, LAST_DAY, WEEKDAY_CLOSURES
 from marketdata_pipeline.lib.symbols import AssetClass
 
 NEW_YORK = ZoneInfo("America/New_York")
 UTC = dt.UTC
 
-# exchange-calendars only builds 20 years back by default: pass the whole range we may serve.
-CALENDAR_FIRST_DAY = dt.date(1990, 1, 2)
-CALENDAR_LAST_DAY = dt.date(2035, 12, 31)
-
-
-@lru_cache(maxsize=1)
-def _xnys():
-    import exchange_calendars as xcals
-
-    return xcals.get_calendar(
-        "XNYS", start=CALENDAR_FIRST_DAY.isoformat(), end=CALENDAR_LAST_DAY.isoformat()
-    )
-
-
-@lru_cache(maxsize=1)
-def _session_set() -> frozenset[dt.date]:
-    return frozenset(d.date() for d in _xnys().sessions)
+CALENDAR_FIRST_DAY = FIRST_DAY
+CALENDAR_LAST_DAY = LAST_DAY
 
 
 def _check_range(start: dt.date, end: dt.date) -> None:
@@ -46,12 +32,12 @@ def stock_sessions(start: dt.date, end: dt.date) -> list[dt.date]:
     if end < start:
         return []
     _check_range(start, end)
-    return [d.date() for d in _xnys().sessions_in_range(start.isoformat(), end.isoformat())]
+    return [d for d in crypto_days(start, end) if is_stock_session(d)]
 
 
 def is_stock_session(day: dt.date) -> bool:
     """True when NYSE has a regular session on `day`."""
-    return day in _session_set()
+    return day.weekday() < 5 and day not in WEEKDAY_CLOSURES  # 5, 6: Saturday, Sunday
 
 
 def weekday_closures(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -61,12 +47,7 @@ def weekday_closures(start: dt.date, end: dt.date) -> list[dt.date]:
     if end < start:
         return []
     _check_range(start, end)
-    sessions = _session_set()
-    return [
-        day
-        for day in crypto_days(start, end)
-        if day.weekday() < 5 and day not in sessions  # 5, 6: Saturday, Sunday
-    ]
+    return sorted(d for d in WEEKDAY_CLOSURES if start <= d <= end)
 
 
 def crypto_days(start: dt.date, end: dt.date) -> list[dt.date]:

@@ -21,12 +21,11 @@ def test_every_private_name_is_importable_and_is_dagsters_own():
     assert dagster_private.__all__, "the module lists what it re-exports"
     for name in dagster_private.__all__:
         value = getattr(dagster_private, name)
-        if isinstance(value, type):  # a class: defined in Dagster, under the name we use
-            module = importlib.import_module(value.__module__)
-            assert module.__name__.startswith("dagster."), (name, module.__name__)
-            assert getattr(module, name) is value, f"{name} moved out of {module.__name__}"
-        else:  # the event log's SQLAlchemy tables
-            assert value.name, name
+        source = importlib.import_module(dagster_private._SOURCES[name])
+        assert source.__name__.startswith("dagster._"), (name, source.__name__)
+        assert getattr(source, name) is value, name
+        if isinstance(value, type):  # a class: still Dagster's own, not an alias of another
+            assert value.__module__.startswith("dagster."), (name, value.__module__)
 
 
 def test_no_other_production_module_imports_a_private_dagster_module():
