@@ -19,6 +19,72 @@ _MIGRATION_LOCK_ID = 7_461_022_301
 
 _MIGRATIONS: list[tuple[int, str]] = [
     (
+        # The candle tables and the quarantine, first: later migrations define views over them.
+        # Numbered 0 because stores created before it had these tables made outside the
+        # migrations; on those it finds everything in place and changes nothing.
+        0,
+        """
+        CREATE TABLE IF NOT EXISTS marketdata.stock_daily_candles (
+            symbol       text             NOT NULL,
+            day          date             NOT NULL,
+            ts           timestamptz      NOT NULL,
+            open         double precision NOT NULL,
+            high         double precision NOT NULL,
+            low          double precision NOT NULL,
+            close        double precision NOT NULL,
+            volume       double precision NOT NULL,
+            vwap         double precision,
+            transactions bigint,
+            adjusted     boolean          NOT NULL,
+            provisional  boolean          NOT NULL DEFAULT false,
+            source       text             NOT NULL,
+            fetched_at   timestamptz      NOT NULL,
+            vendor_t     bigint,
+            PRIMARY KEY (symbol, day)
+        );
+        CREATE TABLE IF NOT EXISTS marketdata.crypto_daily_candles (
+            symbol       text             NOT NULL,
+            day          date             NOT NULL,
+            ts           timestamptz      NOT NULL,
+            open         double precision NOT NULL,
+            high         double precision NOT NULL,
+            low          double precision NOT NULL,
+            close        double precision NOT NULL,
+            volume       double precision NOT NULL,
+            vwap         double precision,
+            transactions bigint,
+            adjusted     boolean          NOT NULL,
+            provisional  boolean          NOT NULL DEFAULT false,
+            source       text             NOT NULL,
+            fetched_at   timestamptz      NOT NULL,
+            vendor_t     bigint,
+            PRIMARY KEY (symbol, day)
+        );
+        CREATE TABLE IF NOT EXISTS marketdata.rejected_candles (
+            asset        text             NOT NULL,
+            symbol       text,
+            day          date,
+            ts           timestamptz,
+            open         double precision,
+            high         double precision,
+            low          double precision,
+            close        double precision,
+            volume       double precision,
+            vwap         double precision,
+            transactions bigint,
+            adjusted     boolean,
+            provisional  boolean,
+            source       text,
+            fetched_at   timestamptz,
+            vendor_t     bigint,
+            reason       text             NOT NULL,
+            rejected_at  timestamptz      NOT NULL DEFAULT now()
+        );
+        CREATE INDEX IF NOT EXISTS rejected_candles_slice
+            ON marketdata.rejected_candles (asset, symbol, day);
+        """,
+    ),
+    (
         1,
         """
         CREATE SEQUENCE IF NOT EXISTS marketdata.tracked_symbols_change_seq;
@@ -268,66 +334,6 @@ def rejected_sql_types() -> dict[str, str]:
     }
 
 
-def _create_table(table: str, columns: dict[str, str], extra: str = "") -> sql.Composed:
-    body = sql.SQL(",\n    ").join(
-        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(sqltype))
-        for name, sqltype in columns.items()
-    )
-    return sql.SQL("CREATE TABLE IF NOT EXISTS {schema}.{table} (\n    {body}{extra}\n)").format(
-        schema=sql.Identifier(SCHEMA),
-        table=sql.Identifier(table),
-        body=body,
-        extra=sql.SQL(extra),
-    )
-
-
-def _add_missing_columns(
-    conn: psycopg.Connection, table: str, columns: dict[str, str]
-) -> list[str]:
-    """Give an existing table the schema's newer (nullable) columns; return the ones added.
-
-    Only columns really missing are altered: `ALTER TABLE` takes an exclusive lock even when
-    the column exists, and every process migrates when it first connects, so an unconditional
-    ALTER would queue behind (and deadlock with) a run writing to the same table.
-    """
-    existing = {
-        r[0]
-        for r in conn.execute(
-            "SELECT column_name FROM information_schema.columns"
-            " WHERE table_schema = %s AND table_name = %s",
-            (SCHEMA, table),
-        )
-    }
-    added = []
-    for name, sqltype in columns.items():
-        if name in existing or ("NOT NULL" in sqltype and "DEFAULT" not in sqltype):
-            continue
-        conn.execute(
-            sql.SQL("ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS {} {}").format(
-                sql.Identifier(SCHEMA),
-                sql.Identifier(table),
-                sql.Identifier(name),
-                sql.SQL(sqltype),
-            )
-        )
-        added.append(name)
-    return added
-
-
-def ensure_rejected_table(conn: psycopg.Connection) -> None:
-    """Create (or bring up to date) `marketdata.rejected_candles` from the candle schema."""
-    columns = rejected_sql_types()
-    conn.execute(_create_table("rejected_candles", columns))
-    # Checked first: CREATE INDEX locks the table even when the index already exists.
-    index = conn.execute("SELECT to_regclass('marketdata.rejected_candles_slice')").fetchone()
-    if index is None or index[0] is None:
-        conn.execute(
-            "CREATE INDEX IF NOT EXISTS rejected_candles_slice"
-            " ON marketdata.rejected_candles (asset, symbol, day)"
-        )
-    _add_missing_columns(conn, "rejected_candles", columns)
-
-
 def candle_table_ddl(table: str) -> sql.Composed:
     """CREATE TABLE IF NOT EXISTS for one candle table, keyed on (symbol, day)."""
     columns = sql.SQL(",\n    ").join(
@@ -341,7 +347,10 @@ def candle_table_ddl(table: str) -> sql.Composed:
 
 
 def migrate(conn: psycopg.Connection) -> list[int]:
-    """Apply pending migrations and create the candle tables; return the versions applied.
+    """Apply pending migrations, in list order; return the versions applied.
+
+    The numbered migrations are the one way the schema changes: a column added to the
+    registry (`lib/candles/columns.py`) needs one here too, and a test compares the two.
 
     Runs in its own transaction on `conn` and commits it.
     """
@@ -354,12 +363,6 @@ def migrate(conn: psycopg.Connection) -> list[int]:
             " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         done = {r[0] for r in conn.execute("SELECT version FROM marketdata.schema_migrations")}
-        ensure_rejected_table(conn)
-        # The candle tables first, with every column of the schema (newer nullable columns
-        # reach existing tables by themselves): later migrations define views over them.
-        for table in CANDLE_TABLES:
-            conn.execute(candle_table_ddl(table))
-            _add_missing_columns(conn, table, CANDLE_SQL_TYPES)
         for version, statement in _MIGRATIONS:
             if version in done:
                 continue
