@@ -15,6 +15,8 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
+from marketdata_pipeline.lib.errors import ConfigError
+
 CANDLE_DATABASE = "marketdata"
 DAGSTER_DATABASE = "dagster"
 
@@ -32,7 +34,13 @@ def _import_pgserver():
     with warnings.catch_warnings():
         # By message: older platformdirs have no RuntimeDirWarning class (and do not warn).
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
-        import pgserver
+        try:
+            import pgserver
+        except ImportError:
+            raise ConfigError(
+                "no MARKETDATA_DATABASE_URL and no embedded Postgres: set the URL of your "
+                "Postgres, or install the local parts (pip install 'marketdata_pipeline[local]')"
+            ) from None
     return pgserver
 
 
