@@ -263,37 +263,6 @@ def symbol_coverage(
     }
 
 
-#: At most this many symbols with gaps go into an asset's metadata (which Dagster copies onto
-#: every partition of a single-run range, so it must stay small).
-MAX_METADATA_SYMBOLS = 20
-
-
-def coverage_metadata(
-    conn: psycopg.Connection,
-    asset_class: AssetClass,
-    symbols: list[str],
-    start: dt.date,
-    end: dt.date,
-    *,
-    limit: int = MAX_METADATA_SYMBOLS,
-) -> dict[str, object]:
-    """Coverage of a run's window for the asset's output metadata: totals plus the gaps.
-
-    `coverage_sessions` per state over all `symbols`, how many symbols are complete, and
-    `coverage_gaps`: the per-symbol counts of at most `limit` symbols that are not (JSON).
-    """
-    per_symbol = symbol_coverage(conn, asset_class, symbols, start, end)
-    totals = {
-        status.value: sum(c[status.value] for c in per_symbol.values()) for status in STATUSES
-    }
-    gaps = {s: c for s, c in per_symbol.items() if c["stored"] < sum(c.values())}
-    return {
-        "coverage_sessions": totals,
-        "coverage_complete_symbols": len(per_symbol) - len(gaps),
-        "coverage_gaps": dict(list(gaps.items())[:limit]),
-    }
-
-
 # -- the picture -----------------------------------------------------------------------------
 
 

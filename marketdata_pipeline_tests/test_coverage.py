@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import dagster as dg
 import psycopg
 import pytest
 from PIL import Image
@@ -19,7 +18,6 @@ from marketdata_pipeline.coverage import (
     Cell,
     CoverageReport,
     SymbolCoverage,
-    coverage_metadata,
     coverage_report,
     format_summary,
     symbol_coverage,
@@ -149,24 +147,3 @@ def test_summary_of_many_symbols_lists_only_those_with_gaps():
         "  GAP  stored 1, missing 1",
         "  BAD  failed 2  (401: no)",
     ]
-
-
-def test_coverage_metadata_is_small_and_lands_on_a_materialisation(known_store):
-    with psycopg.connect(known_store) as conn:
-        metadata = coverage_metadata(conn, AssetClass.STOCK, ["AAPL", "MSFT"], START, END, limit=1)
-    assert metadata == {
-        "coverage_sessions": {"stored": 5, "missing": 0, "quarantined": 1, "failed": 2},
-        "coverage_complete_symbols": 0,
-        "coverage_gaps": {"AAPL": {"stored": 3, "missing": 0, "quarantined": 1, "failed": 0}},
-    }
-
-    @dg.asset(name="stock_daily_candles")
-    def candles() -> dg.MaterializeResult:
-        """Reports the coverage as the real asset does."""
-        return dg.MaterializeResult(metadata=metadata)
-
-    with dg.instance_for_test() as instance:
-        (event,) = dg.materialize([candles], instance=instance).get_asset_materialization_events()
-    stored = event.materialization.metadata
-    assert stored["coverage_complete_symbols"].value == 0
-    assert stored["coverage_gaps"].value["AAPL"]["quarantined"] == 1

@@ -58,7 +58,7 @@ def build_candle_assets(
     @dg.asset(
         name=stock_name,
         check_specs=candle_check_specs(stock_name),
-        metadata={"partition_expr": "day", "dagster/column_schema": candle_column_schema()},
+        metadata={"dagster/column_schema": candle_column_schema()},
         partitions_def=stock_partitions,
         **common,
     )
@@ -78,7 +78,7 @@ def build_candle_assets(
     @dg.asset(
         name=crypto_name,
         check_specs=candle_check_specs(crypto_name),
-        metadata={"partition_expr": "day", "dagster/column_schema": candle_column_schema()},
+        metadata={"dagster/column_schema": candle_column_schema()},
         partitions_def=crypto_partitions,
         **common,
     )

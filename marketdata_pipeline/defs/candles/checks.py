@@ -16,7 +16,6 @@ import polars as pl
 
 from marketdata_pipeline.lib.candles.tally import QualityTally
 from marketdata_pipeline.lib.candles.validation import StructuralReport
-from marketdata_pipeline.lib.symbols import AssetClass
 
 OHLCV_SCHEMA = "ohlcv_schema"
 SYMBOLS_FETCHED = "symbols_fetched"
@@ -93,22 +92,6 @@ def fetch_result(requested: int, errors: dict[str, str]) -> dg.AssetCheckResult:
             "errors": dg.MetadataValue.json(dict(sorted(errors.items())[:MAX_EXAMPLES])),
         },
     )
-
-
-def quality_results(
-    *,
-    candles: pl.DataFrame,
-    rejected: pl.DataFrame,
-    asset_class: AssetClass,
-    start: dt.date,
-    end: dt.date,
-    symbols: list[str],
-    jump_threshold: float,
-) -> Iterator[dg.AssetCheckResult]:
-    """The WARN-level checks on the rows about to be written."""
-    tally = QualityTally(asset_class, jump_threshold)
-    tally.add(candles, start=start, end=end, symbols=symbols)
-    yield from quality_results_of(tally, rejected)
 
 
 def quality_results_of(

@@ -44,8 +44,3 @@ def crypto_partitions(start_date: dt.date) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(
         start_date=start_date.isoformat(), timezone="UTC", end_offset=0
     )
-
-
-def first_partition_day(partitions: dg.TimeWindowPartitionsDefinition) -> dt.date:
-    """The first day that has a partition."""
-    return partitions.start.date()
