@@ -176,3 +176,19 @@ def test_the_split_repair_writes_through_the_claim_and_records_the_symbol_status
     )
     assert attempt_after[0] > attempt_before[0]
     assert claim(database_url) == [("polygon",)]
+
+
+def test_a_store_written_before_claims_were_recorded_is_claimed_from_its_rows(
+    sim, keyed_env, database_url
+):
+    """Stores written before the claim was made by every write hold rows but no claim: the
+    first write claims them from what they hold, so their mixing is refused all the same."""
+    assert stock_run(FIRST).success
+    with psycopg.connect(database_url) as conn:
+        conn.execute("DELETE FROM marketdata.store_info")  # as such a store is
+    table = read_table(database_url, "stock_daily_candles")
+    sim.configure(identify=False)
+    result = stock_run(SECOND)
+    assert mixed_sources_message("simulator", "polygon") in failure_text(result)
+    assert read_table(database_url, "stock_daily_candles").equals(table)
+    assert claim(database_url) == []
