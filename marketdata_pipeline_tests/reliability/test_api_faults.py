@@ -71,6 +71,7 @@ def _seed(sim, database_url: str) -> pl.DataFrame:
             start=START,
             end_exclusive=END + dt.timedelta(days=1),
             symbols=SYMBOLS,
+            source_family="simulator",  # the simulator's rows, as its runs store them
         )
     return _stored(database_url)
 

@@ -47,7 +47,8 @@ class CandleBatch:
     asset_class: AssetClass
     window: CandleWindow
     symbols: tuple[str, ...]  # canonical symbols whose slice this batch replaces
-    source_family: SourceFamily
+    # None only when no answer arrived (no page, no configured simulator): no rows then.
+    source_family: SourceFamily | None
     # The rows: a large run's validated chunks wait on disk (a spool), a small write's in one
     # frame. Either way the store loads them one chunk at a time.
     candles: CandleSpool | pl.DataFrame
@@ -55,11 +56,17 @@ class CandleBatch:
     failures: dict[str, str] = field(default_factory=dict)  # symbol -> why it was not fetched
 
     def __post_init__(self) -> None:
-        check_source_family(self.source_family, "CandleBatch.source_family")
         if not isinstance(self.candles, CandleSpool | pl.DataFrame):
             raise TypeError(
                 f"CandleBatch.candles must be a CandleSpool or a polars DataFrame, got "
                 f"{type(self.candles).__name__}"
+            )
+        if self.source_family is not None:
+            check_source_family(self.source_family, "CandleBatch.source_family")
+        elif self.rows:
+            raise ValueError(
+                f"CandleBatch of {self.rows} rows without a source_family: rows always come "
+                "from an answer, and the answer says which kind of source sent it"
             )
 
     def candle_frames(self) -> Iterator[pl.DataFrame]:

@@ -66,6 +66,14 @@ SIMULATOR_HEADER = "X-Simulated"
 # A simulator's pages are cached under this extra part of their key, so a page read back from
 # the cache still says who answered it (the body itself has the vendor's shape).
 _SIMULATED_CACHE_PART = {"_answered_by": "simulator"}
+
+
+def page_cache_params(params: dict[str, str] | None, simulated: bool) -> dict[str, str] | None:
+    """The query a page is cached under: the request's, plus who answered when a simulator
+    did (the page cache keys pages by path and query)."""
+    return {**(params or {}), **_SIMULATED_CACHE_PART} if simulated else params
+
+
 #: Largest page the aggregates endpoint serves (in base bars): ~198 years of daily bars.
 MAX_LIMIT = 50_000
 
@@ -256,11 +264,12 @@ class PolygonClient:
             self._families_seen.add(self.family_of(page))
         return page
 
-    def answered_family(self) -> SourceFamily:
+    def answered_family(self) -> SourceFamily | None:
         """The source family of every page this client fetched (or read back from the page
-        cache): what a write of their rows claims the store for. Without any page, the
-        configured one. Raises `PolygonPayloadError` when pages of both kinds arrived (the
-        server changed what it is mid-run): rows of one run are never stored as two kinds."""
+        cache): what a write of their rows claims the store for. Without any page: `simulator`
+        when configured so, else None (nobody answered yet). Raises `PolygonPayloadError` when
+        pages of both kinds arrived (the server changed what it is mid-run): rows of one run
+        are never stored as two kinds."""
         with self._families_lock:
             seen = sorted(self._families_seen)
         if len(seen) > 1:
@@ -269,11 +278,9 @@ class PolygonClient:
                 "Polygon (the server changed, or cached pages of another server were read): "
                 "nothing of the run is stored; rerun it"
             )
-        return seen[0] if seen else self.source
-
-    @staticmethod
-    def _cache_params(params: dict[str, str] | None, simulated: bool) -> dict[str, str] | None:
-        return {**(params or {}), **_SIMULATED_CACHE_PART} if simulated else params
+        if seen:
+            return seen[0]
+        return "simulator" if self.source == "simulator" else None
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -347,7 +354,7 @@ class PolygonClient:
                 raise TransientError(str(exc), status_code=200) from None
             simulated = said_simulator(response)
             if self.page_cache is not None and isinstance(page, Page) and not page.provisional:
-                self.page_cache.store(path, self._cache_params(params, simulated), response.content)
+                self.page_cache.store(path, page_cache_params(params, simulated), response.content)
             return self._answered(page, simulated)
         message = _api_message(response)
         if status in RETRYABLE_STATUS:
@@ -405,7 +412,7 @@ class PolygonClient:
             # A page is cached under who answered it: the vendor's key first, then a
             # simulator's (a miss costs a file lookup).
             for simulated in (False, True):
-                cached = self.page_cache.load(path, self._cache_params(params, simulated))
+                cached = self.page_cache.load(path, page_cache_params(params, simulated))
                 if cached is not None:
                     return self._answered(parse_page(cached, request=what), simulated)
         retrying = Retrying(

@@ -201,18 +201,19 @@ class PolygonResource(dg.ConfigurableResource):
                 )
             return self._client
 
-    def source_family(self) -> SourceFamily:
+    def source_family(self) -> SourceFamily | None:
         """Which kind of API answered this run (`PolygonClient.answered_family`): what the
-        run's rows are labelled and what their write claims the store for. Before any request,
-        the configured `source`."""
+        run's rows are labelled and what their write claims the store for. Before any answer,
+        `simulator` when configured so, else None (unknown: such a run has no rows)."""
         with self._lock:
             client = self._client
         if client is not None:
             return client.answered_family()
         try:
-            return check_source_family(self.source, "PolygonResource.source")
+            configured = check_source_family(self.source, "PolygonResource.source")
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        return "simulator" if configured == "simulator" else None
 
     def history_start_date(self) -> dt.date | None:
         """`history_start` as a date (None = no limit); ConfigError when it is not YYYY-MM-DD."""

@@ -192,25 +192,23 @@ def mixed_sources_message(held: str, fetched: str) -> str:
     )
 
 
-def claim_source(conn: psycopg.Connection, family: SourceFamily, *, claim: bool = True) -> None:
+def claim_source(conn: psycopg.Connection, family: SourceFamily) -> None:
     """Check the store's claim against `family` inside the caller's transaction, and make the
-    claim when the store has none (`claim`: the write replaces a slice).
+    claim when the store has none.
 
     The claim's row is inserted or share-locked here, so it cannot change until the write
     commits; two first writes at once serialise on the insert, and the second sees the first's
     claim. A store written before claims were recorded is claimed from what it holds: if any
     stored row is of the other kind, the write is refused like any other mixing.
     """
-    inserted = False
-    if claim:
-        inserted = (
-            conn.execute(
-                "INSERT INTO marketdata.store_info (key, value) VALUES ('source', %s)"
-                " ON CONFLICT (key) DO NOTHING RETURNING value",
-                (family,),
-            ).fetchone()
-            is not None
-        )
+    inserted = (
+        conn.execute(
+            "INSERT INTO marketdata.store_info (key, value) VALUES ('source', %s)"
+            " ON CONFLICT (key) DO NOTHING RETURNING value",
+            (family,),
+        ).fetchone()
+        is not None
+    )
     held = conn.execute(
         "SELECT value FROM marketdata.store_info WHERE key = 'source' FOR SHARE"
     ).fetchone()
@@ -257,11 +255,12 @@ def write_batch(
 
     In one transaction: check (and, on a store's first write, make) the store's source claim
     (`claim_source`: a batch of the other kind is refused with `MixedSourcesError` and nothing
-    is written), take the table's advisory lock, delete the slice, COPY the rows chunk by chunk
-    (a spool's chunks are loaded one at a time), replace the slice's quarantined rows, and
-    record every symbol's status (ok through the window's last day, or its failure). A bad chunk
-    anywhere, or a crash, leaves the slice as it was. `on_commit_ready(conn)` runs last inside
-    the transaction (the reliability tests hold a write open with it).
+    is written; a batch that replaces no slice is not checked), take the table's advisory
+    lock, delete the slice, COPY the rows chunk by chunk (a spool's chunks are loaded one at a
+    time), replace the slice's quarantined rows, and record every symbol's status (ok through
+    the window's last day, or its failure). A bad chunk anywhere, or a crash, leaves the slice
+    as it was. `on_commit_ready(conn)` runs last inside the transaction (the reliability tests
+    hold a write open with it).
     """
     if table not in CANDLE_TABLES:
         raise ValueError(f"{table!r} is not a candle table ({', '.join(CANDLE_TABLES)})")
@@ -271,9 +270,11 @@ def write_batch(
     if isinstance(batch.candles, pl.DataFrame):
         _outside_slice(batch.candles, start, end_exclusive, symbols)  # before taking any lock
     with conn.transaction():
-        # A batch that replaces nothing (every symbol failed) still may not write statuses into
-        # a store of the other kind, but it does not claim an empty store.
-        claim_source(conn, batch.source_family, claim=bool(symbols))
+        # A batch that replaces no slice (every symbol failed, or none was asked for) writes
+        # only statuses: no rows of any source, so there is nothing to claim or refuse. Such a
+        # run's failures (a refused key, ...) are then reported as they are.
+        if symbols and batch.source_family is not None:
+            claim_source(conn, batch.source_family)
         conn.execute(candle_table_ddl(table))
         conn.execute(table_lock_key(f"{SCHEMA}.{table}"))
         deleted = conn.execute(
@@ -304,12 +305,6 @@ def write_batch(
         if on_commit_ready is not None:
             on_commit_ready(conn)
     return {"deleted": deleted, "inserted": inserted, "quarantined": quarantined}
-
-
-def stored_source(conn: psycopg.Connection) -> str | None:
-    """The source family the store is claimed for ('polygon' or 'simulator'), or None."""
-    row = conn.execute("SELECT value FROM marketdata.store_info WHERE key = 'source'").fetchone()
-    return row[0] if row else None
 
 
 def stored_counts(
