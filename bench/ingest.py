@@ -121,6 +121,7 @@ def io_manager_write(url: str, frame: pl.DataFrame) -> float:
         asset_class=AssetClass.STOCK,
         window=CandleWindow(days.min(), days.max()),
         symbols=symbols,
+        source_family="polygon",
         candles=frame,
     )
     manager = PostgresCandleIOManager(database=PostgresDatabase(url=url))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from marketdata_pipeline.lib.calendar import last_complete_day
 from marketdata_pipeline.lib.candles.schema import (
@@ -104,6 +105,8 @@ class BackfillOutcome:
     window: CandleWindow
     success: bool
     failures: list[str]  # step failure messages
+    # Class names of the errors behind the failures (Dagster's wrappers unwrapped).
+    error_classes: tuple[str, ...] = ()
 
 
 def validate_range(
@@ -214,17 +217,33 @@ def run_backfill(settings: Settings, request: BackfillRequest) -> list[BackfillO
                 asset_selection=run.asset_keys(),
                 raise_on_error=False,
             )
-            failures = [
-                f"step {event.step_key} failed: {event.step_failure_data.error.message.strip()}"
+            errors = [
+                (event.step_key, _unwrapped(event.step_failure_data.error))
                 for event in result.all_events
                 if event.is_step_failure
                 and event.step_failure_data
                 and event.step_failure_data.error is not None
             ]
+            failures = [f"step {step} failed: {error.message.strip()}" for step, error in errors]
             outcomes.append(
-                BackfillOutcome(result.run_id, run.job, run.window, result.success, failures)
+                BackfillOutcome(
+                    result.run_id,
+                    run.job,
+                    run.window,
+                    result.success,
+                    failures,
+                    tuple(error.cls_name or "" for _step, error in errors),
+                )
             )
     return outcomes
+
+
+def _unwrapped(error: Any) -> Any:
+    """The error behind Dagster's wrappers ("Error occurred while handling output ..."): the
+    one whose message tells the user what happened (a `MixedSourcesError`, ...)."""
+    while error.cause is not None and (error.cls_name or "").startswith("Dagster"):
+        error = error.cause
+    return error
 
 
 #: Above this many symbols per asset the summary gives counts, not a line per symbol.

@@ -230,6 +230,12 @@ def backfill_command(
         click.echo(line)
     for line in (line for outcome in outcomes for line in outcome.failures):
         click.echo(f"  {line}")
+    from marketdata_pipeline.lib.postgres.store import MixedSourcesError
+
+    if any(MixedSourcesError.__name__ in outcome.error_classes for outcome in outcomes):
+        # The store refused the rows (a store never mixes simulated and real ones): the exit
+        # of a configuration to fix, not of a run to retry.
+        return MixedSourcesError.exit_code
     return 0 if all(outcome.success for outcome in outcomes) else EXIT_RUN_FAILED
 
 

@@ -15,9 +15,11 @@ from marketdata_pipeline.defs.candles.assets import CandleAssets
 from marketdata_pipeline.defs.candles.jobs import build_candle_jobs
 from marketdata_pipeline.defs.corporate_actions.assets import CORPORATE_ACTION_NAMES
 from marketdata_pipeline.defs.symbols.sensors import build_tracked_symbols_sensor
+from marketdata_pipeline.lib.candles.batch import CandleBatch, SourceFamily
 from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_NAMES, candle_run_config
 from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.postgres.io_manager import read_slice
+from marketdata_pipeline.lib.postgres.store import write_batch
 from marketdata_pipeline.lib.settings import load_settings
 from marketdata_pipeline.lib.symbols import AssetClass
 
@@ -120,6 +122,29 @@ def _only(by_asset: dict[str, object], selected: Sequence[dg.AssetsDefinition]) 
     does not hold)."""
     names = {a.key.to_user_string() for a in selected}
     return {name: value for name, value in by_asset.items() if name in names}
+
+
+def store_rows(
+    conn: psycopg.Connection,
+    table: str,
+    frame: pl.DataFrame,
+    *,
+    start: dt.date,
+    end_exclusive: dt.date,
+    symbols: Sequence[str],
+    source_family: SourceFamily = "polygon",
+    **options: object,
+) -> dict[str, int]:
+    """Replace (start..end_exclusive x symbols) of `table` with `frame` through the store's one
+    write (`write_batch`), as a run from `source_family` would; `options` go to the write."""
+    batch = CandleBatch(
+        asset_class=AssetClass.STOCK if table.startswith("stock") else AssetClass.CRYPTO,
+        window=CandleWindow(start, end_exclusive - dt.timedelta(days=1)),
+        symbols=tuple(symbols),
+        source_family=source_family,
+        candles=frame,
+    )
+    return write_batch(conn, table, batch, **options)
 
 
 def read_table(database_url: str, table: str) -> pl.DataFrame:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 
 import pytest
 
-from marketdata_pipeline_tests.helpers import query
+from marketdata_pipeline_tests.helpers import query, read_table
 
 
 def tracked(database_url: str) -> list[tuple]:
@@ -220,6 +221,42 @@ def test_backfill_without_a_key_uses_the_simulator_loudly_and_marks_its_rows(
     assert query(database_url, "SELECT DISTINCT source FROM marketdata.stock_daily_candles") == [
         ("simulator:range",)
     ]
+
+
+def test_a_store_of_simulated_rows_refuses_a_keyed_servers_rows_with_exit_3(
+    cli, dagster_env, database_url, sim, monkeypatch, tmp_path
+):
+    """The trial of issue 18: a keyless backfill, then the same store with a key. Through
+    POLYGON_BASE_URL the simulator still says what it is (its rows stay `simulator:`); a server
+    posing as Polygon is refused, exit 3, the documented message, the table unchanged."""
+    from marketdata_pipeline.lib.postgres.store import mixed_sources_message
+
+    monkeypatch.setenv("MARKETDATA_CACHE_DIR", str(tmp_path / "cache"))
+    keyed = {name: os.environ[name] for name in ("POLYGON_API_KEY", "POLYGON_BASE_URL")}
+    for name in keyed:
+        monkeypatch.delenv(name)
+    cli("symbols", "add", "AAPL")
+    window = ("--start", "2024-03-04", "--end", "2024-03-08", "--asset", "stock_daily_candles")
+    code, _out, err = cli("backfill", *window)
+    assert code == 0, err
+    assert query(database_url, "SELECT value FROM marketdata.store_info") == [("simulator",)]
+
+    for name, value in keyed.items():
+        monkeypatch.setenv(name, value)
+    later = ("--start", "2024-03-11", "--end", "2024-03-15", "--asset", "stock_daily_candles")
+    code, _out, err = cli("backfill", *later)
+    assert code == 0, err
+    assert query(database_url, "SELECT DISTINCT source FROM marketdata.stock_daily_candles") == [
+        ("simulator:range",)
+    ]
+    table = read_table(database_url, "stock_daily_candles")
+
+    sim.configure(identify=False)  # a keyed server that is (or poses as) Polygon
+    code, out, err = cli("backfill", "--start", "2024-03-18", "--end", "2024-03-22",
+                         "--asset", "stock_daily_candles")  # fmt: skip
+    assert code == 3
+    assert mixed_sources_message("simulator", "polygon") in out + err
+    assert read_table(database_url, "stock_daily_candles").equals(table)
 
 
 def test_symbol_rules_name_the_asset_class_and_refuse_ambiguity(cli, database_url):

@@ -1,6 +1,8 @@
 """The Starlette app of the Polygon simulator: the API routes our pipeline uses, and `/_sim/`.
 
-API routes (real paths and shapes; every response has `X-Simulated: true`):
+API routes (real paths and shapes; every response of the app, control routes and errors
+included, has `X-Simulated: true` unless the config's `identify` is off, when the simulator
+poses as the real API):
 
 - `GET /v2/aggs/ticker/{ticker}/range/1/day/{from}/{to}` with `adjusted`, `sort`, `limit`, `cursor`
 - `GET /v2/aggs/grouped/locale/us/market/stocks/{date}` with `adjusted`, `include_otc` (ignored)
@@ -124,8 +126,35 @@ class _SwitchableGZip:
         await app(scope, receive, send)
 
 
+class _Identify:
+    """Adds `X-Simulated: true` to every response while the config's `identify` is on.
+
+    One place for every answer (API, errors, faults, control routes), so a client can always
+    tell the simulator from the vendor; with `identify` off nothing betrays it.
+    """
+
+    def __init__(self, app: Any, state: SimulatorState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.state.config.identify:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_identified(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), (b"x-simulated", b"true")],
+                }
+            await send(message)
+
+        await self.app(scope, receive, send_identified)
+
+
 def _headers(request_id: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    headers = {"X-Simulated": "true", "X-Request-Id": request_id}
+    headers = {"X-Request-Id": request_id}
     if extra:
         headers.update(extra)
     return headers
@@ -603,7 +632,7 @@ class _Control:
 
     @staticmethod
     def _ok(payload: Any, status: int = 200) -> Response:
-        return Response(dumps(payload), status, {"X-Simulated": "true"}, media_type=JSON)
+        return Response(dumps(payload), status, media_type=JSON)
 
     @staticmethod
     async def _body(request: Request) -> Any:
@@ -723,6 +752,9 @@ def create_app(state: SimulatorState | None = None) -> Starlette:
         Route("/_sim/config", control.set_config, methods=["POST"]),
         Route("/{path:path}", api.not_found),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(_SwitchableGZip, state=state)])
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(_Identify, state=state), Middleware(_SwitchableGZip, state=state)],
+    )
     app.state.simulator = state
     return app

@@ -47,6 +47,7 @@ UPDATABLE_FIELDS = (
     "dividends",
     "body_cache_mb",
     "body_cache_entries",
+    "identify",
 )
 
 
@@ -101,6 +102,10 @@ class SimulatorConfig(BaseModel):
     # (what `bench.market_scale` sets for its warm run). Changing a bound applies at once.
     body_cache_mb: int = Field(default=192, ge=0, le=65_536)
     body_cache_entries: int = Field(default=2048, ge=0, le=1_000_000)
+    # Every answer says the data is simulated (`X-Simulated: true`), so a client pointed at
+    # the simulator through POLYGON_BASE_URL labels its rows `simulator:`. False: pose as the
+    # real API (no header), e.g. to test a client against what looks like a keyed vendor.
+    identify: bool = True
 
     @property
     def conventions(self) -> market.Conventions:

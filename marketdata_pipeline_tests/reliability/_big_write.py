@@ -67,6 +67,7 @@ def write_through_io_manager(
         asset_class=AssetClass.CRYPTO,
         window=CandleWindow(start, end),
         symbols=tuple(frame.get_column("symbol").unique().sort()),
+        source_family="polygon",
         candles=frame,
     )
     io_manager = PostgresCandleIOManager(database=PostgresDatabase(url=database_url))

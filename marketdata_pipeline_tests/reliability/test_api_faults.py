@@ -21,13 +21,14 @@ import pytest
 
 from marketdata_pipeline.lib.candles.schema import CANDLE_COLUMNS
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
-from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager, write_slice
+from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
 from marketdata_pipeline.lib.symbols import parse_symbol
 from marketdata_pipeline_tests.helpers import (
     check_evaluations,
     materialise,
     read_table,
     stock_daily_candles,
+    store_rows,
 )
 from marketdata_pipeline_tests.reliability.conftest import symbol_status, track
 from marketdata_pipeline_tests.resources import TEST_API_KEY, make_polygon
@@ -63,13 +64,14 @@ def _seed(sim, database_url: str) -> pl.DataFrame:
     """Store the window's fault-free rows (as an earlier run would) and return them."""
     reference = _reference(sim)
     with psycopg.connect(database_url) as conn:
-        write_slice(
+        store_rows(
             conn,
-            table=ASSET,
-            candles=reference,
+            ASSET,
+            reference,
             start=START,
             end_exclusive=END + dt.timedelta(days=1),
             symbols=SYMBOLS,
+            source_family="simulator",  # the simulator's rows, as its runs store them
         )
     return _stored(database_url)
 

@@ -30,9 +30,14 @@ from marketdata_pipeline.lib.candles.schema import CANDLE_COLUMNS
 from marketdata_pipeline.lib.errors import MarketdataError
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.ddl import migrate
-from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager, write_slice
+from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
 from marketdata_pipeline.lib.symbols import parse_symbol
-from marketdata_pipeline_tests.helpers import materialise, read_table, stock_daily_candles
+from marketdata_pipeline_tests.helpers import (
+    materialise,
+    read_table,
+    stock_daily_candles,
+    store_rows,
+)
 from marketdata_pipeline_tests.reliability import _big_write
 from marketdata_pipeline_tests.reliability.conftest import REPO, symbol_status, track
 from marketdata_pipeline_tests.resources import make_polygon
@@ -298,10 +303,10 @@ def test_overlapping_writes_at_once_serialise_to_one_clean_result(sim, database_
     def writer(name, window, symbols, hook=None) -> None:
         try:
             with psycopg.connect(database_url) as conn:
-                outcomes[name] = write_slice(
+                outcomes[name] = store_rows(
                     conn,
-                    table="stock_daily_candles",
-                    candles=part(window, symbols),
+                    "stock_daily_candles",
+                    part(window, symbols),
                     start=window[0],
                     end_exclusive=window[1],
                     symbols=symbols,

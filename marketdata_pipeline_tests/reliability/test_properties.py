@@ -4,9 +4,9 @@
    bare NaN/Infinity tokens, numbers past float range, truncated text, random bytes), parsing,
    normalising and validating it either yields candles that satisfy the schema and every row
    rule, or raises the project's own `MarketdataError`. Never another exception.
-2. Any frame in the candle schema, written through `write_slice` and read back through
-   `read_slice`, comes back identical: fractional volumes, null vwap/transactions, extreme and
-   subnormal floats, any text.
+2. Any frame in the candle schema, written through the store's one write (`write_batch`) and
+   read back through `read_slice`, comes back identical: fractional volumes, null
+   vwap/transactions, extreme and subnormal floats, any text.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ from marketdata_pipeline.lib.candles.validation import (
 )
 from marketdata_pipeline.lib.errors import MarketdataError
 from marketdata_pipeline.lib.polygon.payload import normalise_bars, parse_page
-from marketdata_pipeline.lib.postgres.io_manager import read_slice, write_slice
+from marketdata_pipeline.lib.postgres.io_manager import read_slice
 from marketdata_pipeline.lib.symbols import AssetClass
+from marketdata_pipeline_tests.helpers import store_rows
 
 START, END = dt.date(2024, 1, 1), dt.date(2024, 1, 10)
 FETCHED_AT = dt.datetime(2024, 2, 1, 12, tzinfo=dt.UTC)
@@ -368,10 +369,10 @@ def _float_bits(value: float) -> str:
 def test_write_then_read_returns_exactly_the_frame(roundtrip_url, frame):
     end_exclusive = START + dt.timedelta(days=61)
     with psycopg.connect(roundtrip_url) as conn:
-        write_slice(
+        store_rows(
             conn,
-            table="crypto_daily_candles",
-            candles=frame,
+            "crypto_daily_candles",
+            frame,
             start=START,
             end_exclusive=end_exclusive,
             symbols=SYMBOLS,
@@ -405,10 +406,10 @@ def test_round_trip_keeps_fractional_volume_nulls_and_extremes(roundtrip_url):
         schema=CANDLE_SCHEMA,
     )
     with psycopg.connect(roundtrip_url) as conn:
-        write_slice(
+        store_rows(
             conn,
-            table="crypto_daily_candles",
-            candles=frame,
+            "crypto_daily_candles",
+            frame,
             start=START,
             end_exclusive=START + dt.timedelta(days=61),
             symbols=SYMBOLS,

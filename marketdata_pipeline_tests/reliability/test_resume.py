@@ -19,6 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from marketdata_pipeline.lib.candles.window import CandleWindow
+from marketdata_pipeline.lib.polygon.client import page_cache_params
 from marketdata_pipeline.lib.polygon.page_cache import PageCache
 from marketdata_pipeline.lib.symbols import AssetClass, parse_symbols
 from marketdata_pipeline_tests.conftest import make_polygon
@@ -87,10 +88,12 @@ def test_a_killed_backfill_resumes_without_fetching_again(sim, database_url, tmp
     # Candle pages only: the run's split and dividend refresh is reference data, never cached.
     first_paths = {e["path"] for e in sim.stats()["log"] if e["path"].startswith("/v2/aggs/")}
     pages = PageCache(cache_dir, api_key=sim.api_key, base_url=sim.base_url)
+    # The simulator said what it is: its pages are kept under that (`page_cache_params`).
+    params = page_cache_params(RANGE_PARAMS, simulated=True)
     kept = {
         t
         for t in tickers
-        if (cache_dir / (k := pages.key(range_path(t), RANGE_PARAMS))[:2] / f"{k}.page").exists()
+        if (cache_dir / (k := pages.key(range_path(t), params))[:2] / f"{k}.page").exists()
     }
     assert SYMBOLS // 2 - CONCURRENCY <= len(kept) < SYMBOLS, "killed half-way, pages kept"
     assert read_table(database_url, "stock_daily_candles").height == 0, "nothing was written"

@@ -156,3 +156,25 @@ def test_the_simulated_data_notice_stays_loud(client: httpx.Client) -> None:
     assert client.get(STOCKS + "2024-07-03").headers["x-simulated"] == "true"
     assert client.get("/_sim/health").json()["simulated"] is True
     assert "ALL DATA IS SIMULATED" in banner("http://127.0.0.1:1", "k")
+
+
+def test_every_answer_says_it_is_simulated_unless_told_to_pose_as_polygon(
+    sim: SimulatorServer, client: httpx.Client
+) -> None:
+    """The header a client tells the simulator by: on every answer (data, errors, faults,
+    control routes), and on none once `identify` is off (a stand-in for a keyed vendor)."""
+    paths = [STOCKS + "2024-07-03", range_path("AAPL", "2024-07-08", "2024-07-01"), "/nope"]
+    sim.add_fault(kind="status", status_code=503, body="html", times=1, ticker="MSFT")
+    paths.append(range_path("MSFT", "2024-07-01", "2024-07-08"))
+    answers = [client.get(path) for path in paths] + [client.get("/_sim/health")]
+    assert [r.status_code for r in answers] == [200, 400, 404, 503, 200]
+    assert all(r.headers["x-simulated"] == "true" for r in answers)
+    unauthorised = httpx.get(sim.base_url + STOCKS + "2024-07-03")
+    assert unauthorised.status_code == 401 and unauthorised.headers["x-simulated"] == "true"
+
+    sim.configure(identify=False)
+    posing = [client.get(path) for path in paths[:3]] + [client.get("/_sim/health")]
+    assert [r.status_code for r in posing] == [200, 400, 404, 200]
+    assert not any("x-simulated" in r.headers for r in posing)
+    # The body is the vendor's shape either way: only the header tells them apart.
+    assert posing[0].json().keys() == answers[0].json().keys()

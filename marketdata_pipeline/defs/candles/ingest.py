@@ -20,7 +20,7 @@ from pydantic import Field
 from marketdata_pipeline.defs.candles import checks
 from marketdata_pipeline.lib.candles.batch import CandleBatch
 from marketdata_pipeline.lib.candles.quality import DEFAULT_JUMP_THRESHOLD
-from marketdata_pipeline.lib.candles.schema import CANDLE_SCHEMA, empty_rejected
+from marketdata_pipeline.lib.candles.schema import empty_rejected
 from marketdata_pipeline.lib.candles.spool import CandleSpool
 from marketdata_pipeline.lib.candles.tally import QualityTally
 from marketdata_pipeline.lib.candles.validation import (
@@ -32,6 +32,7 @@ from marketdata_pipeline.lib.candles.validation import (
 from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.dagster_private import AssetMetadataHandle, OutputMetadataAccumulator
 from marketdata_pipeline.lib.errors import InputError
+from marketdata_pipeline.lib.polygon.errors import PolygonError
 from marketdata_pipeline.lib.polygon.resource import DEFAULT_CHUNK_ROWS, PolygonResource
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.store import stored_counts
@@ -60,11 +61,6 @@ class CandleConfig(dg.Config):
         ge=1,
         description="Bars fetched, validated and spooled to disk at a time (memory bound).",
     )
-
-
-def empty_candles() -> pl.DataFrame:
-    """An empty frame in the candle schema."""
-    return pl.DataFrame(schema=CANDLE_SCHEMA)
 
 
 def resolve_symbols(
@@ -283,6 +279,12 @@ def _fetch_validate_emit(
         **kept,
     }
     rejected = pl.concat(rejected_chunks, how="vertical") if rejected_chunks else empty_rejected()
+    # Who answered (the client saw it in the answers), not what the rows say: the write claims
+    # the store for it, or is refused when the store holds the other kind.
+    try:
+        source_family = polygon.source_family()
+    except PolygonError as exc:
+        raise dg.Failure(description=f"{asset} {window}: {exc}") from None
 
     yield checks.structural_result(StructuralReport())
     yield checks.fetch_result(len(symbols) + len(invalid), errors)
@@ -311,10 +313,10 @@ def _fetch_validate_emit(
             asset_class=asset_class,
             window=window,
             symbols=tuple(fetched),
-            candles=empty_candles(),
+            source_family=source_family,
+            candles=spool,
             rejected=rejected,
             failures=errors,
-            spool=spool,
         ),
         metadata=run_metadata if last is None else None,
     )

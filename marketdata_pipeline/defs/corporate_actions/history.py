@@ -14,16 +14,17 @@ request; a symbol whose refetch failed keeps its rows and is retried on the next
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from marketdata_pipeline.lib.candles.batch import CandleBatch
 from marketdata_pipeline.lib.candles.validation import (
     check_structure,
     drop_helper_columns,
     quarantine,
 )
+from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.polygon.client import PolygonClient
 from marketdata_pipeline.lib.polygon.errors import PolygonError
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
@@ -33,7 +34,7 @@ from marketdata_pipeline.lib.postgres.corporate_actions import (
     stale_split_history,
 )
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
-from marketdata_pipeline.lib.postgres.store import write_slice
+from marketdata_pipeline.lib.postgres.store import write_batch
 from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol
 
@@ -125,16 +126,18 @@ def _repair(
     if good.height == 0:
         # An empty answer must not delete good history (transient empty results happen).
         raise _Refused("the vendor answered with no usable bars")
+    # The same write as the candle assets': the store's source claim checked (a repair from
+    # the other kind of API is refused) and the symbol's status recorded, in one transaction.
+    batch = CandleBatch(
+        asset_class=AssetClass.STOCK,
+        window=CandleWindow(item.first_day, item.last_day),
+        symbols=(symbol.symbol,),
+        source_family=client.answered_family(),
+        candles=good,
+        rejected=rejected,
+    )
     with database.connect() as conn:
-        counts = write_slice(
-            conn,
-            table=TABLE,
-            candles=good,
-            start=item.first_day,
-            end_exclusive=item.last_day + dt.timedelta(days=1),
-            symbols=[symbol.symbol],
-            rejected=rejected,
-        )
+        counts = write_batch(conn, TABLE, batch)
     return {
         "window": f"{item.first_day}..{item.last_day}",
         "stale_rows": item.rows,

@@ -16,6 +16,7 @@ follows the API's documented behaviour (see docs/api-keys.md):
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import email.utils
 import json
@@ -39,6 +40,7 @@ from tenacity import (
 )
 
 from marketdata_pipeline import __version__
+from marketdata_pipeline.lib.candles.batch import SourceFamily, check_source_family
 from marketdata_pipeline.lib.polygon.errors import (
     PolygonAuthError,
     PolygonError,
@@ -58,6 +60,20 @@ from marketdata_pipeline.lib.symbols import CRYPTO_PREFIX, AssetClass, Symbol
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({413, 429, 499, 500, 502, 503, 504})
+#: The header by which a simulator says so in every answer (`polygon_simulator` sends it unless
+#: told to pose as the real API): its rows are then labelled `simulator:`, not `polygon:`.
+SIMULATOR_HEADER = "X-Simulated"
+# A simulator's pages are cached under this extra part of their key, so a page read back from
+# the cache still says who answered it (the body itself has the vendor's shape).
+_SIMULATED_CACHE_PART = {"_answered_by": "simulator"}
+
+
+def page_cache_params(params: dict[str, str] | None, simulated: bool) -> dict[str, str] | None:
+    """The query a page is cached under: the request's, plus who answered when a simulator
+    did (the page cache keys pages by path and query)."""
+    return {**(params or {}), **_SIMULATED_CACHE_PART} if simulated else params
+
+
 #: Largest page the aggregates endpoint serves (in base bars): ~198 years of daily bars.
 MAX_LIMIT = 50_000
 
@@ -116,6 +132,11 @@ def _api_message(response: httpx.Response) -> str:
     if title and title.group(1).strip():
         return f"{title.group(1).strip()[:120]} (HTML error page)"
     return (text[:120] + "...") if len(text) > 120 else text or response.reason_phrase
+
+
+def said_simulator(response: httpx.Response) -> bool:
+    """True when the answering server said it is a simulator (`SIMULATOR_HEADER`)."""
+    return response.headers.get(SIMULATOR_HEADER, "").strip().lower() in ("true", "1")
 
 
 def _retry_after_seconds(response: httpx.Response) -> float | None:
@@ -190,8 +211,12 @@ class PolygonClient:
         if not api_key:
             raise PolygonAuthError("no Polygon API key configured (set POLYGON_API_KEY)")
         self._api_key = api_key
-        # Provenance of every row: "polygon" for the vendor, "simulator" for the local one.
-        self.source = source
+        # The configured provenance: "simulator" when the command line started the local one
+        # (every row is then simulated), else "polygon" unless a page's answer says otherwise.
+        self.source = check_source_family(source, "PolygonClient source")
+        # The families the pages of this client's run were answered as (`answered_family`).
+        self._families_seen: set[SourceFamily] = set()
+        self._families_lock = threading.Lock()
         self.base_url = base_url.rstrip("/")
         self.budget = budget
         self.max_attempts = max_attempts
@@ -221,6 +246,41 @@ class PolygonClient:
             ),
             follow_redirects=False,
         )
+
+    # -- who answered -------------------------------------------------------------------------
+
+    def family_of(self, page: Page) -> SourceFamily:
+        """The source family of `page`'s rows: `simulator` when this client is configured for
+        the local simulator or the server said so when it answered the page, else `polygon`."""
+        return "simulator" if self.source == "simulator" or page.simulated else "polygon"
+
+    def _answered(self, page: Any, simulated: bool) -> Any:
+        """`page` marked with who answered it; the family is noted for `answered_family`."""
+        if not isinstance(page, Page):
+            return page  # reference data: no candle rows, no label
+        if simulated:
+            page = dataclasses.replace(page, simulated=True)
+        with self._families_lock:
+            self._families_seen.add(self.family_of(page))
+        return page
+
+    def answered_family(self) -> SourceFamily | None:
+        """The source family of every page this client fetched (or read back from the page
+        cache): what a write of their rows claims the store for. Without any page: `simulator`
+        when configured so, else None (nobody answered yet). Raises `PolygonPayloadError` when
+        pages of both kinds arrived (the server changed what it is mid-run): rows of one run
+        are never stored as two kinds."""
+        with self._families_lock:
+            seen = sorted(self._families_seen)
+        if len(seen) > 1:
+            raise PolygonPayloadError(
+                f"the API at {self.base_url} answered this run both as a simulator and as "
+                "Polygon (the server changed, or cached pages of another server were read): "
+                "nothing of the run is stored; rerun it"
+            )
+        if seen:
+            return seen[0]
+        return "simulator" if self.source == "simulator" else None
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -292,9 +352,10 @@ class PolygonClient:
                 # A cut-off or garbled 200 is usually a proxy hiccup: worth another try, and
                 # reported as a payload error if it persists.
                 raise TransientError(str(exc), status_code=200) from None
+            simulated = said_simulator(response)
             if self.page_cache is not None and isinstance(page, Page) and not page.provisional:
-                self.page_cache.store(path, params, response.content)
-            return page
+                self.page_cache.store(path, page_cache_params(params, simulated), response.content)
+            return self._answered(page, simulated)
         message = _api_message(response)
         if status in RETRYABLE_STATUS:
             raise TransientError(
@@ -348,9 +409,12 @@ class PolygonClient:
         """
         # Only aggregates pages are kept (reference data is cheap and always fetched fresh).
         if self.page_cache is not None and parse is parse_page:
-            cached = self.page_cache.load(path, params)
-            if cached is not None:
-                return parse_page(cached, request=what)
+            # A page is cached under who answered it: the vendor's key first, then a
+            # simulator's (a miss costs a file lookup).
+            for simulated in (False, True):
+                cached = self.page_cache.load(path, page_cache_params(params, simulated))
+                if cached is not None:
+                    return self._answered(parse_page(cached, request=what), simulated)
         retrying = Retrying(
             retry=retry_if_exception_type(TransientError),
             stop=stop_after_attempt(self.max_attempts),
@@ -488,7 +552,7 @@ class PolygonClient:
                 adjusted=page.adjusted if page.adjusted is not None else self.adjusted,
                 provisional=page.provisional,
                 fetched_at=fetched_at,
-                source=f"{self.source}:range",
+                source=f"{self.family_of(page)}:range",
             )
             for page in self.range_pages(symbol, start, end)
         ]
@@ -530,6 +594,6 @@ class PolygonClient:
             adjusted=page.adjusted if page.adjusted is not None else self.adjusted,
             provisional=page.provisional,
             fetched_at=fetched_at,
-            source=f"{self.source}:grouped",
+            source=f"{self.family_of(page)}:grouped",
         )
         return frame, page.bars.height

@@ -60,6 +60,9 @@ class Page:
     adjusted: bool | None
     next_url: str | None
     bars: pl.DataFrame
+    # The server said it is a simulator when it answered this page (a response header; the
+    # body keeps the real shape). Set by the client, which saw the answer.
+    simulated: bool = False
 
     @property
     def provisional(self) -> bool:

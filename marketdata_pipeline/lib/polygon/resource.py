@@ -22,6 +22,7 @@ import dagster as dg
 import polars as pl
 from pydantic import PrivateAttr
 
+from marketdata_pipeline.lib.candles.batch import SourceFamily, check_source_family
 from marketdata_pipeline.lib.candles.schema import CANDLE_SCHEMA
 from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.errors import ConfigError, InputError
@@ -134,7 +135,8 @@ class PolygonResource(dg.ConfigurableResource):
     max_pages: int = 100
     adjusted: bool = True
     page_limit: int = 50_000
-    # Stored as each row's provenance prefix ("simulator" when the API is the local one).
+    # Each row's provenance prefix: "simulator" when the command line started the local
+    # simulator; otherwise "polygon", unless the server says it is a simulator in its answers.
     source: str = "polygon"
     # First day the key's plan serves (YYYY-MM-DD, POLYGON_HISTORY_START); None = no limit.
     # The planner never requests earlier days (the API would answer 403 NOT_AUTHORIZED).
@@ -183,6 +185,10 @@ class PolygonResource(dg.ConfigurableResource):
                 )
                 if self.max_concurrent_requests < 1:
                     raise ConfigError("PolygonResource.max_concurrent_requests must be >= 1")
+                try:
+                    check_source_family(self.source, "PolygonResource.source")
+                except ValueError as exc:
+                    raise ConfigError(str(exc)) from None
                 self._budget = self._make_budget(rpm, base_url)
                 cache = self._make_cache(base_url)
                 self._client = PolygonClient(
@@ -202,6 +208,20 @@ class PolygonResource(dg.ConfigurableResource):
                     page_cache=cache,
                 )
             return self._client
+
+    def source_family(self) -> SourceFamily | None:
+        """Which kind of API answered this run (`PolygonClient.answered_family`): what the
+        run's rows are labelled and what their write claims the store for. Before any answer,
+        `simulator` when configured so, else None (unknown: such a run has no rows)."""
+        with self._lock:
+            client = self._client
+        if client is not None:
+            return client.answered_family()
+        try:
+            configured = check_source_family(self.source, "PolygonResource.source")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return "simulator" if configured == "simulator" else None
 
     def history_start_date(self) -> dt.date | None:
         """`history_start` as a date (None = no limit); ConfigError when it is not YYYY-MM-DD."""

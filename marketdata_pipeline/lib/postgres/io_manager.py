@@ -1,12 +1,12 @@
 """`PostgresCandleIOManager`: hands candle batches to the store and loads slices back.
 
-The IO manager trusts the batch: the window and symbols it replaces were decided once by the
-asset (`CandleBatch.window`), and every statement lives in the store (`store.py`).
+The IO manager trusts the batch: the window and symbols it replaces and the kind of source that
+answered were decided once by the asset (`CandleBatch`), and every statement, the source claim
+included, lives in the store (`store.py`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from typing import Any
 
@@ -19,15 +19,10 @@ from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.errors import MarketdataError
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.ddl import SCHEMA
-from marketdata_pipeline.lib.postgres.store import (
-    read_slice,
-    table_row_count,
-    write_batch,
-    write_slice,
-)
+from marketdata_pipeline.lib.postgres.store import read_slice, table_row_count, write_batch
 
 # Re-exported for callers that only need the store's bulk functions.
-__all__ = ["PostgresCandleIOManager", "read_slice", "write_slice"]
+__all__ = ["PostgresCandleIOManager", "read_slice", "write_batch"]
 
 
 def add_run_metadata(context: dg.OutputContext, metadata: dict[str, Any]) -> None:
@@ -56,47 +51,28 @@ def add_run_metadata(context: dg.OutputContext, metadata: dict[str, Any]) -> Non
 class PostgresCandleIOManager(dg.ConfigurableIOManager):
     """Stores candle assets in `marketdata.<asset name>` and loads them back as polars frames.
 
-    Accepts a `CandleBatch` (replaces partition window x the batch's symbols, quarantines its
-    rejects and records per-symbol success in the same transaction) or a plain `pl.DataFrame`
-    in the candle schema (replaces window x the symbols present in the frame).
+    The one persistence step of the candle assets: it takes a `CandleBatch` (which says the
+    slice it replaces, its rows, and the kind of source that answered) and hands it to the
+    store's one write function (`store.write_batch`): the store's source claim is checked, the
+    slice replaced, the rejects quarantined and every symbol's status recorded, in one
+    transaction.
     """
 
     database: PostgresDatabase
 
-    def handle_output(self, context: dg.OutputContext, obj: CandleBatch | pl.DataFrame) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: CandleBatch) -> None:
         """Replace the run's slice of the asset's table with `obj`, in one transaction."""
         table = context.asset_key.path[-1]
-        if isinstance(obj, pl.DataFrame):
-            # A plain frame replaces (partition window x the symbols present in it); there is
-            # no per-symbol status to record.
-            frame = obj
-            window = (
-                CandleWindow.of(context)
-                if context.has_asset_partitions
-                else CandleWindow(dt.date.min, dt.date.max - dt.timedelta(days=1))
+        if not isinstance(obj, CandleBatch):
+            raise TypeError(
+                f"{table}: the candle IO manager stores a CandleBatch (window, symbols, source "
+                f"and rows), got {type(obj).__name__}"
             )
-            symbols = tuple(frame.get_column("symbol").unique().to_list())
-
-            def write(conn: psycopg.Connection) -> dict[str, int]:
-                return write_slice(
-                    conn,
-                    table=table,
-                    candles=frame,
-                    start=window.first,
-                    end_exclusive=window.end_exclusive,
-                    symbols=symbols,
-                )
-        elif isinstance(obj, CandleBatch):
-            batch, window, symbols = obj, obj.window, obj.symbols
-
-            def write(conn: psycopg.Connection) -> dict[str, int]:
-                return write_batch(conn, table, batch)
-        else:
-            raise TypeError(f"{table}: expected a CandleBatch or polars DataFrame, got {type(obj)}")
+        batch, window, symbols = obj, obj.window, obj.symbols
         began = time.perf_counter()
         try:
             with self.database.connect() as conn:
-                counts = write(conn)
+                counts = write_batch(conn, table, batch)
                 # The whole table, beside each partition's own row count: what the store holds.
                 total = table_row_count(conn, table)
         except psycopg.OperationalError as exc:

@@ -1,11 +1,13 @@
 """The candle store: every SQL statement that reads or writes the candle tables.
 
-A write replaces exactly one slice, (window x symbols), in one transaction: take a per-table
-advisory lock (so concurrent runs on overlapping slices serialise instead of both inserting),
-delete the slice, bulk-load the new rows with `COPY ... FROM STDIN` (binary, encoded column-wise
-by `binary_copy`; never row-by-row INSERTs), quarantine rejects, record each symbol's status,
-commit. A crash anywhere before the commit leaves the previous rows intact; a rerun is
-idempotent; other symbols' rows on the same days are never touched.
+Every candle write goes through `write_batch`, whoever writes (the IO manager for the candle
+assets, the split repair). It replaces exactly one slice, (window x symbols), in one
+transaction: check the store's source claim (a store never mixes simulated and real rows), take
+a per-table advisory lock (so concurrent runs on overlapping slices serialise instead of both
+inserting), delete the slice, bulk-load the new rows with `COPY ... FROM STDIN` (binary, encoded
+column-wise by `binary_copy`; never row-by-row INSERTs), quarantine rejects, record each
+symbol's status, commit. A crash anywhere before the commit leaves the previous rows intact; a
+rerun is idempotent; other symbols' rows on the same days are never touched.
 
 The symbol table has its own module (`tracked_symbols.py`); the schema its own (`ddl.py`).
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -22,7 +24,7 @@ import polars as pl
 import psycopg
 from psycopg import sql
 
-from marketdata_pipeline.lib.candles.batch import CandleBatch
+from marketdata_pipeline.lib.candles.batch import SOURCE_FAMILIES, CandleBatch, SourceFamily
 from marketdata_pipeline.lib.candles.schema import (
     CANDLE_COLUMNS,
     CANDLE_SCHEMA,
@@ -112,59 +114,6 @@ def _outside_slice(
         )
 
 
-def write_slice(
-    conn: psycopg.Connection,
-    *,
-    table: str,
-    candles: pl.DataFrame | Iterable[pl.DataFrame],
-    start: dt.date,
-    end_exclusive: dt.date,
-    symbols: Sequence[str],
-    rejected: pl.DataFrame | None = None,
-    on_commit_ready: Callable[[psycopg.Connection], None] | None = None,
-) -> dict[str, int]:
-    """Replace (start <= day < end_exclusive) x symbols of `table` with `candles`, atomically.
-
-    `candles` is one frame or an iterable of frames (a spooled run's chunks, loaded one at a
-    time): every chunk is COPYed inside the same transaction, so a bad chunk anywhere, or a
-    crash, leaves the slice as it was. Returns counts of rows deleted and inserted.
-    """
-    target = sql.Identifier(SCHEMA, table)
-    symbols = sorted(set(symbols))
-    chunks: Iterable[pl.DataFrame] = [candles] if isinstance(candles, pl.DataFrame) else candles
-    if isinstance(candles, pl.DataFrame):
-        _outside_slice(candles, start, end_exclusive, symbols)  # before taking any lock
-    with conn.transaction():
-        conn.execute(candle_table_ddl(table))
-        conn.execute(table_lock_key(f"{SCHEMA}.{table}"))
-        deleted = conn.execute(
-            sql.SQL("DELETE FROM {} WHERE day >= %s AND day < %s AND symbol = ANY(%s)").format(
-                target
-            ),
-            (start, end_exclusive, symbols),
-        ).rowcount
-        inserted = 0
-        for chunk in chunks:
-            _outside_slice(chunk, start, end_exclusive, symbols)
-            inserted += copy_frame(conn, target, chunk, CANDLE_COLUMNS)
-        quarantined = 0
-        if rejected is not None:
-            conn.execute(
-                "DELETE FROM marketdata.rejected_candles WHERE asset = %s AND symbol = ANY(%s)"
-                " AND day >= %s AND day < %s",
-                (table, symbols, start, end_exclusive),
-            )
-            quarantined = copy_frame(
-                conn,
-                sql.Identifier(SCHEMA, "rejected_candles"),
-                rejected.filter(pl.col("symbol").is_in(symbols)),
-                tuple(REJECTED_SCHEMA),
-            )
-        if on_commit_ready is not None:
-            on_commit_ready(conn)
-    return {"deleted": deleted, "inserted": inserted, "quarantined": quarantined}
-
-
 def read_slice(
     conn: psycopg.Connection,
     *,
@@ -234,61 +183,128 @@ class MixedSourcesError(MarketdataError):
     exit_code = 3
 
 
-def claim_source(conn: psycopg.Connection, family: str) -> None:
-    """Record that the store holds `family` data ('polygon' or 'simulator'), or refuse when it
-    already holds the other kind (call inside the write transaction)."""
-    conn.execute(
-        "INSERT INTO marketdata.store_info (key, value) VALUES ('source', %s)"
-        " ON CONFLICT (key) DO NOTHING",
-        (family,),
-    )
-    held = conn.execute("SELECT value FROM marketdata.store_info WHERE key = 'source'").fetchone()
-    if held and held[0] != family:
-        raise MixedSourcesError(
-            f"this store holds {held[0]} data and the run fetched {family} data: a store never "
-            "mixes simulated and real rows. Use another store for one of them (MARKETDATA_HOME "
-            "or MARKETDATA_DATABASE_URL), or empty this one first."
-        )
-
-
-def source_family(candles: pl.DataFrame) -> str | None:
-    """'simulator' for the local simulator's rows (`simulator:range`), else 'polygon'."""
-    if candles.height == 0:
-        return None
+def mixed_sources_message(held: str, fetched: str) -> str:
+    """The refusal users read when a run's source is not the store's (docs/api-keys.md)."""
     return (
-        "simulator" if str(candles.get_column("source")[0]).startswith("simulator") else "polygon"
+        f"this store holds {held} data and the run fetched {fetched} data: a store never "
+        "mixes simulated and real rows. Use another store for one of them (MARKETDATA_HOME "
+        "or MARKETDATA_DATABASE_URL), or empty this one first."
     )
 
 
-def write_batch(conn: psycopg.Connection, table: str, batch: CandleBatch) -> dict[str, int]:
-    """Replace `batch.window` x `batch.symbols` of `table` with the batch's rows, quarantine its
-    rejects, and record every symbol's status (ok or the failure), all in one transaction."""
-    family = source_family(batch.candles)
-    if family is not None:
-        with conn.transaction():
-            claim_source(conn, family)
-            return _write_batch(conn, table, batch)
-    return _write_batch(conn, table, batch)
+def claim_source(conn: psycopg.Connection, family: SourceFamily) -> None:
+    """Check the store's claim against `family` inside the caller's transaction, and make the
+    claim when the store has none.
+
+    The claim's row is inserted or share-locked here, so it cannot change until the write
+    commits; two first writes at once serialise on the insert, and the second sees the first's
+    claim. A store written before claims were recorded is claimed from what it holds: if any
+    stored row is of the other kind, the write is refused like any other mixing.
+    """
+    inserted = (
+        conn.execute(
+            "INSERT INTO marketdata.store_info (key, value) VALUES ('source', %s)"
+            " ON CONFLICT (key) DO NOTHING RETURNING value",
+            (family,),
+        ).fetchone()
+        is not None
+    )
+    held = conn.execute(
+        "SELECT value FROM marketdata.store_info WHERE key = 'source' FOR SHARE"
+    ).fetchone()
+    if held is not None and held[0] != family:
+        raise MixedSourcesError(mixed_sources_message(held[0], family))
+    if inserted:
+        other = _other_family_stored(conn, family)
+        if other is not None:
+            raise MixedSourcesError(mixed_sources_message(other, family))
 
 
-def _write_batch(conn: psycopg.Connection, table: str, batch: CandleBatch) -> dict[str, int]:
+def _other_family_stored(conn: psycopg.Connection, family: SourceFamily) -> str | None:
+    """The other source family when any candle table holds a row labelled with it (`other:...`),
+    else None.
 
-    def record_status(tx: psycopg.Connection) -> None:
-        if batch.symbols:
-            record_success(tx, batch.asset_class, list(batch.symbols), batch.window.last)
+    Runs once per store, when the claim is first recorded: a table of one kind is read to its
+    end then, a mixed one stops at the first row of the other kind.
+    """
+    (other,) = (f for f in SOURCE_FAMILIES if f != family)
+    for table in CANDLE_TABLES:
+        name = f"{SCHEMA}.{table}"
+        if conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0] is None:
+            continue
+        row = conn.execute(
+            sql.SQL("SELECT 1 FROM {} WHERE source LIKE %s LIMIT 1").format(
+                sql.Identifier(SCHEMA, table)
+            ),
+            (f"{other}:%",),
+        ).fetchone()
+        if row is not None:
+            return other
+    return None
+
+
+def write_batch(
+    conn: psycopg.Connection,
+    table: str,
+    batch: CandleBatch,
+    *,
+    on_commit_ready: Callable[[psycopg.Connection], None] | None = None,
+) -> dict[str, int]:
+    """The one write of candle rows: replace `batch.window` x `batch.symbols` of `table` with
+    the batch's rows, atomically, and return counts of rows deleted, inserted, quarantined.
+
+    In one transaction: check (and, on a store's first write, make) the store's source claim
+    (`claim_source`: a batch of the other kind is refused with `MixedSourcesError` and nothing
+    is written; a batch that replaces no slice is not checked), take the table's advisory
+    lock, delete the slice, COPY the rows chunk by chunk (a spool's chunks are loaded one at a
+    time), replace the slice's quarantined rows, and record every symbol's status (ok through
+    the window's last day, or its failure). A bad chunk anywhere, or a crash, leaves the slice
+    as it was. `on_commit_ready(conn)` runs last inside the transaction (the reliability tests
+    hold a write open with it).
+    """
+    if table not in CANDLE_TABLES:
+        raise ValueError(f"{table!r} is not a candle table ({', '.join(CANDLE_TABLES)})")
+    target = sql.Identifier(SCHEMA, table)
+    symbols = sorted(set(batch.symbols))
+    start, end_exclusive = batch.window.first, batch.window.end_exclusive
+    if isinstance(batch.candles, pl.DataFrame):
+        _outside_slice(batch.candles, start, end_exclusive, symbols)  # before taking any lock
+    with conn.transaction():
+        # A batch that replaces no slice (every symbol failed, or none was asked for) writes
+        # only statuses: no rows of any source, so there is nothing to claim or refuse. Such a
+        # run's failures (a refused key, ...) are then reported as they are.
+        if symbols and batch.source_family is not None:
+            claim_source(conn, batch.source_family)
+        conn.execute(candle_table_ddl(table))
+        conn.execute(table_lock_key(f"{SCHEMA}.{table}"))
+        deleted = conn.execute(
+            sql.SQL("DELETE FROM {} WHERE day >= %s AND day < %s AND symbol = ANY(%s)").format(
+                target
+            ),
+            (start, end_exclusive, symbols),
+        ).rowcount
+        inserted = 0
+        for chunk in batch.candle_frames():
+            _outside_slice(chunk, start, end_exclusive, symbols)
+            inserted += copy_frame(conn, target, chunk, CANDLE_COLUMNS)
+        conn.execute(
+            "DELETE FROM marketdata.rejected_candles WHERE asset = %s AND symbol = ANY(%s)"
+            " AND day >= %s AND day < %s",
+            (table, symbols, start, end_exclusive),
+        )
+        quarantined = copy_frame(
+            conn,
+            sql.Identifier(SCHEMA, "rejected_candles"),
+            batch.rejected.filter(pl.col("symbol").is_in(symbols)),
+            tuple(REJECTED_SCHEMA),
+        )
+        if symbols:
+            record_success(conn, batch.asset_class, symbols, batch.window.last)
         if batch.failures:
-            record_failures(tx, batch.asset_class, batch.failures)
-
-    return write_slice(
-        conn,
-        table=table,
-        candles=batch.candle_frames(),
-        start=batch.window.first,
-        end_exclusive=batch.window.end_exclusive,
-        symbols=batch.symbols,
-        rejected=batch.rejected,
-        on_commit_ready=record_status,
-    )
+            record_failures(conn, batch.asset_class, batch.failures)
+        if on_commit_ready is not None:
+            on_commit_ready(conn)
+    return {"deleted": deleted, "inserted": inserted, "quarantined": quarantined}
 
 
 def stored_counts(

@@ -109,7 +109,8 @@ def test_grouped_and_range_plans_store_identical_rows(sim, resources, database_u
 
     by_range = run("range")
     by_grouped = run("grouped")
-    assert by_range.get_column("source").unique().to_list() == ["polygon:range"]
-    assert by_grouped.get_column("source").unique().to_list() == ["polygon:grouped"]
+    # The simulator says what it is in its answers: its rows are labelled as simulated.
+    assert by_range.get_column("source").unique().to_list() == ["simulator:range"]
+    assert by_grouped.get_column("source").unique().to_list() == ["simulator:grouped"]
     assert by_range.height == 3 * len(stock_sessions(start, end))
     assert by_grouped.drop(provenance).equals(by_range.drop(provenance))

@@ -14,10 +14,15 @@ from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.postgres.io_manager import (
     PostgresCandleIOManager,
     read_slice,
-    write_slice,
 )
 from marketdata_pipeline.lib.symbols import AssetClass
-from marketdata_pipeline_tests.helpers import crypto_daily_candles, query, range_tags, read_table
+from marketdata_pipeline_tests.helpers import (
+    crypto_daily_candles,
+    query,
+    range_tags,
+    read_table,
+    store_rows,
+)
 
 TABLE = "crypto_daily_candles"
 
@@ -53,10 +58,10 @@ def candles(symbols: list[str], start: dt.date, days: int, *, seed: float = 0.0)
 
 def write(url: str, frame: pl.DataFrame, start: dt.date, end_exclusive: dt.date, symbols) -> dict:
     with psycopg.connect(url) as conn:
-        return write_slice(
+        return store_rows(
             conn,
-            table=TABLE,
-            candles=frame,
+            TABLE,
+            frame,
             start=start,
             end_exclusive=end_exclusive,
             symbols=symbols,
@@ -143,6 +148,7 @@ def test_io_manager_loads_the_downstream_window_back_as_polars(database, databas
             AssetClass.CRYPTO,
             CandleWindow(dt.date(2024, 1, 1), dt.date(2024, 1, 10)),
             ("BTCUSD", "ETHUSD"),
+            "polygon",
             frame,
         )
 
@@ -171,28 +177,6 @@ def test_io_manager_loads_the_downstream_window_back_as_polars(database, databas
     assert part.get_column("day").unique().sort().to_list() == [
         dt.date(2024, 1, 3),
         dt.date(2024, 1, 4),
-    ]
-
-
-def test_a_store_never_mixes_simulated_and_real_rows(database_url):
-    """The first write claims the store for its source; the other kind is refused, unwritten."""
-    from marketdata_pipeline.lib.postgres.store import MixedSourcesError, write_batch
-
-    window = CandleWindow(dt.date(2024, 1, 1), dt.date(2024, 1, 5))
-    simulated = candles(["BTCUSD"], window.first, 5).with_columns(
-        pl.lit("simulator:range").alias("source")
-    )
-    real = candles(["ETHUSD"], window.first, 5)
-    with psycopg.connect(database_url) as conn:
-        write_batch(conn, TABLE, CandleBatch(AssetClass.CRYPTO, window, ("BTCUSD",), simulated))
-        with pytest.raises(MixedSourcesError, match="holds simulator data and the run fetched"):
-            write_batch(conn, TABLE, CandleBatch(AssetClass.CRYPTO, window, ("ETHUSD",), real))
-        # More simulated rows are fine.
-        write_batch(conn, TABLE, CandleBatch(AssetClass.CRYPTO, window, ("BTCUSD",), simulated))
-    stored = read_table(database_url, TABLE)
-    assert stored.get_column("symbol").unique().to_list() == ["BTCUSD"]
-    assert query(database_url, "SELECT value FROM marketdata.store_info WHERE key='source'") == [
-        ("simulator",)
     ]
 
 
