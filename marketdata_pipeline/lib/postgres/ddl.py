@@ -10,7 +10,7 @@ import psycopg
 from psycopg import sql
 
 from marketdata_pipeline.lib.asset_names import CANDLE_ASSET_NAMES
-from marketdata_pipeline.lib.candles.columns import CANDLE_COLUMN_SPECS, CANDLE_SQL_TYPES
+from marketdata_pipeline.lib.candles.columns import CANDLE_COLUMN_SPECS
 
 SCHEMA = "marketdata"
 CANDLE_TABLES = CANDLE_ASSET_NAMES
@@ -332,18 +332,6 @@ def rejected_sql_types() -> dict[str, str]:
         **mirrored,
         **{k: v for k, v in _REJECTED_EXTRA_SQL_TYPES.items() if k != "asset"},
     }
-
-
-def candle_table_ddl(table: str) -> sql.Composed:
-    """CREATE TABLE IF NOT EXISTS for one candle table, keyed on (symbol, day)."""
-    columns = sql.SQL(",\n    ").join(
-        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(sqltype))
-        for name, sqltype in CANDLE_SQL_TYPES.items()
-    )
-    return sql.SQL(
-        "CREATE TABLE IF NOT EXISTS {schema}.{table} (\n    {columns},\n"
-        "    PRIMARY KEY (symbol, day)\n)"
-    ).format(schema=sql.Identifier(SCHEMA), table=sql.Identifier(table), columns=columns)
 
 
 def migrate(conn: psycopg.Connection) -> list[int]:

@@ -33,7 +33,7 @@ from marketdata_pipeline.lib.candles.schema import (
 from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.errors import MarketdataError
 from marketdata_pipeline.lib.postgres.binary_copy import binary_chunks, encodable
-from marketdata_pipeline.lib.postgres.ddl import CANDLE_TABLES, SCHEMA, candle_table_ddl
+from marketdata_pipeline.lib.postgres.ddl import CANDLE_TABLES, SCHEMA
 from marketdata_pipeline.lib.postgres.tracked_symbols import record_failures, record_success
 
 #: Rows rendered to CSV per COPY chunk: bounds the extra memory of a large write.
@@ -275,7 +275,6 @@ def write_batch(
         # run's failures (a refused key, ...) are then reported as they are.
         if symbols and batch.source_family is not None:
             claim_source(conn, batch.source_family)
-        conn.execute(candle_table_ddl(table))
         conn.execute(table_lock_key(f"{SCHEMA}.{table}"))
         deleted = conn.execute(
             sql.SQL("DELETE FROM {} WHERE day >= %s AND day < %s AND symbol = ANY(%s)").format(
