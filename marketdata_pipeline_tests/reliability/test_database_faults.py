@@ -99,13 +99,14 @@ def own_pg():
 
 @pytest.fixture
 def own_db(own_pg: OwnPostgres):
-    """The dedicated server, running, with empty candle and symbol tables."""
+    """The dedicated server, running, with empty candle and symbol tables and no source claim
+    (an earlier test's simulated rows claimed it)."""
     if not own_pg.is_running():
         own_pg.start()
     with psycopg.connect(own_pg.url) as conn:
         conn.execute(
             "TRUNCATE marketdata.stock_daily_candles, marketdata.crypto_daily_candles,"
-            " marketdata.tracked_symbols, marketdata.rejected_candles"
+            " marketdata.tracked_symbols, marketdata.rejected_candles, marketdata.store_info"
         )
     return own_pg
 
