@@ -332,3 +332,48 @@ def test_dividends_load_each_tracked_history_once_then_only_recent_whole_market_
     requests, stored_rows = refresh()
     assert requests == 2  # one query for both new histories, never one per ticker
     assert ("NVDA", "2024-03-05") in stored_rows and ("MSFT", "2024-03-15") in stored_rows
+
+
+def test_split_vs_move_reads_the_window_a_batch_of_symbols_at_a_time_with_the_same_answer(
+    sim, resources, database_url
+):
+    tickers = ["AAPL", "AMZN", "GOOG", "META", "MSFT", "NVDA", "TSLA"]
+    track(database_url, *tickers)
+    assert materialise(
+        *HISTORY, resources, assets=WITH_SPLITS, symbols={"stock_daily_candles": tickers}
+    ).success
+    # Split-like steps in the first and the last symbol (first and last batch), and a crash.
+    with psycopg.connect(database_url) as conn:
+        for symbol, day in (("AAPL", "2024-04-01"), ("TSLA", "2024-05-01")):
+            conn.execute(
+                "UPDATE marketdata.stock_daily_candles SET open = open / 2, high = high / 2,"
+                " low = low / 2, close = close / 2, vwap = vwap / 2, volume = volume * 2"
+                " WHERE symbol = %s AND day >= %s",
+                (symbol, day),
+            )
+        conn.execute(
+            "UPDATE marketdata.stock_daily_candles SET close = close / 2, low = close / 2,"
+            " volume = volume * 8 WHERE symbol = 'MSFT' AND day = '2024-05-15'"
+        )
+
+    def check(rows_per_chunk: int | None) -> dg.AssetCheckEvaluation:
+        config = {"stock_split_adjustments": {"rows_per_chunk": rows_per_chunk}}
+        result = materialise(
+            *HISTORY, resources, assets=REFRESH, config=config if rows_per_chunk else None
+        )
+        assert result.success
+        return check_evaluations(result)["stock_split_adjustments:split_vs_move"]
+
+    whole = check(None)  # the default chunk holds the whole window: one read
+    # 92 days and 14 looked back: 300 rows hold 2 symbols a read, 4 reads for 7 symbols.
+    batched = check(300)
+    assert whole.metadata["chunks_read"].value == 1
+    assert batched.metadata["chunks_read"].value == 4
+    flagged = [(f["symbol"], f["day"]) for f in batched.metadata["flagged"].value]
+    assert flagged == [("AAPL", "2024-04-01"), ("TSLA", "2024-05-01")]
+    assert ("MSFT", "2024-05-15") in [
+        (m["symbol"], m["day"]) for m in batched.metadata["price_moves"].value
+    ]
+    for name in ("flagged", "price_moves", "possible_unrecorded_splits", "split_events"):
+        assert batched.metadata[name] == whole.metadata[name], name
+    assert batched.description == whole.description and not batched.passed
