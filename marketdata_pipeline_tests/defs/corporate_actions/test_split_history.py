@@ -16,8 +16,10 @@ import polars as pl
 import psycopg
 import pytest
 
+from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
 from marketdata_pipeline.lib.postgres.tracked_symbols import add_symbols
 from marketdata_pipeline.lib.symbols import parse_symbols
+from marketdata_pipeline_tests.conftest import make_polygon
 from marketdata_pipeline_tests.helpers import (
     check_evaluations,
     materialise,
@@ -377,3 +379,50 @@ def test_split_vs_move_reads_the_window_a_batch_of_symbols_at_a_time_with_the_sa
     for name in ("flagged", "price_moves", "possible_unrecorded_splits", "split_events"):
         assert batched.metadata[name] == whole.metadata[name], name
     assert batched.description == whole.description and not batched.passed
+
+
+def test_a_repair_fetches_fresh_and_forgets_its_pages_so_the_next_repair_is_right(
+    sim, database, database_url, tmp_path
+):
+    pages = tmp_path / "pages"
+    polygon = make_polygon(sim, cache_dir=str(pages), fresh_after="2024-12-31")
+    resources = {
+        "polygon": polygon,
+        "database": database,
+        "candle_io_manager": PostgresCandleIOManager(database=database),
+    }
+    track(database_url, "AAPL")
+    symbols = {"stock_daily_candles": ["AAPL"]}
+    assert materialise(*HISTORY, resources, assets=WITH_SPLITS, symbols=symbols).success
+    assert not list(pages.rglob("*.page")), "the candles' pages went once committed"
+    split = {"ticker": "AAPL", "split_from": 1, "split_to": 2, "execution_date": "2024-06-10"}
+    sim.configure(splits=[split])
+    assert materialise(*HISTORY, resources, assets=REFRESH).success
+    assert not list(pages.rglob("*.page")), "the repair's pages went once committed"
+
+    # A second split, learned minutes later, makes the same span stale again: the repair asks
+    # the vendor again (no page of the first repair is served) and stores its bars now.
+    sim.configure(splits=[split, {**split, "split_to": 3, "execution_date": "2024-06-12"}])
+    sim.reset()
+    assert materialise(*HISTORY, resources, assets=REFRESH).success
+    assert requests_by_kind(sim)["range"] == 1
+    assert_close(stored(database_url, "AAPL"), vendor_bars(sim, "AAPL", *HISTORY, adjusted=True))
+    assert not list(pages.rglob("*.page"))
+
+    # A page of that span left in the cache (a killed run's) is never read by a repair.
+    old = stored(database_url, "AAPL")
+    client = polygon.get_client()
+    sim.configure(splits=[])  # the cached page predates every split
+    client.fetch_range(parse_symbols(["AAPL"], "stock")[0], *HISTORY)
+    sim.configure(splits=[split, {**split, "split_to": 3, "execution_date": "2024-06-12"},
+                          {**split, "split_to": 5, "execution_date": "2024-06-14"}])  # fmt: skip
+    assert list(pages.rglob("*.page"))
+    sim.reset()
+    assert materialise(*HISTORY, resources, assets=REFRESH).success
+    assert requests_by_kind(sim)["range"] == 1
+    repaired = stored(database_url, "AAPL")
+    assert_close(repaired, vendor_bars(sim, "AAPL", *HISTORY, adjusted=True))
+    assert repaired.get_column("close").to_list() == pytest.approx(
+        [c / 5 for c in old.get_column("close")], rel=1e-9
+    )
+    assert not list(pages.rglob("*.page")), "and the stale page is gone with the repair's"
