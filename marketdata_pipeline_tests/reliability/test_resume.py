@@ -32,16 +32,21 @@ RANGE_PARAMS = {"adjusted": "true", "sort": "asc", "limit": "50000"}
 VALUES = ["symbol", "day", "open", "high", "low", "close", "volume", "vwap", "transactions"]
 
 
-def start_job(env: dict[str, str], tickers: list[str]) -> subprocess.Popen:
-    """The candles job over WINDOW for `tickers`, in its own process."""
+def start_job(
+    env: dict[str, str],
+    tickers: list[str],
+    window: CandleWindow = WINDOW,
+    asset: str = "stock_daily_candles",
+) -> subprocess.Popen:
+    """The candles job of `asset` over `window` for `tickers`, in its own process."""
     return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "marketdata_pipeline_tests.reliability._run_candles_job",
-            "stock_daily_candles",
-            WINDOW.first.isoformat(),
-            WINDOW.last.isoformat(),
+            asset,
+            window.first.isoformat(),
+            window.last.isoformat(),
             *tickers,
         ],
         env={**env, "PYTHONPATH": str(REPO)},
@@ -127,3 +132,58 @@ def test_a_killed_backfill_resumes_without_fetching_again(sim, database_url, tmp
     )
     assert stored.height == SYMBOLS * 21  # NYSE sessions in January 2024
     assert stored.select(pl.col("symbol").n_unique()).item() == SYMBOLS
+
+
+def candle_tickers(sim) -> list[str]:
+    """The tickers of the candle requests in the simulator's log, one per request."""
+    return [
+        e["path"].split("/")[4] for e in sim.stats()["log"] if e["path"].startswith("/v2/aggs/")
+    ]
+
+
+def test_a_killed_backfill_of_a_window_ending_yesterday_resumes_too(
+    sim, database_url, tmp_path: Path
+):
+    """The revision window's pages are kept for the rerun minutes later (not days later)."""
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    window = CandleWindow(yesterday - dt.timedelta(days=29), yesterday)
+    pairs = [t.removeprefix("X:") for t in sim.state.crypto_tickers()[:SYMBOLS]]
+    cache_dir = tmp_path / "pages"
+    env = cli_env(
+        tmp_path,
+        MARKETDATA_DATABASE_URL=database_url,
+        POLYGON_BASE_URL=sim.base_url,
+        POLYGON_API_KEY=sim.api_key,
+        POLYGON_REQUESTS_PER_MINUTE="60000",
+        MARKETDATA_CACHE_DIR=str(cache_dir),
+        MARKETDATA_SPOOL_DIR=str(tmp_path / "spool"),
+    )
+    (tmp_path / "dagster_home").mkdir()
+    sim.add_fault(kind="delay", seconds=0.6, endpoint="range")
+
+    first = start_job(env, pairs, window, "crypto_daily_candles")
+    deadline = time.monotonic() + 120
+    while sim.stats(include_log=False)["requests"] < SYMBOLS // 2:
+        assert first.poll() is None, f"the run ended before the kill: {first.stdout.read()}"
+        assert time.monotonic() < deadline, "the run never got half-way"
+        time.sleep(0.02)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(30)
+    first_paid = candle_tickers(sim)
+    kept = len(list(cache_dir.rglob("*.page")))
+    assert SYMBOLS // 2 - CONCURRENCY <= kept < SYMBOLS, "killed half-way, recent pages kept"
+
+    sim.reset()
+    second = start_job(env, pairs, window, "crypto_daily_candles")
+    output, _ = second.communicate(timeout=180)
+    assert second.returncode == 0, output
+    second_paid = candle_tickers(sim)
+    # The plan is one request a pair; over both runs at most the requests in flight at the
+    # kill are paid twice (they were answered, but their pages never reached the disk).
+    assert len(second_paid) == SYMBOLS - kept
+    assert len(first_paid) + len(second_paid) <= SYMBOLS + CONCURRENCY
+    assert f"reused {kept} cached pages ({kept} requests saved)" in output
+    assert not list(cache_dir.rglob("*.page")), "pages are removed once the rows are committed"
+    stored = read_table(database_url, "crypto_daily_candles")
+    assert stored.select(pl.col("symbol").n_unique()).item() == SYMBOLS
+    assert stored.get_column("day").max() == yesterday
