@@ -16,6 +16,7 @@ follows the API's documented behaviour (see docs/api-keys.md):
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import email.utils
 import json
@@ -348,9 +349,10 @@ class PolygonClient:
         """
         # Only aggregates pages are kept (reference data is cheap and always fetched fresh).
         if self.page_cache is not None and parse is parse_page:
-            cached = self.page_cache.load(path, params)
+            cached = self.page_cache.load_page(path, params)
             if cached is not None:
-                return parse_page(cached, request=what)
+                body, stored_at = cached
+                return dataclasses.replace(parse_page(body, request=what), fetched_at=stored_at)
         retrying = Retrying(
             retry=retry_if_exception_type(TransientError),
             stop=stop_after_attempt(self.max_attempts),
@@ -487,7 +489,7 @@ class PolygonClient:
                 symbol=symbol.symbol,
                 adjusted=page.adjusted if page.adjusted is not None else self.adjusted,
                 provisional=page.provisional,
-                fetched_at=fetched_at,
+                fetched_at=page.fetched_at or fetched_at,
                 source=f"{self.source}:range",
             )
             for page in self.range_pages(symbol, start, end)
@@ -529,7 +531,7 @@ class PolygonClient:
             endpoint="grouped",
             adjusted=page.adjusted if page.adjusted is not None else self.adjusted,
             provisional=page.provisional,
-            fetched_at=fetched_at,
+            fetched_at=page.fetched_at or fetched_at,
             source=f"{self.source}:grouped",
         )
         return frame, page.bars.height

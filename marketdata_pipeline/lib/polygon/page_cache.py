@@ -183,12 +183,20 @@ class PageCache:
     def load(self, path: str, params: Mapping[str, str] | None) -> bytes | None:
         """The stored body of this request, or None (not cacheable, refreshing, absent, too old,
         unreadable)."""
+        found = self.load_page(path, params)
+        return found[0] if found is not None else None
+
+    def load_page(
+        self, path: str, params: Mapping[str, str] | None
+    ) -> tuple[bytes, dt.datetime] | None:
+        """`load`'s body and when it was stored (when the vendor sent it), or None."""
         if not self.cacheable(path) or getattr(self._local, "refresh", False):
             return None
         key = self.key(path, params)
         file = self._file(key)
         try:
-            age = time.time() - file.stat().st_mtime
+            stored = file.stat().st_mtime
+            age = time.time() - stored
             if age > self.max_age_of(path).total_seconds():
                 self._remove(file)
                 return None
@@ -202,7 +210,7 @@ class PageCache:
             return None
         self._note(key)
         self.stats.count(reused=1)
-        return body
+        return body, dt.datetime.fromtimestamp(stored, dt.UTC)
 
     def store(self, path: str, params: Mapping[str, str] | None, body: bytes) -> None:
         """Keep a successful response body (atomically); a disk problem only logs a warning."""

@@ -60,6 +60,9 @@ class Page:
     adjusted: bool | None
     next_url: str | None
     bars: pl.DataFrame
+    # When the vendor sent it, for a page read back from the page cache (None: just now). Its
+    # bars carry this as `fetched_at`, so a page that predates a split is seen to.
+    fetched_at: dt.datetime | None = None
 
     @property
     def provisional(self) -> bool:

@@ -9,6 +9,7 @@ other symbols are untouched, and a rerun costs nothing.
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import dagster as dg
 import httpx
@@ -426,3 +427,39 @@ def test_a_repair_fetches_fresh_and_forgets_its_pages_so_the_next_repair_is_righ
         [c / 5 for c in old.get_column("close")], rel=1e-9
     )
     assert not list(pages.rglob("*.page")), "and the stale page is gone with the repair's"
+
+
+def test_bars_served_from_the_page_cache_carry_the_time_the_vendor_sent_them(
+    sim, database, database_url, tmp_path
+):
+    """A killed run's page, fetched before a split we learned since, is repaired after its
+    rerun stores it: its bars are dated when the vendor sent them, not when they were read."""
+    pages = tmp_path / "pages"
+    polygon = make_polygon(sim, cache_dir=str(pages), fresh_after="2024-12-31")
+    resources = {
+        "polygon": polygon,
+        "database": database,
+        "candle_io_manager": PostgresCandleIOManager(database=database),
+    }
+    track(database_url, "AAPL")
+    # The killed run: its page arrived two days ago, before the split was known.
+    polygon.get_client().fetch_range(parse_symbols(["AAPL"], "stock")[0], *HISTORY)
+    (page,) = pages.rglob("*.page")
+    two_days_ago = page.stat().st_mtime - 2 * 86_400
+    os.utime(page, (two_days_ago, two_days_ago))
+    split = {"ticker": "AAPL", "split_from": 1, "split_to": 2, "execution_date": "2024-06-10"}
+    sim.configure(splits=[split])
+    assert materialise(*HISTORY, resources, assets=[stock_splits]).success
+
+    sim.reset()
+    symbols = {"stock_daily_candles": ["AAPL"]}
+    assert materialise(*HISTORY, resources, assets=[stock_daily_candles], symbols=symbols).success
+    assert sim.stats(include_log=False)["requests"] == 0, "the rerun read the kept page"
+    (fetched,) = query(
+        database_url, "SELECT DISTINCT fetched_at FROM marketdata.stock_daily_candles"
+    )
+    assert fetched[0].timestamp() == pytest.approx(two_days_ago, abs=1)
+
+    assert materialise(*HISTORY, resources, assets=REFRESH).success
+    assert requests_by_kind(sim)["range"] == 1
+    assert_close(stored(database_url, "AAPL"), vendor_bars(sim, "AAPL", *HISTORY, adjusted=True))
