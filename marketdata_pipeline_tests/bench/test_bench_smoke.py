@@ -111,7 +111,7 @@ def test_memory_reports_peak_rss_at_1x_and_10x(bench_pg, sim):
         "memory.peak_rss_10x_one_chunk",
         "memory.peak_rss_stock_path_1x",
         "memory.peak_rss_stock_path_10x",
-        "memory.peak_rss_stock_path_10x_one_chunk",
+        "memory.peak_rss_stock_path_10x_check_in_one_read",
     } <= _names(figures)
 
 
