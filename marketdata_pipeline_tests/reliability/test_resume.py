@@ -57,37 +57,45 @@ def start_job(
     )
 
 
+def job_env(sim, database_url: str, tmp_path: Path) -> dict[str, str]:
+    """The job's environment: the simulator as the API, pages and spool under `tmp_path`."""
+    (tmp_path / "dagster_home").mkdir()
+    return cli_env(
+        tmp_path,
+        MARKETDATA_DATABASE_URL=database_url,
+        POLYGON_BASE_URL=sim.base_url,
+        POLYGON_API_KEY=sim.api_key,
+        POLYGON_REQUESTS_PER_MINUTE="60000",
+        MARKETDATA_CACHE_DIR=str(tmp_path / "pages"),
+        MARKETDATA_SPOOL_DIR=str(tmp_path / "spool"),
+    )
+
+
+def kill_half_way(job: subprocess.Popen, sim) -> None:
+    """SIGKILL `job` once the simulator has counted half of the SYMBOLS requests."""
+    deadline = time.monotonic() + 120
+    while sim.stats(include_log=False)["requests"] < SYMBOLS // 2:
+        assert job.poll() is None, f"the run ended before the kill: {job.stdout.read()}"
+        assert time.monotonic() < deadline, "the run never got half-way"
+        time.sleep(0.02)
+    os.kill(job.pid, signal.SIGKILL)
+    job.wait(30)
+    assert job.returncode == -signal.SIGKILL
+
+
 def range_path(ticker: str) -> str:
     return f"/v2/aggs/ticker/{ticker}/range/1/day/{WINDOW.first}/{WINDOW.last}"
 
 
 def test_a_killed_backfill_resumes_without_fetching_again(sim, database_url, tmp_path: Path):
     tickers = list(sim.state.stock_tickers()[:SYMBOLS])
-    cache_dir = tmp_path / "pages"
-    spool_dir = tmp_path / "spool"
-    env = cli_env(
-        tmp_path,
-        MARKETDATA_DATABASE_URL=database_url,
-        POLYGON_BASE_URL=sim.base_url,
-        POLYGON_API_KEY=sim.api_key,
-        POLYGON_REQUESTS_PER_MINUTE="60000",
-        MARKETDATA_CACHE_DIR=str(cache_dir),
-        MARKETDATA_SPOOL_DIR=str(spool_dir),
-    )
-    (tmp_path / "dagster_home").mkdir()
+    env = job_env(sim, database_url, tmp_path)
+    cache_dir, spool_dir = tmp_path / "pages", tmp_path / "spool"
     # Slow answers: 64 requests, 16 at a time, take about 2.4 s, so the kill lands mid-way.
     # (January only: a short window keeps Dagster's per-partition bookkeeping small.)
     sim.add_fault(kind="delay", seconds=0.6, endpoint="range")
 
-    first = start_job(env, tickers)
-    deadline = time.monotonic() + 120
-    while sim.stats(include_log=False)["requests"] < SYMBOLS // 2:
-        assert first.poll() is None, f"the run ended before the kill: {first.stdout.read()}"
-        assert time.monotonic() < deadline, "the run never got half-way"
-        time.sleep(0.02)
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait(30)
-    assert first.returncode == -signal.SIGKILL
+    kill_half_way(start_job(env, tickers), sim)
 
     # Candle pages only: the run's split and dividend refresh is reference data, never cached.
     first_paths = {e["path"] for e in sim.stats()["log"] if e["path"].startswith("/v2/aggs/")}
@@ -148,27 +156,11 @@ def test_a_killed_backfill_of_a_window_ending_yesterday_resumes_too(
     yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     window = CandleWindow(yesterday - dt.timedelta(days=29), yesterday)
     pairs = [t.removeprefix("X:") for t in sim.state.crypto_tickers()[:SYMBOLS]]
+    env = job_env(sim, database_url, tmp_path)
     cache_dir = tmp_path / "pages"
-    env = cli_env(
-        tmp_path,
-        MARKETDATA_DATABASE_URL=database_url,
-        POLYGON_BASE_URL=sim.base_url,
-        POLYGON_API_KEY=sim.api_key,
-        POLYGON_REQUESTS_PER_MINUTE="60000",
-        MARKETDATA_CACHE_DIR=str(cache_dir),
-        MARKETDATA_SPOOL_DIR=str(tmp_path / "spool"),
-    )
-    (tmp_path / "dagster_home").mkdir()
     sim.add_fault(kind="delay", seconds=0.6, endpoint="range")
 
-    first = start_job(env, pairs, window, "crypto_daily_candles")
-    deadline = time.monotonic() + 120
-    while sim.stats(include_log=False)["requests"] < SYMBOLS // 2:
-        assert first.poll() is None, f"the run ended before the kill: {first.stdout.read()}"
-        assert time.monotonic() < deadline, "the run never got half-way"
-        time.sleep(0.02)
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait(30)
+    kill_half_way(start_job(env, pairs, window, "crypto_daily_candles"), sim)
     first_paid = candle_tickers(sim)
     kept = len(list(cache_dir.rglob("*.page")))
     assert SYMBOLS // 2 - CONCURRENCY <= kept < SYMBOLS, "killed half-way, recent pages kept"

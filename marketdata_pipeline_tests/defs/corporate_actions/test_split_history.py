@@ -17,7 +17,6 @@ import polars as pl
 import psycopg
 import pytest
 
-from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
 from marketdata_pipeline.lib.postgres.tracked_symbols import add_symbols
 from marketdata_pipeline.lib.symbols import parse_symbols
 from marketdata_pipeline_tests.conftest import make_polygon
@@ -91,6 +90,13 @@ def assert_close(actual: pl.DataFrame, expected: pl.DataFrame, rel: float = 1e-1
         assert actual.get_column(column).to_list() == pytest.approx(
             expected.get_column(column).to_list(), rel=rel
         ), column
+
+
+@pytest.fixture
+def cached(sim, resources, tmp_path) -> dict:
+    """`resources` with a page cache under tmp_path/pages, as the code location has one."""
+    polygon = make_polygon(sim, cache_dir=str(tmp_path / "pages"), fresh_after="2024-12-31")
+    return {**resources, "polygon": polygon}
 
 
 def requests_by_kind(sim) -> dict[str, int]:
@@ -383,15 +389,10 @@ def test_split_vs_move_reads_the_window_a_batch_of_symbols_at_a_time_with_the_sa
 
 
 def test_a_repair_fetches_fresh_and_forgets_its_pages_so_the_next_repair_is_right(
-    sim, database, database_url, tmp_path
+    sim, cached, database_url, tmp_path
 ):
-    pages = tmp_path / "pages"
-    polygon = make_polygon(sim, cache_dir=str(pages), fresh_after="2024-12-31")
-    resources = {
-        "polygon": polygon,
-        "database": database,
-        "candle_io_manager": PostgresCandleIOManager(database=database),
-    }
+    pages, resources = tmp_path / "pages", cached
+    polygon = resources["polygon"]
     track(database_url, "AAPL")
     symbols = {"stock_daily_candles": ["AAPL"]}
     assert materialise(*HISTORY, resources, assets=WITH_SPLITS, symbols=symbols).success
@@ -430,17 +431,12 @@ def test_a_repair_fetches_fresh_and_forgets_its_pages_so_the_next_repair_is_righ
 
 
 def test_bars_served_from_the_page_cache_carry_the_time_the_vendor_sent_them(
-    sim, database, database_url, tmp_path
+    sim, cached, database_url, tmp_path
 ):
     """A killed run's page, fetched before a split we learned since, is repaired after its
     rerun stores it: its bars are dated when the vendor sent them, not when they were read."""
-    pages = tmp_path / "pages"
-    polygon = make_polygon(sim, cache_dir=str(pages), fresh_after="2024-12-31")
-    resources = {
-        "polygon": polygon,
-        "database": database,
-        "candle_io_manager": PostgresCandleIOManager(database=database),
-    }
+    pages, resources = tmp_path / "pages", cached
+    polygon = resources["polygon"]
     track(database_url, "AAPL")
     # The killed run: its page arrived two days ago, before the split was known.
     polygon.get_client().fetch_range(parse_symbols(["AAPL"], "stock")[0], *HISTORY)
