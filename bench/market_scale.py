@@ -128,7 +128,9 @@ def _child(args: dict[str, Any]) -> dict[str, Any]:
             with Timer() as timer:
                 result = job.execute_in_process(
                     run_config=candle_run_config(
-                        {ASSET: names}, extra={ASSET: {"strategy": "grouped"}}, log_level="INFO"
+                        {ASSET: names},
+                        extra={ASSET: {"strategy": args.get("strategy", "grouped")}},
+                        log_level="INFO",
                     ),
                     instance=instance,
                     tags=run.window.run_tags(),
@@ -241,14 +243,16 @@ def _export(url: str, path: Path) -> None:
             out.write(block)
 
 
-def _planned(stocks: int, universe: int, first: dt.date, last: dt.date) -> Any:
+def _planned(
+    stocks: int, universe: int, first: dt.date, last: dt.date, strategy: str = "grouped"
+) -> Any:
     from marketdata_pipeline.lib.polygon.planner import plan_requests
     from marketdata_pipeline.lib.symbols import AssetClass, parse_symbol
     from polygon_simulator import market
 
     names = market.stock_universe(universe)[:stocks]
     symbols = [parse_symbol(n, AssetClass.STOCK) for n in names]
-    return plan_requests(AssetClass.STOCK, symbols, first, last, force="grouped")
+    return plan_requests(AssetClass.STOCK, symbols, first, last, force=strategy)
 
 
 def run(

@@ -10,7 +10,10 @@ the kill, answered but never read, are paid twice). The stored rows are checked 
 plan should store.
 
 `python -m bench.resume` (1,000 stocks x 2 years of a 10,000-ticker market: 503 grouped requests,
-about 2 minutes); `--smoke` for seconds.
+about 2 minutes); `--smoke` for seconds. `--strategy range` forces the range plan instead (one
+request a stock, each reaching to the window's last day), and `--end` the window's last day: with
+yesterday, every range request reaches into the revision window, whose pages the cache keeps for
+`MARKETDATA_CACHE_RECENT_MAX_AGE_MINUTES` only.
 """
 
 from __future__ import annotations
@@ -48,8 +51,9 @@ SMOKE = {"stocks": 20, "years": 1, "end": "2024-01-31", "universe": 40, "days": 
 TARGET_RATIO = 1.1
 
 
-def _grouped(sim: Any) -> int:
-    return int(sim.stats()["by_kind"].get("grouped", 0))
+def _requests(sim: Any, kind: str) -> int:
+    """Candle requests of `kind` (grouped or range) the simulator counted."""
+    return int(sim.stats()["by_kind"].get(kind, 0))
 
 
 def _kill_half_way(args: dict[str, Any], sim: Any, half: int, timeout: float) -> None:
@@ -63,7 +67,7 @@ def _kill_half_way(args: dict[str, Any], sim: Any, half: int, timeout: float) ->
     )
     deadline = time.monotonic() + timeout
     try:
-        while _grouped(sim) < half:
+        while _requests(sim, args["strategy"]) < half:
             if proc.poll() is not None:
                 raise RuntimeError("the run ended before it could be killed half-way")
             if time.monotonic() > deadline:
@@ -86,19 +90,22 @@ def run(
     days: int | None = None,
     delay: float = 0.0,
     timeout: float = 1800.0,
+    strategy: str = "grouped",
 ) -> list[Figure]:
     """Measure and print the killed-run-and-rerun figures; return them."""
     universe = max(universe, stocks)
     if sim is None:
         with SimulatorProcess() as own:
             return run(pg=pg, sim=own, stocks=stocks, years=years, end=end, universe=universe,
-                       days=days, delay=delay, timeout=timeout)  # fmt: skip
+                       days=days, delay=delay, timeout=timeout, strategy=strategy)  # fmt: skip
     config = sim.configure()
     before = int(config["stock_universe_size"] if isinstance(config, dict)
                  else config.stock_universe_size)  # fmt: skip
     sim.configure(stock_universe_size=universe)
     try:
-        return _measure(pg, sim, stocks, universe, window(years, end, days), delay, timeout)
+        return _measure(
+            pg, sim, stocks, universe, window(years, end, days), delay, timeout, strategy
+        )
     finally:
         sim.configure(stock_universe_size=before)
 
@@ -111,9 +118,10 @@ def _measure(
     span: tuple[dt.date, dt.date],
     delay: float,
     timeout: float,
+    strategy: str,
 ) -> list[Figure]:
     first, last = span
-    plan = _planned(stocks, universe, first, last)
+    plan = _planned(stocks, universe, first, last, strategy)
     figures: list[Figure] = []
     with (
         postgres(pg) as server,
@@ -131,12 +139,13 @@ def _measure(
             "database_url": url,
             "dagster_url": _sqlalchemy(dagster_url),
             "cache_dir": pages,
+            "strategy": strategy,
         }
         sim.reset()
         if delay:
-            sim.add_fault(kind="delay", seconds=delay, endpoint="grouped")
+            sim.add_fault(kind="delay", seconds=delay, endpoint=strategy)
         _kill_half_way(args, sim, max(1, plan.cost // 2), timeout)
-        killed = _grouped(sim)
+        killed = _requests(sim, strategy)
         kept = sum(1 for _ in Path(pages).rglob("*.page"))
         with psycopg.connect(url) as conn:
             written = conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
@@ -144,23 +153,24 @@ def _measure(
             raise RuntimeError(f"the killed run left {written} rows: it must write nothing")
         sim.reset()
         child = run_child("bench.market_scale", args, timeout=timeout)
-        rerun = _grouped(sim)
+        rerun = _requests(sim, strategy)
         left = sum(1 for _ in Path(pages).rglob("*.page"))
     rows = child.payload["rows"]
     total = killed + rerun
     ratio = total / plan.cost if plan.cost else 0.0
-    size = f"{stocks:,} stocks x {first}..{last}, plan {plan.cost:,} grouped requests"
-    emit(Figure("resume.killed_run", killed, "grouped requests",
+    unit = f"{strategy} requests"
+    size = f"{stocks:,} stocks x {first}..{last}, plan {plan.cost:,} {unit}"
+    emit(Figure("resume.killed_run", killed, unit,
                 note=f"{size}; SIGKILL at {killed:,} requests, {kept:,} pages kept, 0 rows "
                 "written"), figures)  # fmt: skip
-    emit(Figure("resume.rerun", rerun, "grouped requests",
+    emit(Figure("resume.rerun", rerun, unit,
                 note=f"{rows:,} rows stored in {child.payload['seconds']:.1f} s; {left} pages "
                 "left after the commit"), figures)  # fmt: skip
     emit(
         Figure(
             "resume.requests_vs_plan",
             total,
-            "grouped requests",
+            unit,
             ratio=ratio,
             phrase="{ratio:.3f}x the plan",
             target=f"<= {TARGET_RATIO}x the plan",
@@ -180,11 +190,18 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     parser.add_argument("--years", type=int, default=FULL["years"])
     parser.add_argument("--end", default=FULL["end"])
     parser.add_argument("--universe", type=int, default=FULL["universe"])
+    parser.add_argument("--strategy", choices=("grouped", "range"), default="grouped")
     args = parser.parse_args(argv)
     quiet_logs()
     if args.smoke:
-        return run(**SMOKE)
-    return run(stocks=args.stocks, years=args.years, end=args.end, universe=args.universe)
+        return run(**SMOKE, strategy=args.strategy)
+    return run(
+        stocks=args.stocks,
+        years=args.years,
+        end=args.end,
+        universe=args.universe,
+        strategy=args.strategy,
+    )
 
 
 if __name__ == "__main__":

@@ -106,6 +106,8 @@ def simulator_if_no_key(settings: Settings) -> Iterator[Settings]:
             base_url=server.base_url,
             requests_per_minute=max(settings.requests_per_minute, SIMULATOR_REQUESTS_PER_MINUTE),
             simulated=True,
+            # Its world, not its port, names its pages: a killed command's rerun reuses them.
+            simulator_world=server.state.config.world,
         )
 
 
@@ -122,5 +124,6 @@ def child_environment(settings: Settings) -> dict[str, str]:
             POLYGON_BASE_URL=settings.base_url,
             POLYGON_REQUESTS_PER_MINUTE=str(settings.requests_per_minute),
             MARKETDATA_SIMULATED="1",
+            MARKETDATA_SIMULATOR_WORLD=settings.simulator_world or "",
         )
     return env

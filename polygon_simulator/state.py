@@ -8,6 +8,8 @@ lock and every critical section is short (no I/O, no awaiting).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import threading
 import time
 from collections import Counter, deque
@@ -53,6 +55,19 @@ UPDATABLE_FIELDS = (
 
 class ConfigError(ValueError):
     """A config update or fault rule was rejected; the message says why."""
+
+
+#: Config fields that change how or how fast answers come, never what they say.
+_DELIVERY_FIELDS = (
+    "api_key",
+    "requests_per_minute",
+    "rate_limit_retry_after",
+    "latency_seconds",
+    "log_limit",
+    "gzip",
+    "body_cache_mb",
+    "body_cache_entries",
+)
 
 
 class SimulatorConfig(BaseModel):
@@ -106,6 +121,14 @@ class SimulatorConfig(BaseModel):
     # the simulator through POLYGON_BASE_URL labels its rows `simulator:`. False: pose as the
     # real API (no header), e.g. to test a client against what looks like a keyed vendor.
     identify: bool = True
+
+    @property
+    def world(self) -> str:
+        """A short name of the market this config simulates: equal in every process and on
+        every port for configs whose answers are equal (a hash of the fields that shape what
+        the answers say, not how or how fast they come)."""
+        shape = self.model_dump(mode="json", exclude=set(_DELIVERY_FIELDS))
+        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
     def conventions(self) -> market.Conventions:

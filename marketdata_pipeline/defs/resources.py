@@ -19,8 +19,9 @@ from marketdata_pipeline.lib.settings import EARLIEST_START_DATE, Settings
 
 
 def fresh_after(settings: Settings, now: dt.datetime | None = None) -> str | None:
-    """The last day that may be served from the page cache: the day before the revision
-    window (the trailing sessions the vendor may still revise), as an ISO date.
+    """The last day whose pages the page cache keeps for its full age: the day before the
+    revision window (the trailing sessions the vendor may still revise), as an ISO date. Pages
+    reaching past it are reused for the short recent age only.
 
     Computed when the definitions load; a long-lived code server's value only gets older,
     which caches less, never more.
@@ -55,6 +56,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         history_start=settings.history_start.isoformat() if settings.history_start else None,
         cache_dir=str(settings.cache_dir),
         cache_max_age_days=settings.cache_max_age_days,
+        cache_recent_max_age_minutes=settings.cache_recent_max_age_minutes,
+        cache_scope=settings.cache_scope,
         cache_max_mb=settings.cache_max_mb,
         spool_dir=str(settings.spool_dir),
         fresh_after=fresh_after(settings),

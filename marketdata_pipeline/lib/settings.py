@@ -11,8 +11,10 @@
 | MARKETDATA_HOME | where the embedded Postgres and Dagster home live | <project>/.marketdata |
 | MARKETDATA_REVISION_SESSIONS | trailing NYSE sessions the daily schedule re-fetches | 5 |
 | MARKETDATA_SIMULATED | set to 1 by the command line when the API is its local simulator | unset |
+| MARKETDATA_SIMULATOR_WORLD | set with it: the simulated market's name (in cache keys) | unset |
 | MARKETDATA_CACHE_DIR | fetched pages kept until their rows are committed | <home>/cache |
 | MARKETDATA_CACHE_MAX_AGE_DAYS | cached pages older than this are not reused | 7 |
+| MARKETDATA_CACHE_RECENT_MAX_AGE_MINUTES | revision-window pages are reused this long | 60 |
 | MARKETDATA_CACHE_MAX_MB | disk bound of the page cache (oldest evicted) | 4096 |
 | MARKETDATA_SPOOL_DIR | a running backfill's validated chunks, until its write | <home>/spool |
 
@@ -44,6 +46,7 @@ DEFAULT_REVISION_SESSIONS = 5
 #: command line, `make dev`): a range run's per-partition events are then written in batches.
 EVENT_BATCH_SIZE = "1000"
 DEFAULT_CACHE_MAX_AGE_DAYS = 7
+DEFAULT_CACHE_RECENT_MAX_AGE_MINUTES = 60
 DEFAULT_CACHE_MAX_MB = 4096
 #: The project's root (where pyproject.toml is), for the default store location.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -152,6 +155,18 @@ class Settings:
     cache_max_age_days: int = DEFAULT_CACHE_MAX_AGE_DAYS
     cache_max_mb: int = DEFAULT_CACHE_MAX_MB
     spool_dir_override: Path | None = None
+    cache_recent_max_age_minutes: int = DEFAULT_CACHE_RECENT_MAX_AGE_MINUTES
+    # The built-in simulator's world (its answers' identity, whatever its port); None otherwise.
+    simulator_world: str | None = None
+
+    @property
+    def cache_scope(self) -> str | None:
+        """The API's identity in the page cache's keys: `simulator:<world>` for the built-in
+        simulator (a new port every command, the same pages); None for any other API, which
+        its base URL names."""
+        if self.simulated and self.simulator_world:
+            return f"simulator:{self.simulator_world}"
+        return None
 
     @property
     def dagster_home(self) -> Path:
@@ -237,4 +252,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             if env.get("MARKETDATA_SPOOL_DIR", "").strip()
             else None
         ),
+        cache_recent_max_age_minutes=_bounded_int(
+            env,
+            "MARKETDATA_CACHE_RECENT_MAX_AGE_MINUTES",
+            DEFAULT_CACHE_RECENT_MAX_AGE_MINUTES,
+            1,
+            10_080,
+        ),
+        simulator_world=env.get("MARKETDATA_SIMULATOR_WORLD", "").strip() or None,
     )

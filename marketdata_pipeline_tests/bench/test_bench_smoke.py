@@ -105,9 +105,14 @@ def test_partition_metadata_compares_dagsters_method_with_ours():
 
 def test_memory_reports_peak_rss_at_1x_and_10x(bench_pg, sim):
     figures = memory.run(pg=bench_pg, sim=sim, **memory.SMOKE)
-    assert {"memory.peak_rss_1x", "memory.peak_rss_10x", "memory.peak_rss_10x_one_chunk"} <= (
-        _names(figures)
-    )
+    assert {
+        "memory.peak_rss_1x",
+        "memory.peak_rss_10x",
+        "memory.peak_rss_10x_one_chunk",
+        "memory.peak_rss_stock_path_1x",
+        "memory.peak_rss_stock_path_10x",
+        "memory.peak_rss_stock_path_10x_check_in_one_read",
+    } <= _names(figures)
 
 
 def test_market_scale_compares_a_grouped_backfill_with_bare_copy(bench_pg, sim):

@@ -20,7 +20,7 @@ from marketdata_pipeline.defs.corporate_actions import checks
 from marketdata_pipeline.defs.corporate_actions.history import bring_history_current
 from marketdata_pipeline.lib.errors import InputError
 from marketdata_pipeline.lib.polygon.corporate_actions import fetch_dividends, fetch_splits
-from marketdata_pipeline.lib.polygon.resource import PolygonResource
+from marketdata_pipeline.lib.polygon.resource import DEFAULT_CHUNK_ROWS, PolygonResource
 from marketdata_pipeline.lib.postgres.corporate_actions import (
     record_dividend_history,
     symbols_without_dividend_history,
@@ -56,6 +56,17 @@ class EventWindowConfig(dg.Config):
         default=DEFAULT_DIVIDEND_LOOKBACK_DAYS,
         ge=0,
         description="Dividends only: days of ex-dates of the whole market re-read each refresh.",
+    )
+
+
+class SplitAdjustmentConfig(dg.Config):
+    """Run configuration of `stock_split_adjustments` (optional)."""
+
+    rows_per_chunk: int = Field(
+        default=DEFAULT_CHUNK_ROWS,
+        ge=1,
+        description="Stored bars its checks read at a time (memory bound): the symbols are "
+        "read in batches whose bars in the window fit this.",
     )
 
 
@@ -202,7 +213,10 @@ def build_corporate_action_assets(
         check_specs=checks.ADJUSTMENT_SPECS,
     )
     def stock_split_adjustments(
-        context: dg.AssetExecutionContext, polygon: PolygonResource, database: PostgresDatabase
+        context: dg.AssetExecutionContext,
+        config: SplitAdjustmentConfig,
+        polygon: PolygonResource,
+        database: PostgresDatabase,
     ):
         """Keeps `marketdata.stock_daily_candles` split-adjusted as of the latest known split.
 
@@ -210,7 +224,9 @@ def build_corporate_action_assets(
         predate a split they do not reflect gets that span re-fetched (one range request per such
         symbol) and replaced in one transaction, so its whole history equals the vendor's adjusted
         bars now. A rerun finds nothing stale and makes no request. Its `split_vs_move` check looks
-        for split-like steps without a split event in the run's window.
+        for split-like steps without a split event in the run's window, reading the stored bars
+        a batch of symbols at a time (`rows_per_chunk`), so memory follows the batch, not the
+        window.
         """
         window = context.partition_time_window
         start, end = window.start.date(), window.end.date() - dt.timedelta(days=1)
@@ -218,7 +234,9 @@ def build_corporate_action_assets(
         yield checks.history_result(report.failed, len(report.repaired))
         with database.connect() as conn:
             tracked, _invalid = active_symbols(conn, AssetClass.STOCK)
-        yield checks.split_vs_move_result(database, [s.symbol for s in tracked], start, end)
+        yield checks.split_vs_move_result(
+            database, [s.symbol for s in tracked], start, end, rows_per_chunk=config.rows_per_chunk
+        )
         yield dg.MaterializeResult(
             metadata={
                 **report.as_metadata(),

@@ -14,7 +14,9 @@ request; a symbol whose refetch failed keeps its rows and is retried on the next
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,7 +92,8 @@ def bring_history_current(
         what = f"{item.symbol} {item.first_day}..{item.last_day}"
         log.info(f"{what}: {item.rows} stored bars predate split(s) {splits}; re-fetching")
         try:
-            report.repaired[item.symbol] = detail = _repair(database, item, client)
+            with _fresh_pages(client):
+                report.repaired[item.symbol] = detail = _repair(database, item, client)
             log.info(
                 f"{what}: replaced {detail['rows_replaced']} rows with the vendor's "
                 f"{detail['rows_inserted']} adjusted bars"
@@ -108,6 +111,27 @@ def bring_history_current(
 
 class _Refused(Exception):
     """The vendor's answer for a repair cannot replace the stored rows."""
+
+
+@contextlib.contextmanager
+def _fresh_pages(client: PolygonClient) -> Iterator[None]:
+    """Requests inside go to the vendor, never to the page cache, and their pages are
+    forgotten at the end.
+
+    A repair must see the vendor's bars now: a page kept in the cache (by a killed run, or an
+    earlier repair of the same span) may predate the split, and reading it back would store
+    the old share basis as if just fetched. Once the repair is over its pages are of no use:
+    committed, the rows are in the store; refused, the next repair asks again anyway.
+    """
+    cache = client.page_cache
+    if cache is None:
+        yield
+        return
+    with cache.collect(refresh=True) as keys:
+        try:
+            yield
+        finally:
+            cache.forget(keys)
 
 
 def _repair(

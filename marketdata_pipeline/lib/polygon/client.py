@@ -410,11 +410,14 @@ class PolygonClient:
         # Only aggregates pages are kept (reference data is cheap and always fetched fresh).
         if self.page_cache is not None and parse is parse_page:
             # A page is cached under who answered it: the vendor's key first, then a
-            # simulator's (a miss costs a file lookup).
+            # simulator's (a miss costs a file lookup). Its bars carry when the vendor sent
+            # it, so a kept page that predates a split is seen to.
             for simulated in (False, True):
-                cached = self.page_cache.load(path, page_cache_params(params, simulated))
+                cached = self.page_cache.load_page(path, page_cache_params(params, simulated))
                 if cached is not None:
-                    return self._answered(parse_page(cached, request=what), simulated)
+                    body, stored_at = cached
+                    page = dataclasses.replace(parse_page(body, request=what), fetched_at=stored_at)
+                    return self._answered(page, simulated)
         retrying = Retrying(
             retry=retry_if_exception_type(TransientError),
             stop=stop_after_attempt(self.max_attempts),
@@ -551,7 +554,7 @@ class PolygonClient:
                 symbol=symbol.symbol,
                 adjusted=page.adjusted if page.adjusted is not None else self.adjusted,
                 provisional=page.provisional,
-                fetched_at=fetched_at,
+                fetched_at=page.fetched_at or fetched_at,
                 source=f"{self.family_of(page)}:range",
             )
             for page in self.range_pages(symbol, start, end)
@@ -593,7 +596,7 @@ class PolygonClient:
             endpoint="grouped",
             adjusted=page.adjusted if page.adjusted is not None else self.adjusted,
             provisional=page.provisional,
-            fetched_at=fetched_at,
+            fetched_at=page.fetched_at or fetched_at,
             source=f"{self.family_of(page)}:grouped",
         )
         return frame, page.bars.height

@@ -7,11 +7,18 @@ it arrives, and the rerun reads the same request's page from disk instead of the
 
 What keeps it safe:
 
-- **Same request only.** The key hashes the API root, the path, every query parameter
+- **Same request only.** The key hashes the API's identity, the path, every query parameter
   (`adjusted`, `limit`, `sort`, a pagination cursor) and a hash of the API key, so two keys
-  (two plans) never share pages and an unadjusted request never reads an adjusted page.
-- **Never the revision window.** A request whose days reach past `fresh_after` (the recent
-  sessions the vendor may still revise) is neither read from nor written to the cache.
+  (two plans) never share pages and an unadjusted request never reads an adjusted page. The
+  identity is the API root, or for the built-in simulator its world (`scope`): the command line
+  starts that one on a new port each time, and its pages are the same on every port.
+- **The revision window only briefly.** A request whose days reach past `fresh_after` (the
+  recent sessions the vendor may still revise) is reused for `recent_max_age` only (an hour by
+  default), then fetched fresh: a rerun minutes after a kill is served what the killed run
+  fetched, a run days later sees the vendor's revisions. Without `fresh_after` every page counts
+  as recent.
+- **Refreshed on demand.** Inside `collect(refresh=True)` nothing is read from the cache: what
+  is fetched there (the split repair) must be the vendor's answer now.
 - **Bounded.** Pages older than `max_age` are ignored and removed; past `max_bytes` the oldest
   pages are evicted. Only 200 responses that parsed are stored.
 - **Atomic.** A page is written to a temporary file and renamed into place, so a kill mid-write
@@ -42,6 +49,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_AGE = dt.timedelta(days=7)
+#: How long a page reaching into the revision window is reused (a kill's rerun, not a revision).
+DEFAULT_RECENT_MAX_AGE = dt.timedelta(hours=1)
 DEFAULT_MAX_BYTES = 4 * 1024**3
 _SUFFIX = ".page"
 _TMP_PREFIX = ".tmp-"
@@ -102,20 +111,26 @@ class PageCache:
         *,
         api_key: str,
         base_url: str,
+        scope: str | None = None,
         fresh_after: dt.date | None = None,
         max_age: dt.timedelta = DEFAULT_MAX_AGE,
+        recent_max_age: dt.timedelta = DEFAULT_RECENT_MAX_AGE,
         max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
+        """`scope` names the API in the keys instead of `base_url` (the built-in simulator's
+        world, the same on every port)."""
         if max_bytes < 1:
             raise ValueError(f"max_bytes must be positive, got {max_bytes}")
         self.directory = Path(directory)
         self.fresh_after = fresh_after
         self.max_age = max_age
+        self.recent_max_age = min(recent_max_age, max_age)
         self.max_bytes = max_bytes
         self.stats = CacheStats()
+        identity = scope or base_url.rstrip("/")
         # Only a hash of the key is mixed into the page keys: the key itself never reaches disk.
         self._key_scope = hashlib.sha256(
-            f"{hashlib.sha256(api_key.encode()).hexdigest()}\n{base_url.rstrip('/')}".encode()
+            f"{hashlib.sha256(api_key.encode()).hexdigest()}\n{identity}".encode()
         ).hexdigest()
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -129,25 +144,34 @@ class PageCache:
         return hashlib.sha256(f"{self._key_scope}\n{path}?{query}".encode()).hexdigest()
 
     def cacheable(self, path: str) -> bool:
-        """True when the request's days are known and all on or before `fresh_after`."""
+        """True when the request's days are known (an aggregates page)."""
+        return last_day_of(path) is not None
+
+    def max_age_of(self, path: str) -> dt.timedelta:
+        """How long the page of `path` is reused: `max_age`, or `recent_max_age` when its days
+        reach past `fresh_after` (the revision window)."""
         last = last_day_of(path)
-        if last is None:
-            return False
-        return self.fresh_after is not None and last <= self.fresh_after
+        if self.fresh_after is not None and last is not None and last <= self.fresh_after:
+            return self.max_age
+        return self.recent_max_age
 
     def _file(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}{_SUFFIX}"
 
     @contextlib.contextmanager
-    def collect(self) -> Iterator[list[str]]:
-        """Collect the keys this thread reads or stores inside the block (for `forget`)."""
-        previous = getattr(self._local, "keys", None)
+    def collect(self, *, refresh: bool = False) -> Iterator[list[str]]:
+        """Collect the keys this thread reads or stores inside the block (for `forget`).
+
+        `refresh`: read nothing from the cache inside the block (every request goes out);
+        what arrives is still stored, replacing an older page of the same request.
+        """
+        previous = getattr(self._local, "keys", None), getattr(self._local, "refresh", False)
         keys: list[str] = []
-        self._local.keys = keys
+        self._local.keys, self._local.refresh = keys, refresh
         try:
             yield keys
         finally:
-            self._local.keys = previous
+            self._local.keys, self._local.refresh = previous
 
     def _note(self, key: str) -> None:
         keys = getattr(self._local, "keys", None)
@@ -157,14 +181,23 @@ class PageCache:
     # -- read, write, forget -----------------------------------------------------------------
 
     def load(self, path: str, params: Mapping[str, str] | None) -> bytes | None:
-        """The stored body of this request, or None (not cacheable, absent, too old, unreadable)."""
-        if not self.cacheable(path):
+        """The stored body of this request, or None (not cacheable, refreshing, absent, too old,
+        unreadable)."""
+        found = self.load_page(path, params)
+        return found[0] if found is not None else None
+
+    def load_page(
+        self, path: str, params: Mapping[str, str] | None
+    ) -> tuple[bytes, dt.datetime] | None:
+        """`load`'s body and when it was stored (when the vendor sent it), or None."""
+        if not self.cacheable(path) or getattr(self._local, "refresh", False):
             return None
         key = self.key(path, params)
         file = self._file(key)
         try:
-            age = time.time() - file.stat().st_mtime
-            if age > self.max_age.total_seconds():
+            stored = file.stat().st_mtime
+            age = time.time() - stored
+            if age > self.max_age_of(path).total_seconds():
                 self._remove(file)
                 return None
             body = zlib.decompress(file.read_bytes())
@@ -177,7 +210,7 @@ class PageCache:
             return None
         self._note(key)
         self.stats.count(reused=1)
-        return body
+        return body, dt.datetime.fromtimestamp(stored, dt.UTC)
 
     def store(self, path: str, params: Mapping[str, str] | None, body: bytes) -> None:
         """Keep a successful response body (atomically); a disk problem only logs a warning."""

@@ -63,6 +63,9 @@ class Page:
     # The server said it is a simulator when it answered this page (a response header; the
     # body keeps the real shape). Set by the client, which saw the answer.
     simulated: bool = False
+    # When the vendor sent it, for a page read back from the page cache (None: just now). Its
+    # bars carry this as `fetched_at`, so a page that predates a split is seen to.
+    fetched_at: dt.datetime | None = None
 
     @property
     def provisional(self) -> bool:

@@ -145,12 +145,18 @@ class PolygonResource(dg.ConfigurableResource):
     # rerun does not pay for them again (None: no cache).
     cache_dir: str | None = None
     cache_max_age_days: float = 7.0
+    # Pages reaching into the revision window (past `fresh_after`) are reused this long only.
+    cache_recent_max_age_minutes: float = 60.0
     cache_max_mb: int = 4096
+    # The API's identity in the page cache's keys; None: `base_url`. The built-in simulator
+    # is named by its world ("simulator:<world>"): the command line starts it on a new port
+    # each time, and a killed command's rerun must find its pages.
+    cache_scope: str | None = None
     # A run's validated chunks wait here, in a private subdirectory removed after the run,
     # until the IO manager writes them (None: the system's temporary directory).
     spool_dir: str | None = None
-    # ISO date: requests reaching past it (the revision window) are always fetched fresh and
-    # never cached. None caches nothing.
+    # ISO date: pages of requests reaching past it (the revision window) are reused for
+    # `cache_recent_max_age_minutes` only, then fetched fresh. None: every page counts as recent.
     fresh_after: str | None = None
 
     _client: PolygonClient | None = PrivateAttr(default=None)
@@ -254,16 +260,23 @@ class PolygonResource(dg.ConfigurableResource):
             raise ConfigError(
                 f"PolygonResource.fresh_after {self.fresh_after!r} is not a YYYY-MM-DD date"
             ) from None
-        if self.cache_max_age_days <= 0 or self.cache_max_mb < 1:
+        if (
+            self.cache_max_age_days <= 0
+            or self.cache_recent_max_age_minutes <= 0
+            or self.cache_max_mb < 1
+        ):
             raise ConfigError(
-                "PolygonResource.cache_max_age_days and cache_max_mb must be positive"
+                "PolygonResource.cache_max_age_days, cache_recent_max_age_minutes and "
+                "cache_max_mb must be positive"
             )
         return PageCache(
             self.cache_dir,
             api_key=self.api_key.strip(),
             base_url=base_url,
+            scope=self.cache_scope or None,
             fresh_after=fresh_after,
             max_age=dt.timedelta(days=self.cache_max_age_days),
+            recent_max_age=dt.timedelta(minutes=self.cache_recent_max_age_minutes),
             max_bytes=self.cache_max_mb * 1024 * 1024,
         )
 

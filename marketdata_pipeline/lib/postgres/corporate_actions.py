@@ -16,6 +16,7 @@ makes it current, so a rerun finds nothing to do.
 from __future__ import annotations
 
 import datetime as dt
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -251,3 +252,42 @@ def split_events(
         },
         orient="row",
     )
+
+
+#: The columns `split_like_moves` compares, as read by `price_steps`.
+STEP_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.String(),
+    "day": pl.Date(),
+    "open": pl.Float64(),
+    "close": pl.Float64(),
+    "volume": pl.Float64(),
+}
+
+
+def price_steps(
+    conn: psycopg.Connection, symbols: Sequence[str], start: dt.date, end: dt.date
+) -> pl.DataFrame:
+    """Stored bars of `symbols` in `start`..`end`, only the columns a split-vs-move
+    comparison needs (`STEP_SCHEMA`), ordered by symbol and day.
+
+    COPY as CSV parsed by polars: a fraction of the memory of Python row tuples, and of the
+    full candle columns, so a chunk of a quarter million bars costs a few tens of MB.
+    """
+    query = sql.SQL(
+        "COPY (SELECT symbol, day, open, close, volume FROM {table}"
+        " WHERE symbol = ANY({symbols}) AND day BETWEEN {start} AND {end}"
+        " ORDER BY symbol, day) TO STDOUT (FORMAT csv)"
+    ).format(
+        table=sql.Identifier(SCHEMA, "stock_daily_candles"),
+        symbols=sql.Literal(list(symbols)),
+        start=sql.Literal(start),
+        end=sql.Literal(end),
+    )
+    buffer = io.BytesIO()
+    with conn.cursor() as cur, cur.copy(query) as copy:
+        for block in copy:
+            buffer.write(block)
+    if buffer.tell() == 0:
+        return pl.DataFrame(schema=STEP_SCHEMA)
+    buffer.seek(0)
+    return pl.read_csv(buffer, has_header=False, schema=STEP_SCHEMA)

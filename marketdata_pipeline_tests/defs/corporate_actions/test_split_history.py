@@ -9,6 +9,7 @@ other symbols are untouched, and a rerun costs nothing.
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import dagster as dg
 import httpx
@@ -18,6 +19,7 @@ import pytest
 
 from marketdata_pipeline.lib.postgres.tracked_symbols import add_symbols
 from marketdata_pipeline.lib.symbols import parse_symbols
+from marketdata_pipeline_tests.conftest import make_polygon
 from marketdata_pipeline_tests.helpers import (
     check_evaluations,
     materialise,
@@ -88,6 +90,13 @@ def assert_close(actual: pl.DataFrame, expected: pl.DataFrame, rel: float = 1e-1
         assert actual.get_column(column).to_list() == pytest.approx(
             expected.get_column(column).to_list(), rel=rel
         ), column
+
+
+@pytest.fixture
+def cached(sim, resources, tmp_path) -> dict:
+    """`resources` with a page cache under tmp_path/pages, as the code location has one."""
+    polygon = make_polygon(sim, cache_dir=str(tmp_path / "pages"), fresh_after="2024-12-31")
+    return {**resources, "polygon": polygon}
 
 
 def requests_by_kind(sim) -> dict[str, int]:
@@ -332,3 +341,121 @@ def test_dividends_load_each_tracked_history_once_then_only_recent_whole_market_
     requests, stored_rows = refresh()
     assert requests == 2  # one query for both new histories, never one per ticker
     assert ("NVDA", "2024-03-05") in stored_rows and ("MSFT", "2024-03-15") in stored_rows
+
+
+def test_split_vs_move_reads_the_window_a_batch_of_symbols_at_a_time_with_the_same_answer(
+    sim, resources, database_url
+):
+    tickers = ["AAPL", "AMZN", "GOOG", "META", "MSFT", "NVDA", "TSLA"]
+    track(database_url, *tickers)
+    assert materialise(
+        *HISTORY, resources, assets=WITH_SPLITS, symbols={"stock_daily_candles": tickers}
+    ).success
+    # Split-like steps in the first and the last symbol (first and last batch), and a crash.
+    with psycopg.connect(database_url) as conn:
+        for symbol, day in (("AAPL", "2024-04-01"), ("TSLA", "2024-05-01")):
+            conn.execute(
+                "UPDATE marketdata.stock_daily_candles SET open = open / 2, high = high / 2,"
+                " low = low / 2, close = close / 2, vwap = vwap / 2, volume = volume * 2"
+                " WHERE symbol = %s AND day >= %s",
+                (symbol, day),
+            )
+        conn.execute(
+            "UPDATE marketdata.stock_daily_candles SET close = close / 2, low = close / 2,"
+            " volume = volume * 8 WHERE symbol = 'MSFT' AND day = '2024-05-15'"
+        )
+
+    def check(rows_per_chunk: int | None) -> dg.AssetCheckEvaluation:
+        config = {"stock_split_adjustments": {"rows_per_chunk": rows_per_chunk}}
+        result = materialise(
+            *HISTORY, resources, assets=REFRESH, config=config if rows_per_chunk else None
+        )
+        assert result.success
+        return check_evaluations(result)["stock_split_adjustments:split_vs_move"]
+
+    whole = check(None)  # the default chunk holds the whole window: one read
+    # 92 days and 14 looked back: 300 rows hold 2 symbols a read, 4 reads for 7 symbols.
+    batched = check(300)
+    assert whole.metadata["chunks_read"].value == 1
+    assert batched.metadata["chunks_read"].value == 4
+    flagged = [(f["symbol"], f["day"]) for f in batched.metadata["flagged"].value]
+    assert flagged == [("AAPL", "2024-04-01"), ("TSLA", "2024-05-01")]
+    assert ("MSFT", "2024-05-15") in [
+        (m["symbol"], m["day"]) for m in batched.metadata["price_moves"].value
+    ]
+    for name in ("flagged", "price_moves", "possible_unrecorded_splits", "split_events"):
+        assert batched.metadata[name] == whole.metadata[name], name
+    assert batched.description == whole.description and not batched.passed
+
+
+def test_a_repair_fetches_fresh_and_forgets_its_pages_so_the_next_repair_is_right(
+    sim, cached, database_url, tmp_path
+):
+    pages, resources = tmp_path / "pages", cached
+    polygon = resources["polygon"]
+    track(database_url, "AAPL")
+    symbols = {"stock_daily_candles": ["AAPL"]}
+    assert materialise(*HISTORY, resources, assets=WITH_SPLITS, symbols=symbols).success
+    assert not list(pages.rglob("*.page")), "the candles' pages went once committed"
+    split = {"ticker": "AAPL", "split_from": 1, "split_to": 2, "execution_date": "2024-06-10"}
+    sim.configure(splits=[split])
+    assert materialise(*HISTORY, resources, assets=REFRESH).success
+    assert not list(pages.rglob("*.page")), "the repair's pages went once committed"
+
+    # A second split, learned minutes later, makes the same span stale again: the repair asks
+    # the vendor again (no page of the first repair is served) and stores its bars now.
+    sim.configure(splits=[split, {**split, "split_to": 3, "execution_date": "2024-06-12"}])
+    sim.reset()
+    assert materialise(*HISTORY, resources, assets=REFRESH).success
+    assert requests_by_kind(sim)["range"] == 1
+    assert_close(stored(database_url, "AAPL"), vendor_bars(sim, "AAPL", *HISTORY, adjusted=True))
+    assert not list(pages.rglob("*.page"))
+
+    # A page of that span left in the cache (a killed run's) is never read by a repair.
+    old = stored(database_url, "AAPL")
+    client = polygon.get_client()
+    sim.configure(splits=[])  # the cached page predates every split
+    client.fetch_range(parse_symbols(["AAPL"], "stock")[0], *HISTORY)
+    sim.configure(splits=[split, {**split, "split_to": 3, "execution_date": "2024-06-12"},
+                          {**split, "split_to": 5, "execution_date": "2024-06-14"}])  # fmt: skip
+    assert list(pages.rglob("*.page"))
+    sim.reset()
+    assert materialise(*HISTORY, resources, assets=REFRESH).success
+    assert requests_by_kind(sim)["range"] == 1
+    repaired = stored(database_url, "AAPL")
+    assert_close(repaired, vendor_bars(sim, "AAPL", *HISTORY, adjusted=True))
+    assert repaired.get_column("close").to_list() == pytest.approx(
+        [c / 5 for c in old.get_column("close")], rel=1e-9
+    )
+    assert not list(pages.rglob("*.page")), "and the stale page is gone with the repair's"
+
+
+def test_bars_served_from_the_page_cache_carry_the_time_the_vendor_sent_them(
+    sim, cached, database_url, tmp_path
+):
+    """A killed run's page, fetched before a split we learned since, is repaired after its
+    rerun stores it: its bars are dated when the vendor sent them, not when they were read."""
+    pages, resources = tmp_path / "pages", cached
+    polygon = resources["polygon"]
+    track(database_url, "AAPL")
+    # The killed run: its page arrived two days ago, before the split was known.
+    polygon.get_client().fetch_range(parse_symbols(["AAPL"], "stock")[0], *HISTORY)
+    (page,) = pages.rglob("*.page")
+    two_days_ago = page.stat().st_mtime - 2 * 86_400
+    os.utime(page, (two_days_ago, two_days_ago))
+    split = {"ticker": "AAPL", "split_from": 1, "split_to": 2, "execution_date": "2024-06-10"}
+    sim.configure(splits=[split])
+    assert materialise(*HISTORY, resources, assets=[stock_splits]).success
+
+    sim.reset()
+    symbols = {"stock_daily_candles": ["AAPL"]}
+    assert materialise(*HISTORY, resources, assets=[stock_daily_candles], symbols=symbols).success
+    assert sim.stats(include_log=False)["requests"] == 0, "the rerun read the kept page"
+    (fetched,) = query(
+        database_url, "SELECT DISTINCT fetched_at FROM marketdata.stock_daily_candles"
+    )
+    assert fetched[0].timestamp() == pytest.approx(two_days_ago, abs=1)
+
+    assert materialise(*HISTORY, resources, assets=REFRESH).success
+    assert requests_by_kind(sim)["range"] == 1
+    assert_close(stored(database_url, "AAPL"), vendor_bars(sim, "AAPL", *HISTORY, adjusted=True))

@@ -62,17 +62,52 @@ def test_a_stored_page_is_reused_only_for_the_same_request(tmp_path: Path):
     assert not list((tmp_path / "cache").rglob(".tmp-*")), "no temporary file is left behind"
 
 
-def test_the_revision_window_is_never_cached(tmp_path: Path):
-    pages = cache(tmp_path)
+def age(directory: Path, seconds: float) -> None:
+    """Make every stored page `seconds` older."""
+    for file in directory.rglob("*.page"):
+        then = file.stat().st_mtime - seconds
+        os.utime(file, (then, then))
+
+
+def test_the_revision_window_is_reused_for_the_recent_age_only(tmp_path: Path):
+    pages = cache(tmp_path, recent_max_age=dt.timedelta(minutes=60))
     recent = "/v2/aggs/ticker/AAPL/range/1/day/2024-06-03/2024-07-02"
-    pages.store(recent, PARAMS, b"{}")
-    pages.store("/v2/aggs/grouped/locale/us/market/stocks/2024-07-01", {}, b"{}")
-    assert pages.page_count() == 0
+    grouped = "/v2/aggs/grouped/locale/us/market/stocks/2024-07-01"
+    pages.store(recent, PARAMS, b"recent")
+    pages.store(grouped, {}, b"grouped")
+    pages.store(RANGE, PARAMS, b"final")
+    # Minutes old: a killed run's rerun is served what it fetched.
+    age(tmp_path / "cache", 50 * 60)
+    assert pages.load(recent, PARAMS) == b"recent"
+    assert pages.load(grouped, {}) == b"grouped"
+    # Past the recent age the vendor may have revised them: fetched fresh, and removed.
+    age(tmp_path / "cache", 20 * 60)
     assert pages.load(recent, PARAMS) is None
-    # Without a cut-off date nothing is known to be final: nothing is cached.
+    assert pages.load(grouped, {}) is None
+    assert pages.load(RANGE, PARAMS) == b"final", "days before the window keep the full age"
+    assert pages.page_count() == 1
+    # Without a cut-off date nothing is known to be final: every page is recent.
     unbounded = cache(tmp_path, fresh_after=None)
-    unbounded.store(RANGE, PARAMS, b"{}")
-    assert unbounded.page_count() == 0
+    assert unbounded.max_age_of(RANGE) == unbounded.recent_max_age < unbounded.max_age
+
+
+def test_a_refresh_reads_nothing_and_replaces_the_stored_page(tmp_path: Path):
+    pages = cache(tmp_path)
+    pages.store(RANGE, PARAMS, b"old")
+    with pages.collect(refresh=True) as keys:
+        assert pages.load(RANGE, PARAMS) is None
+        pages.store(RANGE, PARAMS, b"new")
+    assert keys == [pages.key(RANGE, PARAMS)]
+    assert pages.load(RANGE, PARAMS) == b"new"
+
+
+def test_a_scope_names_the_api_whatever_its_address(tmp_path: Path):
+    one = cache(tmp_path, base_url="http://127.0.0.1:41001", scope="simulator:world-a")
+    one.store(RANGE, PARAMS, b"page")
+    other_port = cache(tmp_path, base_url="http://127.0.0.1:52002", scope="simulator:world-a")
+    assert other_port.load(RANGE, PARAMS) == b"page"
+    assert cache(tmp_path, scope="simulator:world-b").load(RANGE, PARAMS) is None
+    assert cache(tmp_path, base_url="http://127.0.0.1:41001").load(RANGE, PARAMS) is None
 
 
 def test_old_pages_are_not_reused(tmp_path: Path):
@@ -163,11 +198,14 @@ def test_the_resource_reuses_cached_pages_until_they_are_forgotten(
     resource.forget_pages(grouped.cache_keys)
     resource.forget_pages(first.cache_keys)
     assert not list(directory.rglob("*.page"))
-    # The revision window is always asked for again.
+    # The revision window: reused minutes later (a kill's rerun), asked again after an hour.
     sim.reset()
     recent = CandleWindow(dt.date(2024, 6, 3), dt.date(2024, 7, 2))
     for _ in range(2):
         polygon().fetch_candles(AssetClass.STOCK, symbols, recent, force_strategy="range")
+    assert sim.stats()["requests"] == 3
+    age(directory, 61 * 60)
+    polygon().fetch_candles(AssetClass.STOCK, symbols, recent, force_strategy="range")
     assert sim.stats()["requests"] == 6
 
 
