@@ -113,16 +113,24 @@ class CorporateActionPlan:
         }
 
     def describe(self) -> str:
-        """One line: the reference requests and why."""
+        """One line: the reference requests by kind, and why each is (not) due. E.g.
+        "reference data: 3 requests (splits 1: whole market since 2024-01-01, never read;
+        dividends 2: whole market's last 45 days, never read, and 1 tracked stock's history)"."""
         requests = self.requests()
+        days = (self.dividends.end - self.dividends.start).days
         histories = len(self.dividend_histories)
+        if histories == 0:
+            history = "every tracked stock's history loaded"
+        elif histories == 1:
+            history = "1 tracked stock's history"
+        else:
+            history = f"{histories:,} tracked stocks' histories"
         return (
-            f"reference data: {sum(requests.values())} requests: "
-            f"splits {requests[SPLITS]} (whole market since {self.splits.start}: "
-            f"{self.splits.reason()}), "
-            f"dividends {requests[DIVIDENDS]} (whole market's last "
-            f"{(self.dividends.end - self.dividends.start).days} days: {self.dividends.reason()}; "
-            f"{histories} tracked stock{'s' if histories != 1 else ''} without their history)"
+            f"reference data: {sum(requests.values()):,} requests ("
+            f"splits {requests[SPLITS]:,}: whole market since {self.splits.start}, "
+            f"{self.splits.reason()}; "
+            f"dividends {requests[DIVIDENDS]:,}: whole market's last {days} days, "
+            f"{self.dividends.reason()}, and {history})"
         )
 
 
