@@ -254,7 +254,7 @@ def requests_made(materializations: Iterable[Any]) -> dict[str, int]:
     copies a single-run range's metadata onto every partition."""
     by_asset: dict[str, int] = {}
     for event in materializations:
-        materialization = event.step_materialization_data.materialization
+        materialization = event.materialization
         name = materialization.asset_key.path[-1]
         for key in ("requests_made", "requests"):
             value = getattr(materialization.metadata.get(key), "value", None)
@@ -276,7 +276,11 @@ def requests_line(outcomes: Sequence[BackfillOutcome]) -> str:
     order = list(dict.fromkeys(REQUEST_KINDS.values()))
     kinds = sorted(made, key=lambda k: (order.index(k) if k in order else len(order), k))
     detail = ", ".join(f"{kind} {made[kind]:,}" for kind in kinds)
-    return f"requests made: {sum(made.values()):,}" + (f" ({detail})" if detail else "")
+    line = f"requests made: {sum(made.values()):,}" + (f" ({detail})" if detail else "")
+    if not all(outcome.success for outcome in outcomes):
+        # A step that raised stored no materialisation, so its requests are not in the sum.
+        line += "; a failed step's requests are not counted"
+    return line
 
 
 #: Above this many symbols per asset the summary gives counts, not a line per symbol.

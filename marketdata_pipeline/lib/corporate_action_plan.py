@@ -60,15 +60,21 @@ class MarketRead:
     end: dt.date
     due: bool
     last: RefreshRecord | None
+    today: dt.date
+    forced: bool = False
 
     def reason(self) -> str:
         """Why the read is or is not due, for logs and the dry run."""
-        if not self.due:
-            assert self.last is not None
-            return f"read today at {self.last.refreshed_at.astimezone(NEW_YORK):%H:%M %Z}"
-        if self.last is None:
+        last = self.last
+        if last is None:
             return "never read"
-        return f"last read {self.last.refreshed_on}"
+        if not self.due:
+            return f"read today at {last.refreshed_at.astimezone(NEW_YORK):%H:%M %Z}"
+        if self.forced:
+            return "read again on request (force)"
+        if last.refreshed_on >= self.today:
+            return f"today's read covered only {last.covers_from}..{last.covers_to}"
+        return f"last read {last.refreshed_on}"
 
 
 def market_read(
@@ -84,7 +90,7 @@ def market_read(
     `today` already covers those dates (or `force`)."""
     last = last_refresh(conn, kind, MARKET)
     due = force or last is None or not last.covers(today, start, end)
-    return MarketRead(kind, start, end, due, last)
+    return MarketRead(kind, start, end, due, last, today, forced=force)
 
 
 def history_queries(symbols: Sequence[str]) -> list[list[str]]:
