@@ -161,11 +161,9 @@ def build_corporate_action_assets(
             before = client.stats.attempts
             fetch = fetch_splits(client, start, end)
             refresh.requests = client.stats.attempts - before
-            refresh.frame, refresh.pages, refresh.rejected = (
-                fetch.frame,
-                fetch.pages,
-                fetch.rejected,
-            )
+            refresh.frame = fetch.frame
+            refresh.pages = fetch.pages
+            refresh.rejected = fetch.rejected
             with database.connect() as conn, conn.transaction():
                 refresh.counts = upsert_splits(conn, fetch.frame)
                 _record_read(conn, read, today, refresh.requests, fetch.frame.height)
@@ -194,14 +192,12 @@ def build_corporate_action_assets(
         re-fetches them.
         """
         refresh = refresh_splits(config, polygon, database)
-        read = refresh.read
-        if not read.due:
+        read, counts = refresh.read, refresh.counts
+        if counts is None:  # today's read is on record
             context.log.info(f"stock_splits {read.start}..{read.end}: {read.reason()}, no request")
             yield checks.records_not_read_result("split", read.reason())
             yield dg.MaterializeResult(metadata=refresh.metadata())
             return
-        counts = refresh.counts
-        assert counts is not None
         learned = [f"{symbol} {day}" for symbol, day in counts.learned]
         context.log.info(
             f"stock_splits {read.start}..{read.end}: {refresh.frame.height} splits in "
