@@ -21,6 +21,7 @@ from bench import (
     paid_tier,
     partition_metadata,
     partition_overhead,
+    reference_daily,
     requests,
     resume,
     scale,
@@ -41,6 +42,7 @@ BENCHMARKS = {
     "market_scale": market_scale,
     "resume": resume,
     "sensor_tick": sensor_tick,
+    "reference_daily": reference_daily,
 }
 _USES_POSTGRES = {
     "ingest",
@@ -51,6 +53,7 @@ _USES_POSTGRES = {
     "market_scale",
     "resume",
     "sensor_tick",
+    "reference_daily",
 }
 
 

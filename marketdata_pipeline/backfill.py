@@ -11,9 +11,11 @@ process one after the other, with Dagster's INFO log lines as progress.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from marketdata_pipeline.lib import asset_names
 from marketdata_pipeline.lib.calendar import last_complete_day
 from marketdata_pipeline.lib.candles.schema import (
     ASSET_CLASS_BY_NAME,
@@ -107,6 +109,7 @@ class BackfillOutcome:
     failures: list[str]  # step failure messages
     # Class names of the errors behind the failures (Dagster's wrappers unwrapped).
     error_classes: tuple[str, ...] = ()
+    requests: dict[str, int] = field(default_factory=dict)  # sent, by kind (`requests_made`)
 
 
 def validate_range(
@@ -233,6 +236,7 @@ def run_backfill(settings: Settings, request: BackfillRequest) -> list[BackfillO
                     result.success,
                     failures,
                     tuple(error.cls_name or "" for _step, error in errors),
+                    requests_made(result.get_asset_materialization_events()),
                 )
             )
     return outcomes
@@ -246,16 +250,66 @@ def _unwrapped(error: Any) -> Any:
     return error
 
 
+#: How the summary names the requests of each asset of a run; another asset's requests are
+#: named after the asset.
+REQUEST_KINDS = {
+    asset_names.STOCK_CANDLES: "candles",
+    asset_names.CRYPTO_CANDLES: "candles",
+    asset_names.STOCK_SPLITS: "splits",
+    asset_names.STOCK_DIVIDENDS: "dividends",
+    asset_names.STOCK_SPLIT_ADJUSTMENTS: "split repair",
+}
+
+
+def requests_made(materializations: Iterable[Any]) -> dict[str, int]:
+    """The requests a run sent, by kind, from its materialisations' metadata: `requests_made`
+    (the candles) or `requests` (the other assets), counted once per asset since Dagster
+    copies a single-run range's metadata onto every partition."""
+    by_asset: dict[str, int] = {}
+    for event in materializations:
+        materialization = event.materialization
+        name = materialization.asset_key.path[-1]
+        for key in ("requests_made", "requests"):
+            value = getattr(materialization.metadata.get(key), "value", None)
+            if name not in by_asset and isinstance(value, int) and not isinstance(value, bool):
+                by_asset[name] = value
+    made: dict[str, int] = {}
+    for name, count in by_asset.items():
+        kind = REQUEST_KINDS.get(name, name)
+        made[kind] = made.get(kind, 0) + count
+    return made
+
+
+def requests_line(outcomes: Sequence[BackfillOutcome]) -> str:
+    """E.g. "requests made: 2 (candles 2, splits 0, dividends 0, split repair 0)"."""
+    made: dict[str, int] = {}
+    for outcome in outcomes:
+        for kind, count in outcome.requests.items():
+            made[kind] = made.get(kind, 0) + count
+    order = list(dict.fromkeys(REQUEST_KINDS.values()))
+    kinds = sorted(made, key=lambda k: (order.index(k) if k in order else len(order), k))
+    detail = ", ".join(f"{kind} {made[kind]:,}" for kind in kinds)
+    line = f"requests made: {sum(made.values()):,}" + (f" ({detail})" if detail else "")
+    if not all(outcome.success for outcome in outcomes):
+        # A step that raised stored no materialisation, so its requests are not in the sum.
+        line += "; a failed step's requests are not counted"
+    return line
+
+
 #: Above this many symbols per asset the summary gives counts, not a line per symbol.
 SUMMARY_TABLE_LIMIT = 20
 
 
 def summary_lines(
-    database_url: str, request: BackfillRequest, *, verbose: bool = False
+    database_url: str,
+    request: BackfillRequest,
+    *,
+    verbose: bool = False,
+    outcomes: Sequence[BackfillOutcome] = (),
 ) -> list[str]:
     """What landed, accounting for every requested symbol: per asset the rows and symbols
     stored, then the failed symbols and those with no rows, by name; a line per symbol only
-    when there are few (or `verbose`)."""
+    when there are few (or `verbose`); then the requests the `outcomes` sent, by kind."""
     # Imported here: the store pulls in psycopg, which refusing a bad range does not need.
     from marketdata_pipeline.lib.postgres.connection import connect
     from marketdata_pipeline.lib.postgres.store import window_summary
@@ -289,17 +343,22 @@ def summary_lines(
                     f" and {len(empty) - 50} more" if len(empty) > 50 else ""
                 )
                 lines.append(f"  no rows in the window (none traded?): {shown}")
+    if outcomes:
+        lines.append(requests_line(outcomes))
     return lines
 
 
 def estimate_lines(database_url: str, settings: Settings, request: BackfillRequest) -> list[str]:
-    """The plan of each asset and its cost at the configured budget; sends no request."""
+    """The plan of each asset and its cost at the configured budget, the reference data a
+    stock run reads today with it (`corporate_action_plan`) and the total; sends no request."""
+    from marketdata_pipeline.lib.corporate_action_plan import corporate_action_plan
     from marketdata_pipeline.lib.polygon.planner import plan_requests
-    from marketdata_pipeline.lib.polygon.progress import estimate
+    from marketdata_pipeline.lib.polygon.progress import duration_text, estimate
     from marketdata_pipeline.lib.postgres.connection import connect
     from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols
 
     lines = []
+    running = {run.asset for run in request.runs()}
     with connect(database_url) as conn:
         for table in request.assets:
             cls = ASSET_CLASS_BY_NAME[table]
@@ -316,6 +375,18 @@ def estimate_lines(database_url: str, settings: Settings, request: BackfillReque
             )
             lines.append(f"{table}: {plan.describe()}")
             lines.append(f"  estimate: {estimate(plan, settings.requests_per_minute).text}")
+            if cls is AssetClass.STOCK and table in running:
+                # The stock run's corporate-action companions read with the same rule.
+                tracked = [s.symbol for s in active_symbols(conn, cls)[0]]
+                reference = corporate_action_plan(conn, tracked, start_date=settings.start_date)
+                extra = sum(reference.requests().values())
+                total = plan.cost + extra
+                rpm = settings.requests_per_minute
+                lines.append(f"  {reference.describe()}")
+                lines.append(
+                    f"  total: {total:,} requests ({plan.cost:,} candles + {extra:,} reference) "
+                    f"at {rpm:,}/min = {duration_text(total * 60.0 / rpm)}"
+                )
     return lines
 
 

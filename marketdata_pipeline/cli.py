@@ -226,7 +226,7 @@ def backfill_command(
     for outcome in outcomes:
         status = "SUCCESS" if outcome.success else "FAILED"
         click.echo(f"run {outcome.run_id} ({outcome.job}, {outcome.window}): {status}")
-    for line in summary_lines(runtime.database_url, request, verbose=verbose):
+    for line in summary_lines(runtime.database_url, request, verbose=verbose, outcomes=outcomes):
         click.echo(line)
     for line in (line for outcome in outcomes for line in outcome.failures):
         click.echo(f"  {line}")

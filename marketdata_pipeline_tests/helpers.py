@@ -164,3 +164,14 @@ def check_evaluations(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCh
     return {
         f"{e.asset_key.path[-1]}:{e.check_name}": e for e in result.get_asset_check_evaluations()
     }
+
+
+def reference_reads_age(database_url: str, days: int = 1) -> None:
+    """Make the store's recorded reference reads `days` older, as the next day's first run
+    finds them (the runs themselves keep today's date)."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE marketdata.reference_refresh SET refreshed_on = refreshed_on - %s,"
+            " refreshed_at = refreshed_at - make_interval(days => %s)",
+            (days, days),
+        )

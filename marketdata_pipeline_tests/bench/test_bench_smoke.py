@@ -20,6 +20,7 @@ from bench import (
     paid_tier,
     partition_metadata,
     partition_overhead,
+    reference_daily,
     requests,
     resume,
     scale,
@@ -178,3 +179,12 @@ def test_sensor_tick_times_the_daemons_tick_in_each_setup(bench_pg):
     } == _names(figures)
     # Each tick created the history run: ten days of the candle asset and its adjustments.
     assert all("10 daily partitions" in (f.note or "") for f in figures)
+
+
+def test_reference_daily_second_run_of_the_day_pays_only_its_candle_plan(bench_pg, sim):
+    figures = reference_daily.run(pg=bench_pg, sim=sim, **reference_daily.SMOKE)
+    by_name = {f.name: f for f in figures}
+    for label, *_ in reference_daily.SMOKE_CASES:
+        assert by_name[f"reference_daily.{label}.first_run_beyond_plan"].value > 0
+        assert by_name[f"reference_daily.{label}.second_run_beyond_plan"].met
+        assert by_name[f"reference_daily.{label}.summary_vs_simulator"].met

@@ -2,7 +2,9 @@
 
 `stock_splits` and `stock_dividends` are not partitioned: they are event tables keyed by event
 date, refreshed by one whole-market query over a window (a few pages), so a partition per day
-would show thousands of partitions for what is one cheap request. `stock_split_adjustments` is
+would show thousands of partitions for what is one cheap request. Each store reads that window
+at most once a (New York) day, whatever the number of runs (`lib/corporate_action_plan.py`):
+a later run that day materialises them without a request. `stock_split_adjustments` is
 partitioned like the candles and depends on `stock_daily_candles` and `stock_splits`, so any run
 that fetches candles and learns of a split (the revision schedule, `marketdata backfill`, the
 symbol sensor's history runs) repairs the older history in the same run.
@@ -10,34 +12,42 @@ symbol sensor's history runs) repairs the older history in the same run.
 # No `from __future__ import annotations`: Dagster reads the real annotation objects.
 
 import datetime as dt
-from zoneinfo import ZoneInfo
+from dataclasses import dataclass, field
 
 import dagster as dg
 import polars as pl
+import psycopg
 from pydantic import Field
 
 from marketdata_pipeline.defs.corporate_actions import checks
 from marketdata_pipeline.defs.corporate_actions.history import bring_history_current
+from marketdata_pipeline.lib.candles.corporate_actions import DIVIDEND_SCHEMA
+from marketdata_pipeline.lib.corporate_action_plan import (
+    DEFAULT_DIVIDEND_LOOKBACK_DAYS,
+    DIVIDENDS,
+    MARKET,
+    SPLITS,
+    MarketRead,
+    history_queries,
+    market_read,
+    reference_day,
+)
 from marketdata_pipeline.lib.errors import InputError
 from marketdata_pipeline.lib.polygon.corporate_actions import fetch_dividends, fetch_splits
 from marketdata_pipeline.lib.polygon.resource import DEFAULT_CHUNK_ROWS, PolygonResource
 from marketdata_pipeline.lib.postgres.corporate_actions import (
+    UpsertCounts,
     record_dividend_history,
     symbols_without_dividend_history,
     upsert_dividends,
     upsert_splits,
 )
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
+from marketdata_pipeline.lib.postgres.reference_refresh import record_refresh, refresh_lock
 from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols
 from marketdata_pipeline.lib.settings import parse_date
 from marketdata_pipeline.lib.symbols import AssetClass
 
-NEW_YORK = ZoneInfo("America/New_York")
-#: Dividends of the whole market re-read on each refresh: ex-dates this many days back (the
-#: vendor adds and corrects records after the fact).
-DEFAULT_DIVIDEND_LOOKBACK_DAYS = 45
-#: Tickers per dividend-history query (`ticker.any_of`), keeping the URL short.
-TICKERS_PER_QUERY = 100
 GROUP = "corporate_actions"
 
 
@@ -57,6 +67,11 @@ class EventWindowConfig(dg.Config):
         ge=0,
         description="Dividends only: days of ex-dates of the whole market re-read each refresh.",
     )
+    force: bool = Field(
+        default=False,
+        description="Read the whole market's window even if today's read already covered it "
+        "(by default each store reads it at most once a day).",
+    )
 
 
 class SplitAdjustmentConfig(dg.Config):
@@ -70,21 +85,65 @@ class SplitAdjustmentConfig(dg.Config):
     )
 
 
-def _today() -> dt.date:
-    # Events are dated in New York; a split executing today is already in force.
-    return dt.datetime.now(NEW_YORK).date()
-
-
 def event_window(config: EventWindowConfig, default_start: dt.date) -> tuple[dt.date, dt.date]:
     """The inclusive event-date window of a refresh, validated."""
     try:
         start = parse_date(config.start, "start") if config.start else default_start
-        end = parse_date(config.end, "end") if config.end else _today()
+        end = parse_date(config.end, "end") if config.end else reference_day()
     except InputError as exc:
         raise dg.Failure(f"run config: {exc}") from None
     if end < start:
         raise dg.Failure(f"run config: end {end} is before start {start}")
     return start, end
+
+
+def _record_read(
+    conn: psycopg.Connection, read: MarketRead, today: dt.date, requests: int, records: int
+) -> None:
+    """Record a whole-market read that reached today (a past window does not make today's
+    read unnecessary). Two reads of one day both reach today, so together they cover the
+    dates from the earlier start on."""
+    if read.end < today:
+        return
+    start = read.start
+    if read.last is not None and read.last.refreshed_on == today:
+        start = min(start, read.last.covers_from)
+    record_refresh(
+        conn,
+        read.kind,
+        MARKET,
+        refreshed_on=today,
+        covers=(start, read.end),
+        requests=requests,
+        records=records,
+    )
+
+
+@dataclass
+class _Refresh:
+    """What one event refresh read and stored."""
+
+    read: MarketRead
+    frame: pl.DataFrame
+    pages: int = 0
+    requests: int = 0
+    rejected: list[str] = field(default_factory=list)
+    counts: UpsertCounts | None = None
+    histories: list[str] = field(default_factory=list)
+
+    def metadata(self) -> dict:
+        """The refresh's Dagster metadata (`requests`: what it sent; the CLI sums them)."""
+        counts = self.counts
+        return {
+            "window": f"{self.read.start}..{self.read.end}",
+            "market_read": self.read.due,
+            "market_read_reason": self.read.reason(),
+            "pages": self.pages,
+            "requests": self.requests,
+            "records": self.frame.height,
+            "records_left_out": len(self.rejected),
+            "new": counts.new if counts else 0,
+        }
 
 
 #: The assets a run that fetches stock candles includes to keep history true.
@@ -97,6 +156,29 @@ def build_corporate_action_assets(
 ) -> tuple[dg.AssetsDefinition, ...]:
     """`stock_splits`, `stock_dividends` (events since `start_date`, the first partition) and
     `stock_split_adjustments` (on the candles' `partitions`)."""
+
+    def refresh_splits(
+        config: EventWindowConfig, polygon: PolygonResource, database: PostgresDatabase
+    ) -> _Refresh:
+        start, end = event_window(config, start_date)
+        today = reference_day()
+        with refresh_lock(database.resolved_url(), SPLITS):
+            with database.connect() as conn:
+                read = market_read(conn, SPLITS, start, end, today=today, force=config.force)
+            refresh = _Refresh(read, pl.DataFrame())
+            if not read.due:
+                return refresh
+            client = polygon.get_client()
+            before = client.stats.attempts
+            fetch = fetch_splits(client, start, end)
+            refresh.requests = client.stats.attempts - before
+            refresh.frame = fetch.frame
+            refresh.pages = fetch.pages
+            refresh.rejected = fetch.rejected
+            with database.connect() as conn, conn.transaction():
+                refresh.counts = upsert_splits(conn, fetch.frame)
+                _record_read(conn, read, today, refresh.requests, fetch.frame.height)
+        return refresh
 
     @dg.asset(
         group_name=GROUP,
@@ -114,35 +196,67 @@ def build_corporate_action_assets(
 
         One query by execution date over MARKETDATA_start_date..today (a page or two: the whole
         market splits a few hundred times a year), so a split the vendor adds or corrects anywhere
-        in the stored history is learned. Splits are upserted, keyed (symbol, execution_date); a
-        new one, or a changed ratio, gets a fresh `learned_at`, which marks older stored bars of
-        that symbol stale until `stock_split_adjustments` re-fetches them.
+        in the stored history is learned. Read at most once a day per store
+        (`marketdata.reference_refresh`): a later run that day sends nothing. Splits are upserted,
+        keyed (symbol, execution_date); a new one, or a changed ratio, gets a fresh `learned_at`,
+        which marks older stored bars of that symbol stale until `stock_split_adjustments`
+        re-fetches them.
         """
-        start, end = event_window(config, start_date)
-        client = polygon.get_client()
-        before = client.stats.attempts
-        fetch = fetch_splits(client, start, end)
-        with database.connect() as conn:
-            counts = upsert_splits(conn, fetch.frame)
-        requests = client.stats.attempts - before
+        refresh = refresh_splits(config, polygon, database)
+        read, counts = refresh.read, refresh.counts
+        if counts is None:  # today's read is on record
+            context.log.info(f"stock_splits {read.start}..{read.end}: {read.reason()}, no request")
+            yield checks.records_not_read_result("split", read.reason())
+            yield dg.MaterializeResult(metadata=refresh.metadata())
+            return
         learned = [f"{symbol} {day}" for symbol, day in counts.learned]
         context.log.info(
-            f"stock_splits {start}..{end}: {fetch.frame.height} splits in {fetch.pages} pages, "
-            f"{counts.new} new, {counts.changed} with a changed ratio"
+            f"stock_splits {read.start}..{read.end}: {refresh.frame.height} splits in "
+            f"{refresh.pages} pages, {counts.new} new, {counts.changed} with a changed ratio"
         )
-        yield checks.records_result("split", fetch.frame.height, fetch.rejected)
+        yield checks.records_result("split", refresh.frame.height, refresh.rejected)
         yield dg.MaterializeResult(
             metadata={
-                "window": f"{start}..{end}",
-                "pages": fetch.pages,
-                "requests": requests,
-                "records": fetch.frame.height,
-                "records_left_out": len(fetch.rejected),
-                "new": counts.new,
+                **refresh.metadata(),
                 "ratio_changed": counts.changed,
                 "learned": dg.MetadataValue.json(learned[:50]),
             }
         )
+
+    def refresh_dividends(
+        config: EventWindowConfig, polygon: PolygonResource, database: PostgresDatabase
+    ) -> _Refresh:
+        today = reference_day()
+        start, end = event_window(config, today - dt.timedelta(days=config.lookback_days))
+        with refresh_lock(database.resolved_url(), DIVIDENDS):
+            with database.connect() as conn:
+                tracked, _invalid = active_symbols(conn, AssetClass.STOCK)
+                pending = symbols_without_dividend_history(
+                    conn, [s.symbol for s in tracked], start_date
+                )
+                read = market_read(conn, DIVIDENDS, start, end, today=today, force=config.force)
+            refresh = _Refresh(read, pl.DataFrame(schema=DIVIDEND_SCHEMA), histories=pending)
+            if not read.due and not pending:
+                return refresh
+            client = polygon.get_client()
+            before = client.stats.attempts
+            fetches = [fetch_dividends(client, start, end)] if read.due else []
+            market_requests = client.stats.attempts - before
+            for chunk in history_queries(pending):
+                fetches.append(fetch_dividends(client, start_date, end, tickers=chunk))
+            refresh.requests = client.stats.attempts - before
+            # The recent window and a symbol's history overlap: keep one row per key.
+            refresh.frame = pl.concat([f.frame for f in fetches]).unique(
+                ["symbol", "ex_dividend_date", "dividend_id"], keep="first", maintain_order=True
+            )
+            refresh.rejected = [reason for f in fetches for reason in f.rejected]
+            refresh.pages = sum(f.pages for f in fetches)
+            with database.connect() as conn, conn.transaction():
+                refresh.counts = upsert_dividends(conn, refresh.frame)
+                record_dividend_history(conn, pending, start_date)
+                if read.due:
+                    _record_read(conn, read, today, market_requests, fetches[0].frame.height)
+        return refresh
 
     @dg.asset(
         group_name=GROUP,
@@ -158,50 +272,31 @@ def build_corporate_action_assets(
     ):
         """Cash dividends of US stocks, in `marketdata.stock_dividends`.
 
-        Amounts are per share as paid (never split-adjusted). Each refresh re-reads the ex-dates of
-        the last `lookback_days` for the whole market (a page or two; the market pays tens of
-        thousands of dividends a year, so re-reading all history daily would cost dozens of pages).
-        Active tracked stocks whose history is not loaded yet (new ones, or all of them on the first
-        run) get their dividends since MARKETDATA_start_date in one query per 100 tickers. Feeds
+        Amounts are per share as paid (never split-adjusted). Once a day per store
+        (`marketdata.reference_refresh`) it re-reads the ex-dates of the last `lookback_days`
+        for the whole market (a page or two; the market pays tens of thousands of dividends a
+        year, so re-reading all history daily would cost dozens of pages). Active tracked stocks
+        whose history is not loaded yet (new ones, or all of them on the first run) get their
+        dividends since MARKETDATA_start_date in one query per 100 tickers, on any run. Feeds
         the total return of `marketdata.stock_daily_returns`.
         """
-        start, end = event_window(config, _today() - dt.timedelta(days=config.lookback_days))
-        with database.connect() as conn:
-            tracked, _invalid = active_symbols(conn, AssetClass.STOCK)
-            pending = symbols_without_dividend_history(
-                conn, [s.symbol for s in tracked], start_date
+        refresh = refresh_dividends(config, polygon, database)
+        read, pending = refresh.read, refresh.histories
+        if refresh.counts is None:
+            context.log.info(
+                f"stock_dividends {read.start}..{read.end}: {read.reason()}, and every tracked "
+                "history is loaded: no request"
             )
-        client = polygon.get_client()
-        before = client.stats.attempts
-        fetches = [fetch_dividends(client, start, end)]
-        for i in range(0, len(pending), TICKERS_PER_QUERY):
-            chunk = pending[i : i + TICKERS_PER_QUERY]
-            fetches.append(fetch_dividends(client, start_date, end, tickers=chunk))
-        # The recent window and a symbol's history overlap: keep one row per key.
-        frame = pl.concat([f.frame for f in fetches]).unique(
-            ["symbol", "ex_dividend_date", "dividend_id"], keep="first", maintain_order=True
-        )
-        rejected = [reason for f in fetches for reason in f.rejected]
-        with database.connect() as conn:
-            counts = upsert_dividends(conn, frame)
-            record_dividend_history(conn, pending, start_date)
-        requests = client.stats.attempts - before
-        pages = sum(f.pages for f in fetches)
-        context.log.info(
-            f"stock_dividends {start}..{end} (whole market) and {len(pending)} histories since "
-            f"{start_date}: {frame.height} dividends in {pages} pages, {counts.new} new"
-        )
-        yield checks.records_result("dividend", frame.height, rejected)
+            yield checks.records_not_read_result("dividend", read.reason())
+        else:
+            context.log.info(
+                f"stock_dividends {read.start}..{read.end} (whole market: {read.reason()}) and "
+                f"{len(pending)} histories since {start_date}: {refresh.frame.height} dividends "
+                f"in {refresh.pages} pages, {refresh.counts.new} new"
+            )
+            yield checks.records_result("dividend", refresh.frame.height, refresh.rejected)
         yield dg.MaterializeResult(
-            metadata={
-                "window": f"{start}..{end}",
-                "histories_loaded": len(pending),
-                "pages": pages,
-                "requests": requests,
-                "records": frame.height,
-                "records_left_out": len(rejected),
-                "new": counts.new,
-            }
+            metadata={**refresh.metadata(), "histories_loaded": len(pending)}
         )
 
     @dg.asset(

@@ -46,6 +46,17 @@ def records_result(kind: str, received: int, rejected: list[str]) -> dg.AssetChe
     )
 
 
+def records_not_read_result(kind: str, why: str) -> dg.AssetCheckResult:
+    """The `records_valid` result of a refresh that read nothing (today's read is on record)."""
+    return dg.AssetCheckResult(
+        check_name=RECORDS_VALID,
+        passed=True,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"no {kind} records read: the whole market's were {why}",
+        metadata={"left_out": 0, "read": False},
+    )
+
+
 ADJUSTMENT_SPECS = [
     dg.AssetCheckSpec(
         HISTORY_CURRENT,

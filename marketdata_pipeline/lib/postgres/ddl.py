@@ -308,6 +308,28 @@ _MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        9,
+        """
+        -- When each kind of reference data was last read, and over what: a run reads a kind
+        -- again only when today's read is missing or did not cover what it needs, so a second
+        -- run on the same day pays only for its candles.
+        CREATE TABLE IF NOT EXISTS marketdata.reference_refresh (
+            kind         text        NOT NULL,
+            scope        text        NOT NULL,
+            refreshed_on date        NOT NULL,
+            refreshed_at timestamptz NOT NULL DEFAULT now(),
+            covers_from  date        NOT NULL,
+            covers_to    date        NOT NULL CHECK (covers_to >= covers_from),
+            requests     integer     NOT NULL CHECK (requests >= 0),
+            records      integer     NOT NULL CHECK (records >= 0),
+            PRIMARY KEY (kind, scope)
+        );
+        COMMENT ON TABLE marketdata.reference_refresh IS
+            'The last read of each reference kind (splits, dividends, ...) per scope (market: '
+            'the whole market): the New York day, the event dates it covered, what it cost.';
+        """,
+    ),
 ]
 
 

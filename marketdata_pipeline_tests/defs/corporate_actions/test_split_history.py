@@ -25,6 +25,7 @@ from marketdata_pipeline_tests.helpers import (
     materialise,
     query,
     read_table,
+    reference_reads_age,
     stock_daily_candles,
     stock_dividends,
     stock_split_adjustments,
@@ -112,10 +113,11 @@ def test_a_split_learned_while_fetching_new_days_repairs_older_history_in_the_sa
     aapl_before = stored(database_url, "AAPL")
     msft_before = read_table(database_url, "stock_daily_candles").filter(pl.col("symbol") == "MSFT")
 
-    # AAPL splits 4-for-1 on Monday 2024-06-10; the daily run fetches the new days.
+    # AAPL splits 4-for-1 on Monday 2024-06-10; the next day's run fetches the new days.
     sim.configure(splits=[{"ticker": "AAPL", "execution_date": "2024-06-10", "split_from": 1,
                            "split_to": 4}])  # fmt: skip
     sim.reset()  # counters only: the split stays configured
+    reference_reads_age(database_url)
     new_days = (dt.date(2024, 6, 3), dt.date(2024, 6, 14))
     result = materialise(*new_days, resources, assets=WITH_SPLITS, symbols=symbols)
     assert result.success
@@ -147,9 +149,13 @@ def test_a_split_learned_while_fetching_new_days_repairs_older_history_in_the_sa
     (applied,) = query(database_url, "SELECT applied_at IS NOT NULL FROM marketdata.stock_splits")
     assert applied == (True,)
 
-    # A rerun of the refresh changes nothing and costs only the splits page.
+    # A rerun of the refresh changes nothing: the same day it costs nothing, the next day
+    # only the splits page.
     sim.reset()
     table_before = read_table(database_url, "stock_daily_candles")
+    assert materialise(*new_days, resources, assets=REFRESH).success
+    assert sim.stats(include_log=False)["requests"] == 0
+    reference_reads_age(database_url)
     assert materialise(*new_days, resources, assets=REFRESH).success
     assert read_table(database_url, "stock_daily_candles").equals(table_before)
     assert sim.stats(include_log=False)["requests"] == 1
@@ -174,6 +180,7 @@ def test_a_reverse_split_costs_one_page_plus_one_range_request_per_affected_symb
         ]
     )
     sim.reset()
+    reference_reads_age(database_url)  # the next day's refresh learns them
     assert materialise(HISTORY[1], HISTORY[1], resources, assets=REFRESH).success
     assert requests_by_kind(sim) == {"range": 1, "grouped": 0, "splits": 1}
     assert sim.stats(include_log=False)["by_ticker"] == {"NVDA": 1}
@@ -290,6 +297,7 @@ def test_a_failed_repair_keeps_the_stored_rows_and_the_next_run_retries_it(
         ]
     )
     sim.add_fault(kind="status", status_code=500, ticker="NVDA")
+    reference_reads_age(database_url)  # the next day's refresh learns them
     before = stored(database_url, "NVDA")
     result = materialise(HISTORY[1], HISTORY[1], resources, assets=REFRESH)
     check = check_evaluations(result)["stock_split_adjustments:history_split_adjusted"]
@@ -300,9 +308,11 @@ def test_a_failed_repair_keeps_the_stored_rows_and_the_next_run_retries_it(
     # The as-traded view stays right for the stale rows: they do not reflect the split yet.
     assert_close(stored(database_url, "NVDA", "stock_daily_candles_unadjusted"), before)
 
+    # A second run the same day reads no splits (today's are stored) and retries the repair.
     sim.clear_faults()
     sim.reset()
     assert materialise(HISTORY[1], HISTORY[1], resources, assets=REFRESH).success
+    assert requests_by_kind(sim) == {"range": 1, "grouped": 0}
     assert sim.stats(include_log=False)["by_ticker"] == {"NVDA": 1}
     assert_close(stored(database_url, "NVDA"), vendor_bars(sim, "NVDA", *HISTORY, adjusted=True))
 
@@ -336,11 +346,14 @@ def test_dividends_load_each_tracked_history_once_then_only_recent_whole_market_
     requests, stored_rows = refresh()
     assert requests == 2
     assert stored_rows == {("AAPL", "2024-03-15"), ("MSFT", recent)}
-    assert refresh() == (1, stored_rows)  # history loaded: only the recent window again
+    assert refresh() == (0, stored_rows)  # the same day: nothing to read
+    reference_reads_age(database_url)
+    assert refresh() == (1, stored_rows)  # the next day: only the recent window again
     track(database_url, "NVDA", "MSFT")
     requests, stored_rows = refresh()
-    assert requests == 2  # one query for both new histories, never one per ticker
+    assert requests == 1  # one query for both new histories, never one per ticker
     assert ("NVDA", "2024-03-05") in stored_rows and ("MSFT", "2024-03-15") in stored_rows
+    assert refresh() == (0, stored_rows)
 
 
 def test_split_vs_move_reads_the_window_a_batch_of_symbols_at_a_time_with_the_same_answer(
