@@ -415,9 +415,11 @@ def test_a_repair_fetches_fresh_and_forgets_its_pages_so_the_next_repair_is_righ
     assert materialise(*HISTORY, resources, assets=REFRESH).success
     assert not list(pages.rglob("*.page")), "the repair's pages went once committed"
 
-    # A second split, learned minutes later, makes the same span stale again: the repair asks
-    # the vendor again (no page of the first repair is served) and stores its bars now.
+    # A second split, learned on the next day's read (within the cache's age), makes the same
+    # span stale again: the repair asks the vendor again (no page of the first repair is
+    # served) and stores its bars now.
     sim.configure(splits=[split, {**split, "split_to": 3, "execution_date": "2024-06-12"}])
+    reference_reads_age(database_url)
     sim.reset()
     assert materialise(*HISTORY, resources, assets=REFRESH).success
     assert requests_by_kind(sim)["range"] == 1
@@ -432,6 +434,7 @@ def test_a_repair_fetches_fresh_and_forgets_its_pages_so_the_next_repair_is_righ
     sim.configure(splits=[split, {**split, "split_to": 3, "execution_date": "2024-06-12"},
                           {**split, "split_to": 5, "execution_date": "2024-06-14"}])  # fmt: skip
     assert list(pages.rglob("*.page"))
+    reference_reads_age(database_url)
     sim.reset()
     assert materialise(*HISTORY, resources, assets=REFRESH).success
     assert requests_by_kind(sim)["range"] == 1
