@@ -104,6 +104,9 @@ class BackfillOutcome:
     window: CandleWindow
     success: bool
     failures: list[str]  # step failure messages
+    # Stopped by Ctrl-C (SIGINT); `written` names the assets it had materialised by then.
+    interrupted: bool = False
+    written: tuple[str, ...] = ()
 
 
 def validate_range(
@@ -198,33 +201,83 @@ def resolve_request_symbols(
 
 def run_backfill(settings: Settings, request: BackfillRequest) -> list[BackfillOutcome]:
     """Run the request as one Dagster run per asset class (`BackfillRequest.runs`) on the
-    `DAGSTER_HOME` instance, in this process; a failed run does not stop the next."""
+    `DAGSTER_HOME` instance, in this process; a failed run does not stop the next, an
+    interrupted one (Ctrl-C) does: it is the last outcome, with `interrupted` set."""
     import dagster as dg
 
+    from marketdata_pipeline.cli_runs import process_tags, terminal_logger
     from marketdata_pipeline.defs.build import build_defs
 
-    defs = build_defs(settings)
+    # The terminal shows the runs' progress; failures are reported once, by the summary.
+    defs = dg.Definitions.merge(
+        build_defs(settings), dg.Definitions(loggers={"console": terminal_logger})
+    )
     outcomes = []
     with dg.DagsterInstance.get() as instance:
         for run in request.runs():
-            result = defs.resolve_job_def(run.job).execute_in_process(
-                run_config=run.run_config(),
-                instance=instance,
-                tags={**run.window.run_tags(), TRIGGER_TAG: CLI_TRIGGER},
-                asset_selection=run.asset_keys(),
-                raise_on_error=False,
-            )
-            failures = [
-                f"step {event.step_key} failed: {event.step_failure_data.error.message.strip()}"
-                for event in result.all_events
-                if event.is_step_failure
-                and event.step_failure_data
-                and event.step_failure_data.error is not None
-            ]
-            outcomes.append(
-                BackfillOutcome(result.run_id, run.job, run.window, result.success, failures)
-            )
+            try:
+                result = defs.resolve_job_def(run.job).execute_in_process(
+                    run_config=run.run_config(),
+                    instance=instance,
+                    tags={**run.window.run_tags(), TRIGGER_TAG: CLI_TRIGGER, **process_tags()},
+                    asset_selection=run.asset_keys(),
+                    raise_on_error=False,
+                )
+            except KeyboardInterrupt:
+                # Ctrl-C outside Dagster's own handling (while the run is being set up): the run
+                # never started a step, so nothing of it was written.
+                outcomes.append(BackfillOutcome("", run.job, run.window, False, [], True))
+                break
+            outcome = _outcome(result, run)
+            outcomes.append(outcome)
+            if outcome.interrupted:
+                break
     return outcomes
+
+
+def _outcome(result, run: BackfillRun) -> BackfillOutcome:
+    """How one `execute_in_process` result ended."""
+    from marketdata_pipeline.cli_runs import INTERRUPTION_ERRORS
+
+    failures = []
+    interrupted = False
+    for event in result.all_events:
+        error = None
+        if event.is_step_failure and event.step_failure_data:
+            error = event.step_failure_data.error
+            if error is not None and error.cls_name not in INTERRUPTION_ERRORS:
+                failures.append(f"step {event.step_key} failed: {error.message.strip()}")
+        elif event.is_run_failure:
+            error = getattr(event.event_specific_data, "error", None)
+        interrupted = interrupted or (error is not None and error.cls_name in INTERRUPTION_ERRORS)
+    written = tuple(
+        sorted({e.asset_key.to_user_string() for e in result.get_asset_materialization_events()})
+    )
+    return BackfillOutcome(
+        result.run_id, run.job, run.window, result.success, failures, interrupted, written
+    )
+
+
+def interruption_line(outcomes: list[BackfillOutcome], planned: list[BackfillRun]) -> str:
+    """One line for a backfill stopped by Ctrl-C: what was stopped, what of it was written, what
+    finished before it and what never started."""
+    stopped = outcomes[-1]
+    what = f"{stopped.job} {stopped.window}"
+    run = f" (run {stopped.run_id[:8]} marked failed)" if stopped.run_id else ""
+    if stopped.written:
+        line = (
+            f"interrupted: {what} stopped after writing {', '.join(stopped.written)}; nothing "
+            f"else of it was written{run}"
+        )
+    else:
+        line = f"interrupted: nothing was written for {what}{run}"
+    done = [o.job for o in outcomes[:-1]]
+    if done:
+        line += f"; {', '.join(done)} had finished"
+    left = [r.job for r in planned[len(outcomes) :]]
+    if left:
+        line += f"; {', '.join(left)} not started"
+    return line + ". Rerun the same command to fill the range."
 
 
 #: Above this many symbols per asset the summary gives counts, not a line per symbol.

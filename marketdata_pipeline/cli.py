@@ -3,7 +3,8 @@
 Each command parses its arguments, reads the settings once (`runtime.prepare`), and calls a
 function in `backfill.py`, `devserver.py`, the store (`lib/postgres/`) or the simulator. Exit
 codes scripts can rely on: 0 success, 1 the run failed, 2 invalid input (symbols, dates),
-3 configuration (database, API key, URLs). User mistakes print one line on stderr, no traceback.
+3 configuration (database, API key, URLs), 130 interrupted (Ctrl-C). User mistakes print one
+line on stderr, no traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from marketdata_pipeline.lib.errors import InputError, MarketdataError
 from marketdata_pipeline.lib.settings import redact_url
 
 EXIT_RUN_FAILED = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 DEMO_STOCKS = ("AAPL", "MSFT", "NVDA", "SPY")
 DEMO_CRYPTO = ("BTCUSD", "ETHUSD")
 DEMO_DAYS = 30
@@ -217,11 +219,19 @@ def backfill_command(
             f"backfill {window} of {', '.join(request.assets)} through Dagster, one run per "
             f"asset class (instance {runtime.dagster_home})"
         )
+        from marketdata_pipeline.backfill import interruption_line
+        from marketdata_pipeline.cli_runs import settle_dead_cli_runs
         from marketdata_pipeline.terminal_progress import terminal_progress
 
+        for line in settle_dead_cli_runs():  # runs a killed earlier command left STARTED
+            click.echo(line, err=True)
         # In a terminal the fetch's progress is one drawn bar; elsewhere, the log's lines.
         with terminal_progress():
             outcomes = run_backfill(runtime.settings, request)
+    if outcomes and outcomes[-1].interrupted:
+        # The one thing to say: the summary would list the symbols' previous outcomes.
+        click.echo(f"marketdata: {interruption_line(outcomes, request.runs())}", err=True)
+        return EXIT_INTERRUPTED
     click.echo("")
     for outcome in outcomes:
         status = "SUCCESS" if outcome.success else "FAILED"
@@ -365,6 +375,10 @@ def dev(host: str, port: int) -> None:
     ensure_port_free(host, port)  # before anything starts: a taken port fails at once
     with simulator_if_no_key(load_settings()) as settings:
         runtime = prepare(settings)
+        from marketdata_pipeline.cli_runs import settle_dead_cli_runs
+
+        for line in settle_dead_cli_runs():  # the UI then shows killed CLI runs as failed
+            click.echo(line, err=True)
         raise SystemExit(run_dev(host, port, child_environment(runtime.settings)))
 
 
@@ -425,12 +439,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_err(exc.format_message())
         return exc.exit_code
     except click.Abort:
-        return 130
+        click.echo("marketdata: interrupted", err=True)
+        return EXIT_INTERRUPTED
     except MarketdataError as exc:
         _print_err(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
-        return 130
+        click.echo("marketdata: interrupted", err=True)
+        return EXIT_INTERRUPTED
     return 0
 
 

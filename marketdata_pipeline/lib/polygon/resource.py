@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import signal
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -98,6 +99,17 @@ def split_plan(plan: RequestPlan, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> list[
             for i in range(0, len(plan.days), per_chunk)
         ]
     return [plan]
+
+
+def _leave_signals_to_the_main_thread() -> None:
+    """Initializer of the request threads: they block SIGINT and SIGTERM, so the kernel delivers
+    Ctrl-C to the main thread, whose wait on the requests it interrupts at once. (A signal that
+    lands on a thread blocked in a socket read would wait until the main thread next runs.)"""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+def _request_pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=workers, initializer=_leave_signals_to_the_main_thread)
 
 
 def _empty_normalised() -> pl.DataFrame:
@@ -399,22 +411,28 @@ class PolygonResource(dg.ConfigurableResource):
                     auth_failure.append(redact(f"{exc}", self.api_key))
                 raise
 
-        with ThreadPoolExecutor(max_workers=self.max_concurrent_requests) as pool:
+        with _request_pool(self.max_concurrent_requests) as pool:
             futures = {pool.submit(one, sym): sym for sym in plan.symbols}
-            for future in as_completed(futures):
-                sym = futures[future]
-                try:
-                    frame, keys = future.result()
-                except Exception as exc:
-                    message = redact(f"{exc}", self.api_key) or exc.__class__.__name__
-                    errors[sym.symbol] = message
-                    log.error(f"{sym.symbol}: {message}")
-                    progress.advance(detail=f"({sym.symbol} failed)")
-                    continue
-                frames.append(frame)
-                cache_keys.extend(keys)
-                fetched.append(sym.symbol)
-                progress.advance(detail=f"({sym.symbol}: {frame.height} bars)")
+            try:
+                for future in as_completed(futures):
+                    sym = futures[future]
+                    try:
+                        frame, keys = future.result()
+                    except Exception as exc:
+                        message = redact(f"{exc}", self.api_key) or exc.__class__.__name__
+                        errors[sym.symbol] = message
+                        log.error(f"{sym.symbol}: {message}")
+                        progress.advance(detail=f"({sym.symbol} failed)")
+                        continue
+                    frames.append(frame)
+                    cache_keys.extend(keys)
+                    fetched.append(sym.symbol)
+                    progress.advance(detail=f"({sym.symbol}: {frame.height} bars)")
+            except BaseException:
+                # Interrupted (Ctrl-C): the queued symbols are not requested; only the requests
+                # in flight are waited for.
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
         frame = pl.concat(frames, how="vertical", rechunk=False) if frames else _empty_normalised()
         return FetchResult(plan, frame, sorted(fetched), errors, cache_keys=cache_keys)
 
@@ -476,7 +494,7 @@ class PolygonResource(dg.ConfigurableResource):
         keys: list[str] = []
         failures: list[str] = []
         held = yielded = 0
-        with ThreadPoolExecutor(max_workers=self.max_concurrent_requests) as pool:
+        with _request_pool(self.max_concurrent_requests) as pool:
             try:
                 while True:
                     while len(pending) < ahead and not stop.is_set():
