@@ -10,6 +10,7 @@ process one after the other, with Dagster's INFO log lines as progress.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
@@ -107,6 +108,8 @@ class BackfillOutcome:
     # Stopped by Ctrl-C (SIGINT); `written` names the assets it had materialised by then.
     interrupted: bool = False
     written: tuple[str, ...] = ()
+    # The API's dead end the run met (key refused, nothing listening), in one line.
+    dead_end: str | None = None
 
 
 def validate_range(
@@ -201,12 +204,13 @@ def resolve_request_symbols(
 
 def run_backfill(settings: Settings, request: BackfillRequest) -> list[BackfillOutcome]:
     """Run the request as one Dagster run per asset class (`BackfillRequest.runs`) on the
-    `DAGSTER_HOME` instance, in this process; a failed run does not stop the next, an
-    interrupted one (Ctrl-C) does: it is the last outcome, with `interrupted` set."""
+    `DAGSTER_HOME` instance, in this process; a failed run does not stop the next, but one
+    interrupted (Ctrl-C) or at a dead end of the API (`dead_end`) is the last."""
     import dagster as dg
 
     from marketdata_pipeline.cli_runs import process_tags, terminal_logger
     from marketdata_pipeline.defs.build import build_defs
+    from marketdata_pipeline.lib.polygon.resource import DEAD_END_TAG
 
     # The terminal shows the runs' progress; failures are reported once, by the summary.
     defs = dg.Definitions.merge(
@@ -229,8 +233,12 @@ def run_backfill(settings: Settings, request: BackfillRequest) -> list[BackfillO
                 outcomes.append(BackfillOutcome("", run.job, run.window, False, [], True))
                 break
             outcome = _outcome(result, run)
+            stored = instance.get_run_by_id(result.run_id)
+            if stored is not None and stored.tags.get(DEAD_END_TAG):
+                outcome = dataclasses.replace(outcome, dead_end=stored.tags[DEAD_END_TAG])
             outcomes.append(outcome)
-            if outcome.interrupted:
+            # After Ctrl-C nothing more runs; after a dead end, the next run would meet it too.
+            if outcome.interrupted or outcome.dead_end:
                 break
     return outcomes
 
@@ -315,15 +323,24 @@ def summary_lines(
                     f"  {r.symbol:<10} {r.rows:>6} rows  {r.first} .. {r.last}" for r in got
                 )
             errors = [(s, failed[(s, cls.value)]) for s in requested if (s, cls.value) in failed]
-            lines.extend(f"  FAILED {s} ({cls}): {e}" for s, e in errors)
+            # One line per reason: a grouped day that failed fails every symbol the same way.
+            by_reason: dict[str, list[str]] = {}
+            for symbol, error in errors:
+                by_reason.setdefault(error, []).append(symbol)
+            for error, names in by_reason.items():
+                who = names[0] if len(names) == 1 else f"{len(names)} symbols ({_some(names)})"
+                lines.append(f"  FAILED {who} ({cls}): {error}")
             failed_names = {s for s, _ in errors}
             empty = [s for s in requested if s not in stored and s not in failed_names]
             if empty:
-                shown = ", ".join(empty[:50]) + (
-                    f" and {len(empty) - 50} more" if len(empty) > 50 else ""
-                )
-                lines.append(f"  no rows in the window (none traded?): {shown}")
+                lines.append(f"  no rows in the window (none traded?): {_some(empty, 50)}")
     return lines
+
+
+def _some(names: list[str], limit: int = 5) -> str:
+    """`names` for a line: the first `limit`, then how many more."""
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 def estimate_lines(database_url: str, settings: Settings, request: BackfillRequest) -> list[str]:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import click
 
 from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_NAMES
-from marketdata_pipeline.lib.errors import InputError, MarketdataError
+from marketdata_pipeline.lib.errors import ConfigError, InputError, MarketdataError
 from marketdata_pipeline.lib.settings import redact_url
 
 EXIT_RUN_FAILED = 1
@@ -232,6 +232,11 @@ def backfill_command(
         # The one thing to say: the summary would list the symbols' previous outcomes.
         click.echo(f"marketdata: {interruption_line(outcomes, request.runs())}", err=True)
         return EXIT_INTERRUPTED
+    if outcomes and outcomes[-1].dead_end:
+        # A wrong URL or key: one line, not the same refusal for every symbol.
+        failed = ", ".join(o.run_id[:8] for o in outcomes if not o.success)
+        _print_err(f"{outcomes[-1].dead_end} (failed: run {failed})")
+        return ConfigError.exit_code
     click.echo("")
     for outcome in outcomes:
         status = "SUCCESS" if outcome.success else "FAILED"

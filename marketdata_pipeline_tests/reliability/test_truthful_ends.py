@@ -32,14 +32,14 @@ STOCKS = ["--asset", "stock_daily_candles"]
 
 
 def _env(tmp_path: Path, database_url: str, sim, **extra: str) -> dict[str, str]:
-    return cli_env(
-        tmp_path,
-        MARKETDATA_DATABASE_URL=database_url,
-        POLYGON_API_KEY=sim.api_key,
-        POLYGON_BASE_URL=sim.base_url,
-        POLYGON_REQUESTS_PER_MINUTE="60000",
+    env = {
+        "MARKETDATA_DATABASE_URL": database_url,
+        "POLYGON_API_KEY": sim.api_key,
+        "POLYGON_BASE_URL": sim.base_url,
+        "POLYGON_REQUESTS_PER_MINUTE": "60000",
         **extra,
-    )
+    }
+    return cli_env(tmp_path, **env)
 
 
 def _start_and_signal_mid_fetch(args: list[str], env: dict[str, str], sig: int) -> CliResult:
@@ -173,3 +173,26 @@ def test_a_refused_key_under_the_grouped_plan_costs_one_request_and_one_line(
     assert line.startswith("marketdata: error: ")
     assert "Unknown API Key" in line and "POLYGON_API_KEY" in line
     assert "not-the-key" not in output
+
+
+def test_a_refused_first_day_under_the_grouped_plan_is_the_only_day_requested(
+    sim, database_url, tmp_path
+):
+    """A 403 (the plan is not entitled to the data) on the grouped plan's first day: no other
+    day is sent, and the summary says it once for all 40 symbols."""
+    many = [t for t in stock_universe(60) if "." not in t][:40]
+    track(database_url, many)
+    sim.add_fault(
+        kind="status",
+        status_code=403,
+        endpoint="grouped",
+        message="You are not entitled to this data.",
+    )
+    result = run_cli(["backfill", *WEEK, *STOCKS], _env(tmp_path, database_url, sim))
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert sim.stats(include_log=False)["by_kind"]["grouped"] == 1
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output
+    (line,) = [x for x in output.splitlines() if "403" in x]
+    assert line.startswith("  FAILED 40 symbols (")
+    assert "grouped daily request failed (1 of 5 days)" in line and "not entitled" in line
