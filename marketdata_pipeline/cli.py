@@ -417,10 +417,8 @@ def coverage(symbols: tuple[str, ...], start: str | None, end: str | None, out: 
         end=last,
         out=Path(out) if out else None,
     )
-    for line in format_summary(report):
+    for line in format_summary(report):  # its last line names the picture, if any
         click.echo(line)
-    if out:
-        click.echo(f"picture: {out}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

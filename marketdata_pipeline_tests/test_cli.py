@@ -275,7 +275,7 @@ def test_dry_run_prints_the_plan_and_estimate_and_spends_nothing(
     code, out, err = cli("backfill", "--start", "2024-01-02", "--end", "2024-12-31", "--dry-run")
     assert code == 0, err
     assert "stock_daily_candles: stock plan: range (2 requests)" in out
-    assert "crypto_daily_candles: crypto plan: range (1 requests)" in out
+    assert "crypto_daily_candles: crypto plan: range (1 request) for 1 symbol x" in out
     assert "estimate: 2 range requests at 6,000/min" in out
     assert "dry run: nothing was requested or written" in out
     assert sim.stats()["requests"] == 0
