@@ -50,6 +50,16 @@ def test_remove_deactivates_and_add_reactivates(cli, database_url):
     code, out, _ = cli("symbols", "add", "AAPL")
     assert "AAPL (stock): re-activated" in out
     assert ("AAPL", "stock", True, "pending") in tracked(database_url)
+    # Fetched once, re-activated: its status stays what its last run left, never `pending`
+    # (never fetched) beside a last day.
+    cli("symbols", "remove", "AAPL")
+    query(
+        database_url,
+        "UPDATE marketdata.tracked_symbols SET status = 'ok', last_success_day = '2024-03-08'"
+        " WHERE symbol = 'AAPL' RETURNING symbol",
+    )
+    cli("symbols", "add", "AAPL")
+    assert ("AAPL", "stock", True, "ok") in tracked(database_url)
 
 
 def test_list_json_is_an_array_of_objects_with_status(cli):
