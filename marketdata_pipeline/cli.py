@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 import click
 
@@ -193,7 +194,9 @@ def backfill_command(
     from marketdata_pipeline.lib.postgres.tracked_symbols import tracked_classes
     from marketdata_pipeline.runtime import prepare, simulator_if_no_key
 
-    with simulator_if_no_key(settings) as settings:
+    # A dry run sends nothing, so it needs no simulator, and it estimates at the configured
+    # budget (POLYGON_REQUESTS_PER_MINUTE): the cost of the real backfill it plans.
+    with nullcontext(settings) if dry_run else simulator_if_no_key(settings) as settings:
         runtime = prepare(settings)
         tracked = {}
         if raw_symbols:

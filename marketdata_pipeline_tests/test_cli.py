@@ -292,6 +292,23 @@ def test_dry_run_prints_the_plan_and_estimate_and_spends_nothing(
     assert query(database_url, "SELECT count(*) FROM marketdata.stock_daily_candles") == [(0,)]
 
 
+def test_a_keyless_dry_run_estimates_at_the_configured_budget(
+    cli, dagster_env, database_url, monkeypatch
+):
+    """Without a key the dry run plans the real backfill: at POLYGON_REQUESTS_PER_MINUTE (the
+    free tier's 5 by default), not at the simulator's pace, and without starting it."""
+    for name in ("POLYGON_API_KEY", "POLYGON_BASE_URL", "POLYGON_REQUESTS_PER_MINUTE"):
+        monkeypatch.delenv(name, raising=False)
+    cli("symbols", "add", "AAPL", "MSFT")
+    code, out, err = cli(
+        "backfill", "--start", "2024-01-02", "--end", "2024-12-31", "--dry-run",
+        "--asset", "stock_daily_candles",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "estimate: 2 range requests at 5/min" in out
+    assert "SIMULATOR" not in err
+
+
 def test_coverage_command_prints_the_summary_and_draws_the_picture(
     cli, dagster_env, database_url, tmp_path
 ):
