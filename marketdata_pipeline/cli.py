@@ -337,6 +337,31 @@ def db_url(dagster: bool, reveal: bool) -> None:
     click.echo(url if reveal else redact_url(url))
 
 
+@db.command("stop")
+def db_stop() -> None:
+    """Stop the embedded Postgres (the next command that needs it starts it again).
+
+    \b
+    Example:
+      marketdata db stop        (make clean runs it first)
+    """
+    from marketdata_pipeline.lib.postgres.embedded import stop_embedded
+    from marketdata_pipeline.lib.settings import load_settings
+
+    settings = load_settings()
+    if settings.database_url:
+        click.echo(
+            f"MARKETDATA_DATABASE_URL is set ({redact_url(settings.database_url)}): that server "
+            "is not the embedded one, nothing to stop"
+        )
+        return
+    data_dir = settings.home / "pgdata"
+    if stop_embedded(data_dir):
+        click.echo(f"stopped the embedded Postgres of {data_dir}")
+    else:
+        click.echo(f"the embedded Postgres of {data_dir} is not running")
+
+
 @cli.command("demo")
 @click.option("--days", type=click.IntRange(1, 3650), default=DEMO_DAYS, show_default=True)
 def demo(days: int) -> None:
