@@ -232,6 +232,41 @@ def test_backfill_without_a_key_uses_the_simulator_loudly_and_marks_its_rows(
     ]
 
 
+def test_the_keyless_simulator_has_splits_and_dividends_for_the_guides(
+    cli, dagster_env, database_url, monkeypatch
+):
+    """The simulator a keyless command starts has a few real corporate actions, so the queries
+    of docs/corporate-actions.md show something without configuring it: NVDA's 10-for-1 split
+    of 2024-06-10 (a tenfold step as traded, none adjusted) and AAPL's 2024 dividends."""
+    for name in ("POLYGON_API_KEY", "POLYGON_BASE_URL", "POLYGON_REQUESTS_PER_MINUTE"):
+        monkeypatch.delenv(name, raising=False)
+    cli("symbols", "add", "NVDA", "AAPL")
+    code, _, err = cli(
+        "backfill", "--start", "2024-06-05", "--end", "2024-06-12",
+        "--asset", "stock_daily_candles",
+    )  # fmt: skip
+    assert code == 0, err
+    assert query(
+        database_url,
+        "SELECT execution_date, split_from, split_to FROM marketdata.stock_splits"
+        " WHERE symbol = 'NVDA'",
+    ) == [(dt.date(2024, 6, 10), 1.0, 10.0)]
+    ex_dates = query(
+        database_url,
+        "SELECT ex_dividend_date FROM marketdata.stock_dividends WHERE symbol = 'AAPL'"
+        " AND ex_dividend_date BETWEEN '2024-01-01' AND '2024-12-31' ORDER BY 1",
+    )
+    assert len(ex_dates) == 4
+    ratios = query(
+        database_url,
+        "SELECT u.day, round((u.close / c.close)::numeric, 6) FROM"
+        " marketdata.stock_daily_candles_unadjusted u JOIN marketdata.stock_daily_candles c"
+        " USING (symbol, day) WHERE symbol = 'NVDA' ORDER BY u.day",
+    )
+    assert {r for d, r in ratios if d < dt.date(2024, 6, 10)} == {10}
+    assert {r for d, r in ratios if d >= dt.date(2024, 6, 10)} == {1}
+
+
 def test_symbol_rules_name_the_asset_class_and_refuse_ambiguity(cli, database_url):
     """A bad --symbols names the class it was checked against; the same text tracked as
     stock and crypto is never added or removed by guess."""
