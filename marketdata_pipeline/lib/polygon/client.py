@@ -262,9 +262,9 @@ class PolygonClient:
     # -- one request, with retries ------------------------------------------------------------
 
     def _attempts_for(self, exc: BaseException | None) -> int:
-        return REFUSED_ATTEMPTS if isinstance(exc, TransientError) and exc.refused else (
-            self.max_attempts
-        )  # fmt: skip
+        """Attempts allowed for a request whose last attempt failed with `exc`."""
+        refused = isinstance(exc, TransientError) and exc.refused
+        return REFUSED_ATTEMPTS if refused else self.max_attempts
 
     def _stop(self, state: RetryCallState) -> bool:
         exc = state.outcome.exception() if state.outcome else None
@@ -434,9 +434,8 @@ class PolygonClient:
             return retrying(self._attempt, path, params, kind, what, parse, window)
         except TransientError as exc:
             text = redact(str(exc), self._api_key)
-            attempts = self._attempts_for(exc)
-            url = redact_url(self.base_url)
             if exc.refused:
+                url = redact_url(self.base_url)
                 self._met_dead_end(
                     PolygonUnreachableError(
                         f"nothing listens at {url} (connection refused on an earlier request)"
@@ -445,11 +444,13 @@ class PolygonClient:
                     "listens there: check POLYGON_BASE_URL)",
                 )
                 text = f"{text}: nothing listens at {url}"
-            error_cls = PolygonPayloadError if exc.status_code == 200 else PolygonUnavailableError
-            if exc.refused:
-                error_cls = PolygonUnreachableError
+                error_cls: type[PolygonError] = PolygonUnreachableError
+            elif exc.status_code == 200:
+                error_cls = PolygonPayloadError
+            else:
+                error_cls = PolygonUnavailableError
             raise error_cls(
-                f"{text} (gave up after {attempts} attempts)",
+                f"{text} (gave up after {self._attempts_for(exc)} attempts)",
                 request=what,
                 status_code=exc.status_code,
             ) from None
