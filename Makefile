@@ -50,5 +50,8 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# The embedded Postgres is stopped first: deleting its data directory under a running server
+# would leave the server running on nothing.
 clean:
+	@if [ -x $(BIN)/marketdata ]; then $(BIN)/marketdata db stop; fi
 	rm -rf $(VENV) .marketdata .pytest_cache .ruff_cache *.egg-info

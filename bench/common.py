@@ -483,9 +483,11 @@ class SimulatorProcess:
 
 
 def _serve_simulator(args: dict[str, Any]) -> None:
+    from polygon_simulator.corporate_actions import NO_CORPORATE_ACTIONS
     from polygon_simulator.server import SimulatorServer
 
-    with SimulatorServer(**args) as server:
+    # The benchmarks' world has no corporate actions unless a benchmark configures some.
+    with SimulatorServer(**{**NO_CORPORATE_ACTIONS, **args}) as server:
         print(json.dumps({"base_url": server.base_url}), flush=True)
         sys.stdin.read()  # until the parent closes our stdin
 

@@ -10,6 +10,7 @@ process one after the other, with Dagster's INFO log lines as progress.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -107,6 +108,11 @@ class BackfillOutcome:
     window: CandleWindow
     success: bool
     failures: list[str]  # step failure messages
+    # Stopped by Ctrl-C (SIGINT); `written` names the assets it had materialised by then.
+    interrupted: bool = False
+    written: tuple[str, ...] = ()
+    # The API's dead end the run met (key refused, nothing listening), in one line.
+    dead_end: str | None = None
     # Class names of the errors behind the failures (Dagster's wrappers unwrapped).
     error_classes: tuple[str, ...] = ()
     requests: dict[str, int] = field(default_factory=dict)  # sent, by kind (`requests_made`)
@@ -204,42 +210,97 @@ def resolve_request_symbols(
 
 def run_backfill(settings: Settings, request: BackfillRequest) -> list[BackfillOutcome]:
     """Run the request as one Dagster run per asset class (`BackfillRequest.runs`) on the
-    `DAGSTER_HOME` instance, in this process; a failed run does not stop the next."""
+    `DAGSTER_HOME` instance, in this process; a failed run does not stop the next, but one
+    interrupted (Ctrl-C) or at a dead end of the API (`dead_end`) is the last."""
     import dagster as dg
 
+    from marketdata_pipeline.cli_runs import process_tags, terminal_logger
     from marketdata_pipeline.defs.build import build_defs
+    from marketdata_pipeline.lib.polygon.resource import DEAD_END_TAG
 
-    defs = build_defs(settings)
+    # The terminal shows the runs' progress; failures are reported once, by the summary.
+    defs = dg.Definitions.merge(
+        build_defs(settings), dg.Definitions(loggers={"console": terminal_logger})
+    )
     outcomes = []
     with dg.DagsterInstance.get() as instance:
         for run in request.runs():
-            result = defs.resolve_job_def(run.job).execute_in_process(
-                run_config=run.run_config(),
-                instance=instance,
-                tags={**run.window.run_tags(), TRIGGER_TAG: CLI_TRIGGER},
-                asset_selection=run.asset_keys(),
-                raise_on_error=False,
-            )
-            errors = [
-                (event.step_key, _unwrapped(event.step_failure_data.error))
-                for event in result.all_events
-                if event.is_step_failure
-                and event.step_failure_data
-                and event.step_failure_data.error is not None
-            ]
-            failures = [f"step {step} failed: {error.message.strip()}" for step, error in errors]
-            outcomes.append(
-                BackfillOutcome(
-                    result.run_id,
-                    run.job,
-                    run.window,
-                    result.success,
-                    failures,
-                    tuple(error.cls_name or "" for _step, error in errors),
-                    requests_made(result.get_asset_materialization_events()),
+            try:
+                result = defs.resolve_job_def(run.job).execute_in_process(
+                    run_config=run.run_config(),
+                    instance=instance,
+                    tags={**run.window.run_tags(), TRIGGER_TAG: CLI_TRIGGER, **process_tags()},
+                    asset_selection=run.asset_keys(),
+                    raise_on_error=False,
                 )
-            )
+            except KeyboardInterrupt:
+                # Ctrl-C outside Dagster's own handling (while the run is being set up): the run
+                # never started a step, so nothing of it was written.
+                outcomes.append(BackfillOutcome("", run.job, run.window, False, [], True))
+                break
+            outcome = _outcome(result, run)
+            stored = instance.get_run_by_id(result.run_id)
+            if stored is not None and stored.tags.get(DEAD_END_TAG):
+                outcome = dataclasses.replace(outcome, dead_end=stored.tags[DEAD_END_TAG])
+            outcomes.append(outcome)
+            # After Ctrl-C nothing more runs; after a dead end, the next run would meet it too.
+            if outcome.interrupted or outcome.dead_end:
+                break
     return outcomes
+
+
+def _outcome(result, run: BackfillRun) -> BackfillOutcome:
+    """How one `execute_in_process` result ended."""
+    from marketdata_pipeline.cli_runs import INTERRUPTION_ERRORS
+
+    failures, classes = [], []
+    interrupted = False
+    for event in result.all_events:
+        error = None
+        if event.is_step_failure and event.step_failure_data:
+            error = event.step_failure_data.error
+            if error is not None and error.cls_name not in INTERRUPTION_ERRORS:
+                cause = _unwrapped(error)
+                failures.append(f"step {event.step_key} failed: {cause.message.strip()}")
+                classes.append(cause.cls_name or "")
+        elif event.is_run_failure:
+            error = getattr(event.event_specific_data, "error", None)
+        interrupted = interrupted or (error is not None and error.cls_name in INTERRUPTION_ERRORS)
+    materialisations = result.get_asset_materialization_events()
+    written = tuple(sorted({e.asset_key.to_user_string() for e in materialisations}))
+    return BackfillOutcome(
+        result.run_id,
+        run.job,
+        run.window,
+        result.success,
+        failures,
+        interrupted,
+        written,
+        error_classes=tuple(classes),
+        requests=requests_made(materialisations),
+    )
+
+
+def interruption_line(outcomes: list[BackfillOutcome], planned: list[BackfillRun]) -> str:
+    """One line for a backfill stopped by Ctrl-C: what was stopped, what of it was written, what
+    finished before it and what never started."""
+    stopped = outcomes[-1]
+    what = f"{stopped.job} {stopped.window}"
+    run = f" (run {stopped.run_id[:8]} marked failed)" if stopped.run_id else ""
+    if stopped.written:
+        line = (
+            f"interrupted: {what} stopped after writing {', '.join(stopped.written)}; nothing "
+            f"else of it was written{run}"
+        )
+    else:
+        line = f"interrupted: nothing was written for {what}{run}"
+    done = [o.job for o in outcomes[:-1]]
+    if done:
+        line += f"; {', '.join(done)} had finished"
+    left = [r.job for r in planned[len(outcomes) :]]
+    if left:
+        line += f"; {', '.join(left)} not started"
+    return line + ". Rerun the same command to fill the range."
 
 
 def _unwrapped(error: Any) -> Any:
@@ -335,17 +396,26 @@ def summary_lines(
                     f"  {r.symbol:<10} {r.rows:>6} rows  {r.first} .. {r.last}" for r in got
                 )
             errors = [(s, failed[(s, cls.value)]) for s in requested if (s, cls.value) in failed]
-            lines.extend(f"  FAILED {s} ({cls}): {e}" for s, e in errors)
+            # One line per reason: a grouped day that failed fails every symbol the same way.
+            by_reason: dict[str, list[str]] = {}
+            for symbol, error in errors:
+                by_reason.setdefault(error, []).append(symbol)
+            for error, names in by_reason.items():
+                who = names[0] if len(names) == 1 else f"{len(names)} symbols ({_some(names)})"
+                lines.append(f"  FAILED {who} ({cls}): {error}")
             failed_names = {s for s, _ in errors}
             empty = [s for s in requested if s not in stored and s not in failed_names]
             if empty:
-                shown = ", ".join(empty[:50]) + (
-                    f" and {len(empty) - 50} more" if len(empty) > 50 else ""
-                )
-                lines.append(f"  no rows in the window (none traded?): {shown}")
+                lines.append(f"  no rows in the window (none traded?): {_some(empty, 50)}")
     if outcomes:
         lines.append(requests_line(outcomes))
     return lines
+
+
+def _some(names: list[str], limit: int = 5) -> str:
+    """`names` for a line: the first `limit`, then how many more."""
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 def estimate_lines(database_url: str, settings: Settings, request: BackfillRequest) -> list[str]:

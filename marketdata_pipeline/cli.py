@@ -3,7 +3,8 @@
 Each command parses its arguments, reads the settings once (`runtime.prepare`), and calls a
 function in `backfill.py`, `devserver.py`, the store (`lib/postgres/`) or the simulator. Exit
 codes scripts can rely on: 0 success, 1 the run failed, 2 invalid input (symbols, dates),
-3 configuration (database, API key, URLs). User mistakes print one line on stderr, no traceback.
+3 configuration (database, API key, URLs), 130 interrupted (Ctrl-C). User mistakes print one
+line on stderr, no traceback.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 import click
 
 from marketdata_pipeline.lib.asset_names import CANDLE_ASSET_NAMES
-from marketdata_pipeline.lib.errors import InputError, MarketdataError
+from marketdata_pipeline.lib.errors import ConfigError, InputError, MarketdataError
 from marketdata_pipeline.lib.settings import redact_url
 
 EXIT_RUN_FAILED = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 DEMO_STOCKS = ("AAPL", "MSFT", "NVDA", "SPY")
 DEMO_CRYPTO = ("BTCUSD", "ETHUSD")
 DEMO_DAYS = 30
@@ -191,7 +194,9 @@ def backfill_command(
     from marketdata_pipeline.lib.postgres.tracked_symbols import tracked_classes
     from marketdata_pipeline.runtime import prepare, simulator_if_no_key
 
-    with simulator_if_no_key(settings) as settings:
+    # A dry run sends nothing, so it needs no simulator, and it estimates at the configured
+    # budget (POLYGON_REQUESTS_PER_MINUTE): the cost of the real backfill it plans.
+    with nullcontext(settings) if dry_run else simulator_if_no_key(settings) as settings:
         runtime = prepare(settings)
         tracked = {}
         if raw_symbols:
@@ -217,11 +222,24 @@ def backfill_command(
             f"backfill {window} of {', '.join(request.assets)} through Dagster, one run per "
             f"asset class (instance {runtime.dagster_home})"
         )
+        from marketdata_pipeline.backfill import interruption_line
+        from marketdata_pipeline.cli_runs import settle_dead_cli_runs
         from marketdata_pipeline.terminal_progress import terminal_progress
 
+        for line in settle_dead_cli_runs():  # runs a killed earlier command left STARTED
+            click.echo(line, err=True)
         # In a terminal the fetch's progress is one drawn bar; elsewhere, the log's lines.
         with terminal_progress():
             outcomes = run_backfill(runtime.settings, request)
+    if outcomes and outcomes[-1].interrupted:
+        # The one thing to say: the summary would list the symbols' previous outcomes.
+        click.echo(f"marketdata: {interruption_line(outcomes, request.runs())}", err=True)
+        return EXIT_INTERRUPTED
+    if outcomes and outcomes[-1].dead_end:
+        # A wrong URL or key: one line, not the same refusal for every symbol.
+        failed = ", ".join(o.run_id[:8] for o in outcomes if not o.success)
+        _print_err(f"{outcomes[-1].dead_end} (failed: run {failed})")
+        return ConfigError.exit_code
     click.echo("")
     for outcome in outcomes:
         status = "SUCCESS" if outcome.success else "FAILED"
@@ -325,6 +343,31 @@ def db_url(dagster: bool, reveal: bool) -> None:
     click.echo(url if reveal else redact_url(url))
 
 
+@db.command("stop")
+def db_stop() -> None:
+    """Stop the embedded Postgres (the next command that needs it starts it again).
+
+    \b
+    Example:
+      marketdata db stop        (make clean runs it first)
+    """
+    from marketdata_pipeline.lib.postgres.embedded import stop_embedded
+    from marketdata_pipeline.lib.settings import load_settings
+
+    settings = load_settings()
+    if settings.database_url:
+        click.echo(
+            f"MARKETDATA_DATABASE_URL is set ({redact_url(settings.database_url)}): that server "
+            "is not the embedded one, nothing to stop"
+        )
+        return
+    data_dir = settings.home / "pgdata"
+    if stop_embedded(data_dir):
+        click.echo(f"stopped the embedded Postgres of {data_dir}")
+    else:
+        click.echo(f"the embedded Postgres of {data_dir} is not running")
+
+
 @cli.command("demo")
 @click.option("--days", type=click.IntRange(1, 3650), default=DEMO_DAYS, show_default=True)
 def demo(days: int) -> None:
@@ -371,6 +414,10 @@ def dev(host: str, port: int) -> None:
     ensure_port_free(host, port)  # before anything starts: a taken port fails at once
     with simulator_if_no_key(load_settings()) as settings:
         runtime = prepare(settings)
+        from marketdata_pipeline.cli_runs import settle_dead_cli_runs
+
+        for line in settle_dead_cli_runs():  # the UI then shows killed CLI runs as failed
+            click.echo(line, err=True)
         raise SystemExit(run_dev(host, port, child_environment(runtime.settings)))
 
 
@@ -404,10 +451,8 @@ def coverage(symbols: tuple[str, ...], start: str | None, end: str | None, out: 
         end=last,
         out=Path(out) if out else None,
     )
-    for line in format_summary(report):
+    for line in format_summary(report):  # its last line names the picture, if any
         click.echo(line)
-    if out:
-        click.echo(f"picture: {out}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -431,12 +476,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_err(exc.format_message())
         return exc.exit_code
     except click.Abort:
-        return 130
+        click.echo("marketdata: interrupted", err=True)
+        return EXIT_INTERRUPTED
     except MarketdataError as exc:
         _print_err(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
-        return 130
+        click.echo("marketdata: interrupted", err=True)
+        return EXIT_INTERRUPTED
     return 0
 
 

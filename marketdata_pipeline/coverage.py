@@ -29,6 +29,8 @@ from marketdata_pipeline.lib.postgres import coverage as store
 from marketdata_pipeline.lib.postgres.connection import connect
 from marketdata_pipeline.lib.symbols import AssetClass
 
+#: Width of the symbol column in labels (`marketdata symbols list` uses the same).
+SYMBOL_WIDTH = 10
 #: Without --start: this many days before the end when nothing is stored yet.
 DEFAULT_DAYS = 30
 #: The summary lists every symbol up to this many; beyond, only the incomplete ones (this many).
@@ -75,8 +77,8 @@ class SymbolCoverage:
 
     @property
     def label(self) -> str:
-        """The symbol as users type it (`X:` marks crypto)."""
-        return f"X:{self.symbol}" if self.asset_class is AssetClass.CRYPTO else self.symbol
+        """The symbol and its class, as `marketdata symbols list` shows them."""
+        return f"{self.symbol:<{SYMBOL_WIDTH}} {self.asset_class.value}"
 
 
 @dataclass(frozen=True)
@@ -292,39 +294,66 @@ MAX_GRID_WIDTH = 1800
 MAX_GRID_HEIGHT = 2400
 
 
+#: Pixels between words: the default font's space is too narrow to read ("nosession").
+WORD_GAP = 5
+
+
+def _words(draw, xy: tuple[float, float], text: str, font) -> float:
+    """Draw `text` word by word with a readable gap; return the x after it."""
+    x, y = xy
+    for word in text.split(" "):
+        draw.text((x, y), word, fill=TEXT, font=font)
+        x += font.getlength(word) + WORD_GAP
+    return x - WORD_GAP
+
+
 def draw_png(report: CoverageReport, out: Path) -> PictureLayout:
-    """Draw the report as a PNG at `out` and return where its cells are."""
+    """Draw the report as a PNG at `out` and return where its cells are.
+
+    Rows are labelled with the symbol and its class (as `marketdata symbols list` shows them),
+    columns get date ticks below the grid, and a legend names each colour.
+    """
     from PIL import Image, ImageDraw, ImageFont
 
-    font = ImageFont.load_default()
+    font = ImageFont.load_default(size=11)
     n_days, n_rows = max(len(report.days), 1), max(len(report.rows), 1)
     cell_w = max(1, min(14, MAX_GRID_WIDTH // n_days))
     cell_h = max(1, min(14, MAX_GRID_HEIGHT // n_rows))
     labels = cell_h >= 10
-    label_w = (max((len(r.label) for r in report.rows), default=4) * 7 + 12) if labels else 10
-    header, legend_h = 24, 24
+    symbol_w = max((font.getlength(r.symbol) for r in report.rows), default=30) + 8
+    class_w = max((font.getlength(r.asset_class.value) for r in report.rows), default=30)
+    label_w = int(4 + symbol_w + class_w + 10) if labels else 10
+    header, ticks_h, legend_h = 24, 18, 24
     layout = PictureLayout(left=label_w, top=header, cell_width=cell_w, cell_height=cell_h)
-    width = max(label_w + n_days * cell_w + 10, 560)
-    height = header + n_rows * cell_h + legend_h + 12
+    tick_w = int(font.getlength("2024-01-01")) + 12
+    width = max(label_w + n_days * cell_w + tick_w, 600)
+    grid_bottom = header + n_rows * cell_h
+    height = grid_bottom + ticks_h + legend_h + 8
     image = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(image)
-    draw.text(
+    _words(
+        draw,
         (4, 4),
         f"{report.start} .. {report.end}   {len(report.rows)} symbols x {len(report.days)} days",
-        fill=TEXT,
-        font=font,
+        font,
     )
     for r, row in enumerate(report.rows):
         if labels:
             _, y0, _, _ = layout.cell_box(r, 0)
-            draw.text((4, y0), row.label, fill=TEXT, font=font)
+            draw.text((4, y0), row.symbol, fill=TEXT, font=font)
+            draw.text((4 + symbol_w, y0), row.asset_class.value, fill=TEXT, font=font)
         for c, cell in enumerate(row.cells):
             draw.rectangle(layout.cell_box(r, c), fill=COLOURS[cell])
-    x, y = 4, header + n_rows * cell_h + 8
+    # A date tick every so many columns, as far apart as a date is wide.
+    step = max(1, -(-tick_w // cell_w))
+    for c in range(0, len(report.days), step):
+        x0, _, _, _ = layout.cell_box(0, c)
+        draw.line((x0, grid_bottom, x0, grid_bottom + 3), fill=TEXT)
+        draw.text((x0, grid_bottom + 4), report.days[c].isoformat(), fill=TEXT, font=font)
+    x, y = 4.0, grid_bottom + ticks_h + 6
     for cell in (*STATUSES, Cell.NO_SESSION):
         draw.rectangle((x, y, x + 11, y + 11), fill=COLOURS[cell], outline=TEXT)
-        draw.text((x + 16, y), cell.value, fill=TEXT, font=font)
-        x += 16 + len(cell.value) * 7 + 16
+        x = _words(draw, (x + 16, y), cell.value, font) + 18
     out.parent.mkdir(parents=True, exist_ok=True)
     image.save(out, format="PNG")
     return layout

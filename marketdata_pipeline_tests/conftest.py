@@ -25,6 +25,7 @@ from marketdata_pipeline.lib.postgres.ddl import migrate
 from marketdata_pipeline.lib.postgres.embedded import sqlalchemy_url
 from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
 from marketdata_pipeline_tests.resources import TEST_API_KEY, make_polygon
+from polygon_simulator.corporate_actions import NO_CORPORATE_ACTIONS
 from polygon_simulator.server import SimulatorServer
 
 for _var in (
@@ -126,16 +127,20 @@ def database(database_url: str) -> PostgresDatabase:
 @pytest.fixture(scope="session")
 def simulator_server() -> Iterator[SimulatorServer]:
     """The project's Polygon simulator, on a real port, for the whole session."""
-    with SimulatorServer(api_key=TEST_API_KEY) as server:
+    with SimulatorServer(api_key=TEST_API_KEY, **NO_CORPORATE_ACTIONS) as server:
         yield server
 
 
 @pytest.fixture
 def sim(simulator_server: SimulatorServer) -> Iterator[SimulatorServer]:
-    """The simulator with counters, faults and config reset around each test."""
-    simulator_server.reset(reset_config=True)
+    """The simulator with counters, faults and config reset around each test.
+
+    Its world has no splits or dividends (the default one has a few): a test configures the
+    corporate actions it is about.
+    """
+    simulator_server.reset(reset_config=True, **NO_CORPORATE_ACTIONS)
     yield simulator_server
-    simulator_server.reset(reset_config=True)
+    simulator_server.reset(reset_config=True, **NO_CORPORATE_ACTIONS)
 
 
 @pytest.fixture

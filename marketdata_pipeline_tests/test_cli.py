@@ -51,6 +51,16 @@ def test_remove_deactivates_and_add_reactivates(cli, database_url):
     code, out, _ = cli("symbols", "add", "AAPL")
     assert "AAPL (stock): re-activated" in out
     assert ("AAPL", "stock", True, "pending") in tracked(database_url)
+    # Fetched once, re-activated: its status stays what its last run left, never `pending`
+    # (never fetched) beside a last day.
+    cli("symbols", "remove", "AAPL")
+    query(
+        database_url,
+        "UPDATE marketdata.tracked_symbols SET status = 'ok', last_success_day = '2024-03-08'"
+        " WHERE symbol = 'AAPL' RETURNING symbol",
+    )
+    cli("symbols", "add", "AAPL")
+    assert ("AAPL", "stock", True, "ok") in tracked(database_url)
 
 
 def test_list_json_is_an_array_of_objects_with_status(cli):
@@ -259,6 +269,41 @@ def test_a_store_of_simulated_rows_refuses_a_keyed_servers_rows_with_exit_3(
     assert read_table(database_url, "stock_daily_candles").equals(table)
 
 
+def test_the_keyless_simulator_has_splits_and_dividends_for_the_guides(
+    cli, dagster_env, database_url, monkeypatch
+):
+    """The simulator a keyless command starts has a few real corporate actions, so the queries
+    of docs/corporate-actions.md show something without configuring it: NVDA's 10-for-1 split
+    of 2024-06-10 (a tenfold step as traded, none adjusted) and AAPL's 2024 dividends."""
+    for name in ("POLYGON_API_KEY", "POLYGON_BASE_URL", "POLYGON_REQUESTS_PER_MINUTE"):
+        monkeypatch.delenv(name, raising=False)
+    cli("symbols", "add", "NVDA", "AAPL")
+    code, _, err = cli(
+        "backfill", "--start", "2024-06-05", "--end", "2024-06-12",
+        "--asset", "stock_daily_candles",
+    )  # fmt: skip
+    assert code == 0, err
+    assert query(
+        database_url,
+        "SELECT execution_date, split_from, split_to FROM marketdata.stock_splits"
+        " WHERE symbol = 'NVDA'",
+    ) == [(dt.date(2024, 6, 10), 1.0, 10.0)]
+    ex_dates = query(
+        database_url,
+        "SELECT ex_dividend_date FROM marketdata.stock_dividends WHERE symbol = 'AAPL'"
+        " AND ex_dividend_date BETWEEN '2024-01-01' AND '2024-12-31' ORDER BY 1",
+    )
+    assert len(ex_dates) == 4
+    ratios = query(
+        database_url,
+        "SELECT u.day, round((u.close / c.close)::numeric, 6) FROM"
+        " marketdata.stock_daily_candles_unadjusted u JOIN marketdata.stock_daily_candles c"
+        " USING (symbol, day) WHERE symbol = 'NVDA' ORDER BY u.day",
+    )
+    assert {r for d, r in ratios if d < dt.date(2024, 6, 10)} == {10}
+    assert {r for d, r in ratios if d >= dt.date(2024, 6, 10)} == {1}
+
+
 def test_symbol_rules_name_the_asset_class_and_refuse_ambiguity(cli, database_url):
     """A bad --symbols names the class it was checked against; the same text tracked as
     stock and crypto is never added or removed by guess."""
@@ -312,11 +357,28 @@ def test_dry_run_prints_the_plan_and_estimate_and_spends_nothing(
     code, out, err = cli("backfill", "--start", "2024-01-02", "--end", "2024-12-31", "--dry-run")
     assert code == 0, err
     assert "stock_daily_candles: stock plan: range (2 requests)" in out
-    assert "crypto_daily_candles: crypto plan: range (1 requests)" in out
+    assert "crypto_daily_candles: crypto plan: range (1 request) for 1 symbol x" in out
     assert "estimate: 2 range requests at 6,000/min" in out
     assert "dry run: nothing was requested or written" in out
     assert sim.stats()["requests"] == 0
     assert query(database_url, "SELECT count(*) FROM marketdata.stock_daily_candles") == [(0,)]
+
+
+def test_a_keyless_dry_run_estimates_at_the_configured_budget(
+    cli, dagster_env, database_url, monkeypatch
+):
+    """Without a key the dry run plans the real backfill: at POLYGON_REQUESTS_PER_MINUTE (the
+    free tier's 5 by default), not at the simulator's pace, and without starting it."""
+    for name in ("POLYGON_API_KEY", "POLYGON_BASE_URL", "POLYGON_REQUESTS_PER_MINUTE"):
+        monkeypatch.delenv(name, raising=False)
+    cli("symbols", "add", "AAPL", "MSFT")
+    code, out, err = cli(
+        "backfill", "--start", "2024-01-02", "--end", "2024-12-31", "--dry-run",
+        "--asset", "stock_daily_candles",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "estimate: 2 range requests at 5/min" in out
+    assert "SIMULATOR" not in err
 
 
 def test_coverage_command_prints_the_summary_and_draws_the_picture(

@@ -73,9 +73,10 @@ def test_picture_pixels_and_summary_match_the_known_store(known_store, tmp_path)
         "coverage 2024-07-01..2024-07-07: 3 symbols, 15 sessions "
         "(stocks: NYSE sessions; crypto: every UTC day)",
         "  stored 11, missing 1, quarantined 1, failed 2",
-        "  AAPL      stored 3, quarantined 1",
-        "  MSFT      stored 2, failed 2  (404: Ticker not found.)",
-        "  X:BTCUSD  stored 6, missing 1",
+        # Labelled as `marketdata symbols list` shows them: the symbol, then its class.
+        "  AAPL       stock   stored 3, quarantined 1",
+        "  MSFT       stock   stored 2, failed 2  (404: Ticker not found.)",
+        "  BTCUSD     crypto  stored 6, missing 1",
         f"picture: {out}",
     ]
 
@@ -144,6 +145,6 @@ def test_summary_of_many_symbols_lists_only_those_with_gaps():
         "(stocks: NYSE sessions; crypto: every UTC day)",
         "  stored 47, missing 1, quarantined 0, failed 2",
         "  23 symbols complete, 2 with gaps:",
-        "  GAP  stored 1, missing 1",
-        "  BAD  failed 2  (401: no)",
+        "  GAP        stock  stored 1, missing 1",
+        "  BAD        stock  failed 2  (401: no)",
     ]

@@ -16,6 +16,11 @@ A split whose execution date is after the simulator's today is announced (listed
 applied yet; like the vendor's overnight adjustment, one executing today already applies.
 With no splits configured every bar is exactly what it was before.
 
+The default world has a few real events (`DEFAULT_SPLITS`, `DEFAULT_DIVIDENDS`: the AAPL, TSLA
+and NVDA splits since 2020 and the 2024 AAPL and MSFT dividends), so a store filled from the
+simulator shows them; `NO_CORPORATE_ACTIONS` is the config of a world without any (the test
+suite's, whose tests configure the events they are about).
+
 Dividends (`SimulatorConfig.dividends`) are listed by `/stocks/v1/dividends` and
 `/v3/reference/dividends`; they never change bars (the vendor never adjusts for dividends).
 """
@@ -98,6 +103,42 @@ class SimDividend(BaseModel):
     @classmethod
     def _stock(cls, value: str) -> str:
         return _stock_ticker(value)
+
+
+def _split(ticker: str, day: str, split_from: float, split_to: float) -> SimSplit:
+    return SimSplit(
+        ticker=ticker,
+        execution_date=dt.date.fromisoformat(day),
+        split_from=split_from,
+        split_to=split_to,
+    )
+
+
+def _dividend(ticker: str, ex_day: str, cash: float) -> SimDividend:
+    return SimDividend(
+        ticker=ticker, ex_dividend_date=dt.date.fromisoformat(ex_day), cash_amount=cash
+    )
+
+
+#: Splits of the default world (as the vendor lists them).
+DEFAULT_SPLITS: tuple[SimSplit, ...] = (
+    _split("AAPL", "2020-08-31", 1, 4),
+    _split("TSLA", "2022-08-25", 1, 3),
+    _split("NVDA", "2024-06-10", 1, 10),
+)
+#: Cash dividends of the default world: the 2024 quarterly dividends of AAPL and MSFT.
+DEFAULT_DIVIDENDS: tuple[SimDividend, ...] = (
+    _dividend("AAPL", "2024-02-09", 0.24),
+    _dividend("AAPL", "2024-05-10", 0.25),
+    _dividend("AAPL", "2024-08-12", 0.25),
+    _dividend("AAPL", "2024-11-08", 0.25),
+    _dividend("MSFT", "2024-02-14", 0.75),
+    _dividend("MSFT", "2024-05-15", 0.75),
+    _dividend("MSFT", "2024-08-15", 0.75),
+    _dividend("MSFT", "2024-11-20", 0.83),
+)
+#: Config fields of a world without corporate actions.
+NO_CORPORATE_ACTIONS: dict[str, tuple] = {"splits": (), "dividends": ()}
 
 
 def validate_unique_splits(splits: tuple[SimSplit, ...]) -> tuple[SimSplit, ...]:

@@ -7,6 +7,7 @@ URL is known at once.
 
 from __future__ import annotations
 
+import signal
 import socket
 import sys
 import threading
@@ -114,7 +115,7 @@ class SimulatorServer:
         config = _uvicorn_config(app, access_log=self._access_log, log_level=self._log_level)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
-            target=self._server.run,
+            target=self._run,
             kwargs={"sockets": [self._socket]},
             name=f"polygon-simulator-{self.port}",
             daemon=True,
@@ -132,6 +133,13 @@ class SimulatorServer:
         # `started` is set once the listener exists; one real request proves the app answers.
         httpx.get(f"{self.base_url}/_sim/health", timeout=timeout).raise_for_status()
         return self
+
+    def _run(self, **kwargs: Any) -> None:
+        # Ctrl-C is for the main thread (the command running in front of this server): with the
+        # signal blocked here, the kernel never hands it to this thread's event loop.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        assert self._server is not None
+        self._server.run(**kwargs)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Shut uvicorn down and join its thread (idempotent)."""

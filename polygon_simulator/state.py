@@ -19,7 +19,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from polygon_simulator import market
-from polygon_simulator.corporate_actions import SimDividend, SimSplit, validate_unique_splits
+from polygon_simulator.corporate_actions import (
+    DEFAULT_DIVIDENDS,
+    DEFAULT_SPLITS,
+    SimDividend,
+    SimSplit,
+    validate_unique_splits,
+)
 from polygon_simulator.faults import FaultBook, FaultRule
 from polygon_simulator.pages import BodyCache
 from polygon_simulator.ratelimit import RollingWindowLimiter
@@ -141,8 +147,9 @@ class SimulatorConfig(BaseModel):
 
     # Corporate actions the simulated vendor knows (see corporate_actions.py): configuring a
     # split makes it "happen" (listed, and applied to bars once its execution date has come).
-    splits: tuple[SimSplit, ...] = ()
-    dividends: tuple[SimDividend, ...] = ()
+    # By default a few real ones; `NO_CORPORATE_ACTIONS` configures none.
+    splits: tuple[SimSplit, ...] = DEFAULT_SPLITS
+    dividends: tuple[SimDividend, ...] = DEFAULT_DIVIDENDS
 
     @field_validator("extra_stock_tickers")
     @classmethod

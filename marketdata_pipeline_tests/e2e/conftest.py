@@ -33,6 +33,7 @@ from psycopg import sql
 
 from marketdata_pipeline.lib.postgres.embedded import sqlalchemy_url
 from marketdata_pipeline_tests.resources import TEST_API_KEY
+from polygon_simulator.corporate_actions import NO_CORPORATE_ACTIONS
 from polygon_simulator.server import SimulatorServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -314,7 +315,7 @@ def deployment(pg_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
     (home / "workspace.yaml").write_text(WORKSPACE_YAML.format(**ports))
     start_date = dt.date.today() - dt.timedelta(days=HISTORY_DAYS)
-    with SimulatorServer(api_key=TEST_API_KEY) as sim:
+    with SimulatorServer(api_key=TEST_API_KEY, **NO_CORPORATE_ACTIONS) as sim:
         env = {
             k: v
             for k, v in os.environ.items()

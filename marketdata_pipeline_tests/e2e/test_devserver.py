@@ -46,6 +46,7 @@ from marketdata_pipeline_tests.e2e.conftest import (
     live_processes,
 )
 from polygon_simulator import market
+from polygon_simulator.corporate_actions import NO_CORPORATE_ACTIONS
 from polygon_simulator.server import SimulatorServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -153,7 +154,7 @@ def _dev_environment(
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
-    with SimulatorServer(api_key=TEST_API_KEY) as sim:
+    with SimulatorServer(api_key=TEST_API_KEY, **NO_CORPORATE_ACTIONS) as sim:
         env = {
             k: v
             for k, v in os.environ.items()

@@ -169,7 +169,9 @@ def test_redact_url_hides_passwords_wherever_libpq_accepts_them(url, shown):
     assert PASSWORD not in redact_url(url)
 
 
-def test_cli_backfill_with_a_refused_key_exits_1_and_leaks_nothing(sim, database_url, tmp_path):
+def test_cli_backfill_with_a_refused_key_exits_3_in_one_line_and_leaks_nothing(
+    sim, database_url, tmp_path
+):
     track(database_url, ["AAPL"])
     sim.add_fault(kind="status", status_code=401)
     env = cli_env(
@@ -191,8 +193,10 @@ def test_cli_backfill_with_a_refused_key_exits_1_and_leaks_nothing(sim, database
         ],
         env,
     )
-    assert result.returncode == 1, result.stderr[-2000:]
-    assert "FAILED" in result.stdout and "HTTP 401 Unknown API Key" in result.stdout
+    # A refused key is configuration: one line (exit 3), not the refusal once per symbol.
+    assert result.returncode == 3, result.stderr[-2000:]
+    (line,) = [x for x in result.stderr.splitlines() if "HTTP 401 Unknown API Key" in x]
+    assert line.startswith("marketdata: error: ") and "check POLYGON_API_KEY" in line
     assert "Traceback (most recent call last)" not in result.stderr
     assert TEST_API_KEY not in result.stdout + result.stderr
     _check_requests(sim)

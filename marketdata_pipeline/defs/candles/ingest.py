@@ -110,7 +110,9 @@ def empty_answers_with_stored_rows(
 def record_partition_row_counts(
     context: dg.AssetExecutionContext, counts: Mapping[dt.date, int]
 ) -> None:
-    """Give each partition of the run its own `dagster/row_count`: the rows written for its day.
+    """Give each partition of the run its own `dagster/partition_row_count`: the rows written
+    for its day (Dagster's key for a partition's rows; `dagster/row_count`, the table's, is on
+    the run's newest partition, from the IO manager).
 
     Dagster copies an Output's metadata onto every partition of a single-run range, so a
     run-wide count there would be false on each of them; per-partition asset metadata is not.
@@ -118,7 +120,7 @@ def record_partition_row_counts(
     add_partition_metadata(
         context,
         {
-            key: {"dagster/row_count": counts.get(dt.date.fromisoformat(key), 0)}
+            key: {"dagster/partition_row_count": counts.get(dt.date.fromisoformat(key), 0)}
             for key in context.partition_keys
         },
     )

@@ -6,8 +6,9 @@
   the lineage read tracked_symbols -> candles -> rejected_candles.
 - `TRACKED_SYMBOLS`, `REJECTED_CANDLES`: the two Postgres tables the pipeline reads and writes
   besides the candle tables, as external assets (nothing materialises them in Dagster).
-The table's total rows are added by the IO manager (`table_rows`) beside each partition's own
-`dagster/row_count`.
+The table's total rows are added by the IO manager (`dagster/row_count`, on a run's newest
+partition: the asset's overview shows it) beside each partition's own
+`dagster/partition_row_count`.
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ follows the API's documented behaviour (see docs/api-keys.md):
 - 400/404 (bad request) and 401/403 (key or plan) are final: retrying cannot fix them and would
   spend quota, so they raise at once with the API's own message. A 403 NOT_AUTHORIZED about the
   data timeframe becomes a `PolygonPlanError` naming the refused window in plain words.
+- Dead ends hold for the whole client (one run): the first request goes alone, and once the key
+  is refused (401) no other request is sent; a refused connection (nothing listens at the base
+  URL) is retried twice within a second, and after that no other request is sent either. Each
+  is reported once through `on_dead_end`, in one line naming the URL.
 - A range whose end is before its start is never sent (the API answers 400).
 """
 
@@ -35,7 +39,6 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception_type,
-    stop_after_attempt,
     wait_exponential_jitter,
 )
 
@@ -48,6 +51,7 @@ from marketdata_pipeline.lib.polygon.errors import (
     PolygonPlanError,
     PolygonRequestError,
     PolygonUnavailableError,
+    PolygonUnreachableError,
     TransientError,
     plan_refusal_message,
     redact,
@@ -55,6 +59,7 @@ from marketdata_pipeline.lib.polygon.errors import (
 from marketdata_pipeline.lib.polygon.page_cache import PageCache
 from marketdata_pipeline.lib.polygon.payload import Page, normalise_bars, parse_page
 from marketdata_pipeline.lib.polygon.rate_budget import RateBudget
+from marketdata_pipeline.lib.settings import redact_url
 from marketdata_pipeline.lib.symbols import CRYPTO_PREFIX, AssetClass, Symbol
 
 log = logging.getLogger(__name__)
@@ -76,6 +81,20 @@ def page_cache_params(params: dict[str, str] | None, simulated: bool) -> dict[st
 
 #: Largest page the aggregates endpoint serves (in base bars): ~198 years of daily bars.
 MAX_LIMIT = 50_000
+#: Attempts at a request whose connection is refused, and the wait before the n-th retry
+#: (0.25 s, 0.5 s): a server restarting is back within that, a wrong URL never is.
+REFUSED_ATTEMPTS = 3
+REFUSED_BACKOFF_SECONDS = 0.25
+
+
+def _connection_refused(exc: BaseException) -> bool:
+    """Whether a transport error is a refused connection (nothing listens at the address)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "connection refused" in str(exc).lower()
 
 
 @dataclass
@@ -207,6 +226,7 @@ class PolygonClient:
         page_limit: int = MAX_LIMIT,
         source: str = "polygon",
         page_cache: PageCache | None = None,
+        on_dead_end: Callable[[str], None] | None = None,
     ) -> None:
         if not api_key:
             raise PolygonAuthError("no Polygon API key configured (set POLYGON_API_KEY)")
@@ -231,6 +251,13 @@ class PolygonClient:
         self.stats = RequestStats()
         # Successful pages on disk, so a killed run's rerun does not pay for them again.
         self.page_cache = page_cache
+        # Told once, in one line, when a dead end (key refused, nothing listening) is met.
+        self.on_dead_end = on_dead_end
+        self._dead_end: PolygonError | None = None
+        self._dead_end_lock = threading.Lock()
+        # Until the first request is answered, requests go one at a time (see the docstring).
+        self._first_done = threading.Event()
+        self._first_lock = threading.Lock()
         # The key goes in the Authorization header only: never in a URL, so it cannot reach
         # httpx's exception messages, our logs or Polygon's next_url echo.
         self._http = httpx.Client(
@@ -294,8 +321,19 @@ class PolygonClient:
 
     # -- one request, with retries ------------------------------------------------------------
 
+    def _attempts_for(self, exc: BaseException | None) -> int:
+        """Attempts allowed for a request whose last attempt failed with `exc`."""
+        refused = isinstance(exc, TransientError) and exc.refused
+        return REFUSED_ATTEMPTS if refused else self.max_attempts
+
+    def _stop(self, state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        return state.attempt_number >= self._attempts_for(exc)
+
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, TransientError) and exc.refused:
+            return REFUSED_BACKOFF_SECONDS * 2 ** (state.attempt_number - 1)
         backoff = wait_exponential_jitter(
             initial=self.backoff_initial_seconds, max=self.backoff_max_seconds
         )(state)
@@ -316,7 +354,7 @@ class PolygonClient:
             "%s; retry %d/%d in %.1fs",
             redact(str(exc), self._api_key),
             state.attempt_number,
-            self.max_attempts - 1,
+            self._attempts_for(exc) - 1,
             delay,
         )
 
@@ -339,8 +377,15 @@ class PolygonClient:
             # A gzip body cut off or garbled on the way: as transient as a truncated body.
             self.stats.record(kind, "decoding-error")
             raise TransientError(f"{what}: undecodable body ({exc.__class__.__name__})") from None
+        except httpx.ConnectError as exc:
+            refused = _connection_refused(exc)
+            self.stats.record(kind, "connection-refused" if refused else "connection-error")
+            how = "refused" if refused else "failed"
+            raise TransientError(
+                f"{what}: connection {how} ({exc.__class__.__name__})", refused=refused
+            ) from None
         except httpx.TransportError as exc:
-            # Connection refused/reset, incomplete body: the server or network hiccuped.
+            # Connection reset, incomplete body: the server or network hiccuped.
             self.stats.record(kind, "connection-error")
             raise TransientError(f"{what}: connection failed ({exc.__class__.__name__})") from None
         self.stats.record(kind, str(response.status_code))
@@ -418,9 +463,36 @@ class PolygonClient:
                     body, stored_at = cached
                     page = dataclasses.replace(parse_page(body, request=what), fetched_at=stored_at)
                     return self._answered(page, simulated)
+        if not self._first_done.is_set():
+            # The first request goes alone: a refused key or a wrong URL then costs one request
+            # (and its retries), not one per worker.
+            with self._first_lock:
+                if not self._first_done.is_set():
+                    try:
+                        return self._send(path, params, kind, what, parse, window)
+                    finally:
+                        self._first_done.set()
+        return self._send(path, params, kind, what, parse, window)
+
+    def _send(
+        self,
+        path: str,
+        params: dict[str, str] | None,
+        kind: str,
+        what: str,
+        parse: Callable[..., Any],
+        window: tuple[dt.date, dt.date] | None,
+    ) -> Any:
+        """One request with its retries, unless a dead end was met: then nothing is sent."""
+        if self._dead_end is not None:
+            raise type(self._dead_end)(
+                f"{what} not requested: {self._dead_end}",
+                request=what,
+                status_code=self._dead_end.status_code,
+            )
         retrying = Retrying(
             retry=retry_if_exception_type(TransientError),
-            stop=stop_after_attempt(self.max_attempts),
+            stop=self._stop,
             wait=self._wait,
             before_sleep=self._before_sleep,
             reraise=True,
@@ -429,15 +501,50 @@ class PolygonClient:
             return retrying(self._attempt, path, params, kind, what, parse, window)
         except TransientError as exc:
             text = redact(str(exc), self._api_key)
-            error_cls = PolygonPayloadError if exc.status_code == 200 else PolygonUnavailableError
+            if exc.refused:
+                url = redact_url(self.base_url)
+                self._met_dead_end(
+                    PolygonUnreachableError(
+                        f"nothing listens at {url} (connection refused on an earlier request)"
+                    ),
+                    f"cannot connect to the Polygon API at {url}: connection refused (nothing "
+                    "listens there: check POLYGON_BASE_URL)",
+                )
+                text = f"{text}: nothing listens at {url}"
+                error_cls: type[PolygonError] = PolygonUnreachableError
+            elif exc.status_code == 200:
+                error_cls = PolygonPayloadError
+            else:
+                error_cls = PolygonUnavailableError
             raise error_cls(
-                f"{text} (gave up after {self.max_attempts} attempts)",
+                f"{text} (gave up after {self._attempts_for(exc)} attempts)",
                 request=what,
                 status_code=exc.status_code,
             ) from None
         except PolygonError as exc:
             exc.args = (redact(str(exc), self._api_key),)
+            if isinstance(exc, PolygonAuthError) and exc.status_code == 401:
+                refusal = f"HTTP 401 {exc.api_message} (check POLYGON_API_KEY)"
+                self._met_dead_end(
+                    PolygonAuthError(
+                        f"the API key was refused on an earlier request ({refusal})",
+                        status_code=401,
+                        api_message=exc.api_message,
+                    ),
+                    f"the Polygon API at {redact_url(self.base_url)} refused the key: "
+                    f"{refusal}; nothing more was requested",
+                )
             raise
+
+    def _met_dead_end(self, error: PolygonError, line: str) -> None:
+        """Remember the first dead end (`error` for every request not sent after it) and report
+        it once, as `line`."""
+        with self._dead_end_lock:
+            if self._dead_end is not None:
+                return
+            self._dead_end = error
+        if self.on_dead_end is not None:
+            self.on_dead_end(redact(line, self._api_key))
 
     # -- endpoints ---------------------------------------------------------------------------
 

@@ -80,19 +80,33 @@ class PolygonUnavailableError(PolygonError):
     """429, 5xx, timeouts or connection errors persisted through every retry."""
 
 
+class PolygonUnreachableError(PolygonUnavailableError):
+    """Nothing listens at the API's base URL (connection refused): retrying for minutes cannot
+    help, so the client gives up after a couple of quick attempts."""
+
+
 class PolygonPayloadError(PolygonError):
     """The response body is not the JSON we expect (truncated, HTML, wrong shape, bad paging)."""
 
 
 class TransientError(Exception):
-    """Internal: an attempt failed in a way worth retrying. Never escapes the client."""
+    """Internal: an attempt failed in a way worth retrying. Never escapes the client.
+
+    `refused`: the connection was refused (nothing listens), retried only briefly.
+    """
 
     def __init__(
-        self, message: str, *, status_code: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        refused: bool = False,
     ):
         super().__init__(message)
         self.status_code = status_code
         self.retry_after = retry_after
+        self.refused = refused
 
 
 def redact(text: str, *secrets: str | None) -> str:

@@ -28,6 +28,11 @@ from marketdata_pipeline.lib.symbols import AssetClass, Symbol
 Strategy = Literal["range", "grouped", "none"]
 
 
+def counted(n: int, noun: str) -> str:
+    """`n` and `noun`, plural unless `n` is 1: "1 request", "5 requests"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 @dataclass(frozen=True)
 class RequestPlan:
     """What will be requested for one asset class, and what each alternative would cost."""
@@ -66,8 +71,8 @@ class RequestPlan:
     def describe(self) -> str:
         """One line for logs: strategy, cost and the alternative's cost."""
         line = (
-            f"{self.asset_class} plan: {self.strategy} ({self.cost} requests) for "
-            f"{len(self.symbols)} symbols x {len(self.days)} trading days "
+            f"{self.asset_class} plan: {self.strategy} ({counted(self.cost, 'request')}) for "
+            f"{counted(len(self.symbols), 'symbol')} x {counted(len(self.days), 'trading day')} "
             f"{self.start}..{self.end}; "
             f"range would cost {self.range_cost}, grouped {self.grouped_cost}, "
             f"naive per-symbol-per-day {self.naive_cost}"

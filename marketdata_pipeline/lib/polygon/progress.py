@@ -52,7 +52,8 @@ class Estimate:
         if self.requests == 0:
             return "nothing to request (no trading day or no symbol in the window)"
         return (
-            f"{self.requests:,} {self.strategy} requests at {self.requests_per_minute:,}/min = "
+            f"{self.requests:,} {self.strategy} request{'' if self.requests == 1 else 's'} at "
+            f"{self.requests_per_minute:,}/min = "
             f"{duration_text(self.seconds)}, up to {self.bars:,} bars"
         )
 

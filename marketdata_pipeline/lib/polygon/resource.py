@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import signal
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from marketdata_pipeline.lib.candles.schema import CANDLE_SCHEMA
 from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.errors import ConfigError, InputError
 from marketdata_pipeline.lib.polygon.client import PolygonClient
-from marketdata_pipeline.lib.polygon.errors import PolygonAuthError, redact
+from marketdata_pipeline.lib.polygon.errors import redact
 from marketdata_pipeline.lib.polygon.page_cache import PageCache
 from marketdata_pipeline.lib.polygon.planner import RequestPlan, Strategy, plan_requests
 from marketdata_pipeline.lib.polygon.progress import MAX_PROGRESS_LINES, Progress
@@ -48,6 +49,10 @@ from marketdata_pipeline.lib.settings import (
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol
 
 __all__ = ["MAX_PROGRESS_LINES", "FetchResult", "PolygonResource", "split_plan"]
+
+#: Run tag set when the run met a dead end of the API (key refused, nothing listening at the
+#: base URL): one line, naming the URL; the command line reports it instead of every symbol.
+DEAD_END_TAG = "marketdata/api_dead_end"
 
 #: Rows a chunk of a streamed fetch aims at: a few tens of MB as frames (docs/benchmarks.md).
 DEFAULT_CHUNK_ROWS = 250_000
@@ -99,6 +104,17 @@ def split_plan(plan: RequestPlan, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> list[
             for i in range(0, len(plan.days), per_chunk)
         ]
     return [plan]
+
+
+def _leave_signals_to_the_main_thread() -> None:
+    """Initializer of the request threads: they block SIGINT and SIGTERM, so the kernel delivers
+    Ctrl-C to the main thread, whose wait on the requests it interrupts at once. (A signal that
+    lands on a thread blocked in a socket read would wait until the main thread next runs.)"""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+def _request_pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=workers, initializer=_leave_signals_to_the_main_thread)
 
 
 def _empty_normalised() -> pl.DataFrame:
@@ -160,6 +176,8 @@ class PolygonResource(dg.ConfigurableResource):
     fresh_after: str | None = None
 
     _client: PolygonClient | None = PrivateAttr(default=None)
+    # The run this resource serves (instance, run id), to tag it with a dead end.
+    _run: tuple[Any, str] | None = PrivateAttr(default=None)
     _budget: RateBudget | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
@@ -212,6 +230,7 @@ class PolygonResource(dg.ConfigurableResource):
                     page_limit=self.page_limit,
                     source=self.source,
                     page_cache=cache,
+                    on_dead_end=self._tag_dead_end,
                 )
             return self._client
 
@@ -228,6 +247,16 @@ class PolygonResource(dg.ConfigurableResource):
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         return "simulator" if configured == "simulator" else None
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Remember the run, so a dead end met by its requests can be tagged on it."""
+        if context.dagster_run is not None and context.instance is not None:
+            self._run = (context.instance, context.dagster_run.run_id)
+
+    def _tag_dead_end(self, line: str) -> None:
+        if self._run is not None:
+            instance, run_id = self._run
+            instance.add_run_tags(run_id, {DEAD_END_TAG: line})
 
     def history_start_date(self) -> dt.date | None:
         """`history_start` as a date (None = no limit); ConfigError when it is not YYYY-MM-DD."""
@@ -419,43 +448,35 @@ class PolygonResource(dg.ConfigurableResource):
         frames: list[pl.DataFrame] = []
         fetched: list[str] = []
         errors: dict[str, str] = {}
-        auth_failure: list[str] = []
         fetch_range = self._collecting(client, client.fetch_range)
         cache_keys: list[str] = []
 
         def one(sym: Symbol) -> tuple[pl.DataFrame, list[str]]:
-            """Fetch one symbol, unless the key was already refused."""
-            if auth_failure:  # the key is refused: do not spend requests on the rest
-                raise PolygonAuthError(
-                    f"{sym.symbol} ({sym.asset_class}) {first}..{last} not requested: the API "
-                    f"key was refused on an earlier request ({auth_failure[0]})",
-                    status_code=401,
-                )
-            try:
-                return fetch_range(sym, first, last)
-            except PolygonAuthError as exc:
-                # Flag it from the worker itself, so queued symbols see it at once instead of
-                # after the main thread gets round to reading this future.
-                if exc.status_code == 401 and not auth_failure:
-                    auth_failure.append(redact(f"{exc}", self.api_key))
-                raise
+            """Fetch one symbol (the client sends nothing once the key was refused)."""
+            return fetch_range(sym, first, last)
 
-        with ThreadPoolExecutor(max_workers=self.max_concurrent_requests) as pool:
+        with _request_pool(self.max_concurrent_requests) as pool:
             futures = {pool.submit(one, sym): sym for sym in plan.symbols}
-            for future in as_completed(futures):
-                sym = futures[future]
-                try:
-                    frame, keys = future.result()
-                except Exception as exc:
-                    message = redact(f"{exc}", self.api_key) or exc.__class__.__name__
-                    errors[sym.symbol] = message
-                    log.error(f"{sym.symbol}: {message}")
-                    progress.advance(detail=f"({sym.symbol} failed)")
-                    continue
-                frames.append(frame)
-                cache_keys.extend(keys)
-                fetched.append(sym.symbol)
-                progress.advance(detail=f"({sym.symbol}: {frame.height} bars)")
+            try:
+                for future in as_completed(futures):
+                    sym = futures[future]
+                    try:
+                        frame, keys = future.result()
+                    except Exception as exc:
+                        message = redact(f"{exc}", self.api_key) or exc.__class__.__name__
+                        errors[sym.symbol] = message
+                        log.error(f"{sym.symbol}: {message}")
+                        progress.advance(detail=f"({sym.symbol} failed)")
+                        continue
+                    frames.append(frame)
+                    cache_keys.extend(keys)
+                    fetched.append(sym.symbol)
+                    progress.advance(detail=f"({sym.symbol}: {frame.height} bars)")
+            except BaseException:
+                # Interrupted (Ctrl-C): the queued symbols are not requested; only the requests
+                # in flight are waited for.
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
         frame = pl.concat(frames, how="vertical", rechunk=False) if frames else _empty_normalised()
         return FetchResult(plan, frame, sorted(fetched), errors, cache_keys=cache_keys)
 
@@ -517,10 +538,14 @@ class PolygonResource(dg.ConfigurableResource):
         keys: list[str] = []
         failures: list[str] = []
         held = yielded = 0
-        with ThreadPoolExecutor(max_workers=self.max_concurrent_requests) as pool:
+        answered = False
+        with _request_pool(self.max_concurrent_requests) as pool:
             try:
                 while True:
-                    while len(pending) < ahead and not stop.is_set():
+                    # The first day goes alone: if it is refused (a wrong key, a plan that does
+                    # not cover the data), no other day has been sent.
+                    limit = ahead if answered else 1
+                    while len(pending) < limit and not stop.is_set():
                         day = next(days, None)
                         if day is None:
                             break
@@ -535,6 +560,7 @@ class PolygonResource(dg.ConfigurableResource):
                         failures.append(redact(f"{exc}", self.api_key) or exc.__class__.__name__)
                         log.error(failures[-1])
                         continue
+                    answered = True
                     if fetched is None or failures:
                         continue
                     (frame, page_bars), day_keys = fetched

@@ -9,6 +9,9 @@ by the next command (`cleanup_mode=None`).
 from __future__ import annotations
 
 import contextlib
+import os
+import pwd
+import subprocess
 from pathlib import Path
 from urllib.parse import quote
 
@@ -87,6 +90,24 @@ def ensure_embedded(data_dir: Path, *, keep_running: bool = True) -> dict[str, s
         "dagster": f"postgresql+psycopg2://postgres:@/{DAGSTER_DATABASE}?host={quote(host)}",
     }
     return _urls_by_dir[data_dir]
+
+
+def stop_embedded(data_dir: Path) -> bool:
+    """Stop the embedded server of `data_dir` if it runs (`pg_ctl stop -m fast`: sessions are
+    ended, committed data is kept); True when one was stopped."""
+    data_dir = data_dir.resolve()
+    if not (data_dir / "postmaster.pid").exists():
+        return False
+    pgserver = _import_pgserver()
+    owner = data_dir.stat().st_uid
+    # As root, pgserver runs the server as its own unprivileged user, and pg_ctl must be too.
+    user = {"user": pwd.getpwuid(owner).pw_name} if os.geteuid() == 0 and owner != 0 else {}
+    try:
+        pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, **user)
+    except subprocess.CalledProcessError:
+        return False  # a pid file left behind by a crash: no server was running
+    _urls_by_dir.pop(data_dir, None)
+    return True
 
 
 def sqlalchemy_url(url: str) -> str:

@@ -31,7 +31,8 @@ def add_run_metadata(context: dg.OutputContext, metadata: dict[str, Any]) -> Non
     Dagster copies an output's metadata onto every partition's materialisation of a range run:
     3,653 copies of the same run-wide counts for a ten-year backfill, each stored and read
     again, and each suggesting the numbers were that partition's. Each partition carries its
-    own `dagster/row_count` (the asset adds it); the run's figures go to the newest partition,
+    own `dagster/partition_row_count` (the asset adds it); the run's figures and the table's
+    `dagster/row_count` go to the newest partition,
     the one the asset's page shows first. A run of one partition (or none) has them as usual.
     """
     keys = context.asset_partition_keys if context.has_asset_partitions else []
@@ -95,7 +96,8 @@ class PostgresCandleIOManager(dg.ConfigurableIOManager):
             context,
             {
                 "dagster/table_name": f"{SCHEMA}.{table}",
-                "table_rows": total,
+                # The table's rows: what the asset's overview in the UI shows as its row count.
+                "dagster/row_count": total,
                 "run_rows_inserted": counts["inserted"],
                 "run_rows_replaced": counts["deleted"],
                 "run_rows_quarantined": counts["quarantined"],

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from marketdata_pipeline.lib.postgres.database import connect
+from marketdata_pipeline.lib.postgres.connection import connect
 
 
 @dataclass(frozen=True)

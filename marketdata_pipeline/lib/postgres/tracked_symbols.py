@@ -60,8 +60,10 @@ def add_symbols(conn: psycopg.Connection, symbols: list[Symbol]) -> list[SymbolC
                 )
                 changes.append(SymbolChange(sym, "added"))
             elif not active:
+                # `pending` means never fetched: a symbol with a last day keeps its status.
                 conn.execute(
-                    "UPDATE marketdata.tracked_symbols SET active = true, status = 'pending'"
+                    "UPDATE marketdata.tracked_symbols SET active = true, status = CASE"
+                    " WHEN last_success_day IS NULL THEN 'pending' ELSE status END"
                     " WHERE asset_class=%s AND symbol=%s",
                     (sym.asset_class.value, sym.symbol),
                 )

@@ -49,21 +49,24 @@ def test_sixty_day_range_is_one_run_with_a_bar_per_session(sim, resources, datab
         assert stored.filter(pl.col("symbol") == symbol).get_column("day").to_list() == sessions
     # One range request per symbol for the whole window (the planner's cheaper plan).
     assert sim.stats(include_log=False)["requests"] == len(STOCKS)
-    # Each partition carries its own row count (its day's rows), not the run's total.
+    # Each partition carries its own row count (its day's rows), not the run's total; the
+    # newest one the table's rows too (what the asset's overview shows).
     per_day = dict(stored.group_by("day").len().iter_rows())
     events = {
         m.partition: m.materialization.metadata for m in result.get_asset_materialization_events()
     }
     assert len(events) == len(sessions)  # a partition per session, none on weekends
     for key, metadata in events.items():
-        assert metadata["dagster/row_count"].value == per_day.get(dt.date.fromisoformat(key), 0)
-    assert events["2024-06-28"]["dagster/row_count"].value == len(STOCKS)
+        expected = per_day.get(dt.date.fromisoformat(key), 0)
+        assert metadata["dagster/partition_row_count"].value == expected
+    assert events["2024-06-28"]["dagster/partition_row_count"].value == len(STOCKS)
+    assert events["2024-06-28"]["dagster/row_count"].value == stored.height
     assert "2024-06-29" not in events  # a Saturday: no stock partition
     # The run's own figures are on its newest partition only, not copied onto all of them.
     last = events.pop("2024-06-28")
     assert last["run_rows"].value == stored.height
     assert last["run_rows_inserted"].value == stored.height and "requests" in last
-    assert all(set(metadata) == {"dagster/row_count"} for metadata in events.values())
+    assert all(set(metadata) == {"dagster/partition_row_count"} for metadata in events.values())
 
 
 def test_rematerialising_a_range_is_idempotent(sim, resources, database_url):

@@ -96,5 +96,5 @@ def test_the_table_total_is_recorded_beside_the_runs_slice(sim, resources, datab
     )
     (event,) = result.get_asset_materialization_events()
     metadata = event.materialization.metadata
-    assert metadata["table_rows"].value == 22  # 2 pairs x 11 days in the whole table
-    assert metadata["dagster/row_count"].value == 2  # this partition's own rows
+    assert metadata["dagster/row_count"].value == 22  # 2 pairs x 11 days in the whole table
+    assert metadata["dagster/partition_row_count"].value == 2  # this partition's own rows

@@ -11,7 +11,9 @@ from marketdata_pipeline.lib.polygon.errors import (
     PolygonAuthError,
     PolygonPayloadError,
     PolygonUnavailableError,
+    PolygonUnreachableError,
 )
+from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.symbols import AssetClass, parse_symbol
 from marketdata_pipeline_tests.resources import TEST_API_KEY, make_polygon
 
@@ -80,6 +82,56 @@ def test_401_is_not_retried_and_names_the_symbol_and_the_api_message_without_the
     assert "HTTP 401" in message and "Unknown API Key" in message and "AAPL" in message
     assert TEST_API_KEY not in message and "wrong-" not in message
     assert len(sim.stats()["log"]) == 1  # not retried
+
+
+def test_after_a_refused_key_the_client_sends_nothing_more_even_with_16_workers(sim):
+    """The first request goes alone; once it is refused, the 15 others waiting are not sent."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    reported: list[str] = []
+    polygon = make_polygon(sim, api_key="wrong-" + TEST_API_KEY, max_concurrent_requests=16)
+    client = polygon.get_client()
+    client.on_dead_end = reported.append
+    symbols = [parse_symbol(t) for t in sim.state.stock_tickers()[:16] if "." not in t]
+
+    def fetch(sym):
+        try:
+            client.fetch_range(sym, START, END)
+        except PolygonAuthError as exc:
+            return str(exc)
+        return "fetched"
+
+    with ThreadPoolExecutor(16) as pool:
+        messages = list(pool.map(fetch, symbols))
+    assert sim.stats(include_log=False)["requests"] == 1
+    assert sum("not requested: the API key was refused" in m for m in messages) == len(symbols) - 1
+    (line,) = reported
+    assert line.startswith(f"the Polygon API at {sim.base_url} refused the key: HTTP 401")
+    assert TEST_API_KEY not in line
+
+
+def test_a_refused_connection_is_tried_three_times_then_nothing_more_is_sent():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"  # closed again: nothing listens
+    reported: list[str] = []
+    client = PolygonResource(
+        api_key="a-key-of-some-length", base_url=url, requests_per_minute=60_000, max_attempts=8
+    ).get_client()
+    client.on_dead_end = reported.append
+    with pytest.raises(PolygonUnreachableError, match="gave up after 3 attempts") as first:
+        client.fetch_range(AAPL, START, END)
+    assert f"nothing listens at {url}" in str(first.value)
+    assert client.stats.by_status["connection-refused"] == 3
+    with pytest.raises(PolygonUnreachableError, match="not requested: nothing listens at"):
+        client.fetch_range(parse_symbol("MSFT"), START, END)
+    assert client.stats.attempts == 3, "nothing sent after the dead end"
+    assert reported == [
+        f"cannot connect to the Polygon API at {url}: connection refused (nothing listens "
+        "there: check POLYGON_BASE_URL)"
+    ]
 
 
 def test_403_not_authorized_is_not_retried(sim):

@@ -73,3 +73,27 @@ def test_two_concurrent_runs_share_the_budget_and_meet_no_429(sim, database_url)
     for i, t0 in enumerate(times):
         assert sum(1 for t in times[i:] if t - t0 < WINDOW) <= BUDGET
     assert times[-1] - times[0] >= WINDOW - 1.0, "the 7th request had to wait for the window"
+
+
+def test_the_budget_table_is_named_as_docs_api_keys_says(database_url):
+    """docs/api-keys.md: `marketdata.ratelimit___polygon_<hash>`, the hash of key and API root."""
+    import psycopg
+
+    from marketdata_pipeline.lib.polygon.rate_budget import PostgresRateBudget, budget_name
+    from marketdata_pipeline.lib.postgres.ddl import migrate
+
+    with psycopg.connect(database_url) as conn:
+        migrate(conn)
+    name = budget_name("some-key", "https://api.massive.com")
+    assert name.startswith("polygon_") and "some-key" not in name
+    budget = PostgresRateBudget(60, database_url=database_url, name=name)
+    try:
+        budget.acquire()
+    finally:
+        budget.close()
+    with psycopg.connect(database_url) as conn:
+        tables = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marketdata'"
+            " AND table_name LIKE 'ratelimit%%'"
+        ).fetchall()
+    assert tables == [(f"ratelimit___{name}",)]

@@ -58,7 +58,7 @@ def test_a_range_run_records_every_partition(
         if r.event_log_entry.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
         and r.event_log_entry.asset_materialization.partition == "2024-03-03"
     ]
-    assert march_3.metadata["dagster/row_count"].value == 1
+    assert march_3.metadata["dagster/partition_row_count"].value == 1
     # Every check is recorded per partition, each row carrying the planned event.
     url = repository_instance.event_log_storage.postgres_url.replace("+psycopg2", "")
     with psycopg.connect(url) as conn:
