@@ -245,6 +245,17 @@ _MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        5,
+        # One day across the market (a cross-section) read from an index on day instead of a
+        # scan of the whole table: the primary key (symbol, day) only serves one symbol. Tables
+        # created later get the same index from `candle_table_ddl`.
+        """
+        CREATE INDEX IF NOT EXISTS stock_daily_candles_day ON marketdata.stock_daily_candles (day);
+        CREATE INDEX IF NOT EXISTS crypto_daily_candles_day
+            ON marketdata.crypto_daily_candles (day);
+        """,
+    ),
 ]
 
 
@@ -335,16 +346,40 @@ def ensure_rejected_table(conn: psycopg.Connection) -> None:
     _add_missing_columns(conn, "rejected_candles", columns)
 
 
+def day_index_name(table: str) -> str:
+    """The name of a table's index on `day` (`stock_daily_candles_day`)."""
+    return f"{table}_day"
+
+
+def day_index_ddl(table: str) -> sql.Composed:
+    """Create `marketdata.<table>`'s index on `day` when it is missing.
+
+    Checked first, inside the statement: CREATE INDEX IF NOT EXISTS takes a lock on the table
+    even when the index exists, and this runs before every candle write.
+    """
+    return sql.SQL(
+        "DO $$ BEGIN IF to_regclass({qualified}) IS NULL THEN"
+        " CREATE INDEX {index} ON {schema}.{table} (day); END IF; END $$"
+    ).format(
+        qualified=sql.Literal(f"{SCHEMA}.{day_index_name(table)}"),
+        index=sql.Identifier(day_index_name(table)),
+        schema=sql.Identifier(SCHEMA),
+        table=sql.Identifier(table),
+    )
+
+
 def candle_table_ddl(table: str) -> sql.Composed:
-    """CREATE TABLE IF NOT EXISTS for one candle table, keyed on (symbol, day)."""
+    """CREATE TABLE IF NOT EXISTS for one candle table, keyed on (symbol, day), with its index on
+    `day` (the same one migration 5 gave the existing tables)."""
     columns = sql.SQL(",\n    ").join(
         sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(sqltype))
         for name, sqltype in CANDLE_SQL_TYPES.items()
     )
-    return sql.SQL(
+    create = sql.SQL(
         "CREATE TABLE IF NOT EXISTS {schema}.{table} (\n    {columns},\n"
         "    PRIMARY KEY (symbol, day)\n)"
     ).format(schema=sql.Identifier(SCHEMA), table=sql.Identifier(table), columns=columns)
+    return sql.SQL(";\n").join([create, day_index_ddl(table)])
 
 
 def migrate(conn: psycopg.Connection) -> list[int]:
