@@ -82,8 +82,9 @@ RETURNS_SCHEMA: dict[str, pl.DataType] = {
     "simple_return": pl.Float64(),
     "total_return": pl.Float64(),
 }
-#: Where daily returns are read from (the stock candles' returns, one row per symbol and day).
-RETURNS_RELATION = "marketdata.stock_daily_returns"
+#: Where daily returns are read from: the table the stock candle runs keep (the rows of the view
+#: `stock_daily_returns`, read from an index instead of recomputed).
+RETURNS_RELATION = "marketdata.stock_daily_returns_stored"
 #: Prices a total-return adjustment scales (volume and transactions stay as they are).
 _SCALED = ("open", "high", "low", "close", "vwap")
 DEFAULT_BATCH_ROWS = 1_000_000

@@ -19,6 +19,7 @@ from marketdata_pipeline_tests.helpers import (
     materialise,
     query,
     stock_daily_candles,
+    stock_daily_returns_stored,
     stock_dividends,
     stock_split_adjustments,
     stock_splits,
@@ -26,7 +27,14 @@ from marketdata_pipeline_tests.helpers import (
 
 WINDOW = (dt.date(2024, 3, 1), dt.date(2024, 4, 30))
 STOCKS = ["AAPL", "MSFT", "NVDA"]
-WITH_ACTIONS = [stock_daily_candles, stock_splits, stock_split_adjustments, stock_dividends]
+#: What a stock run of the code location materialises (the stored returns included).
+WITH_ACTIONS = [
+    stock_daily_candles,
+    stock_splits,
+    stock_split_adjustments,
+    stock_dividends,
+    stock_daily_returns_stored,
+]
 
 
 def sql_frame(database_url: str, statement: str, params: tuple = ()) -> pl.DataFrame:
