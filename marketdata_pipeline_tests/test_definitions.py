@@ -19,6 +19,8 @@ def test_definitions_load_with_the_contract_names():
         "stock_dividends",
         "stock_split_adjustments",
         "stock_daily_returns_stored",
+        # The documented example of a downstream asset (in no job).
+        "stock_daily_breadth",
         # External tables shown in the lineage, not materialised by Dagster.
         "tracked_symbols",
         "rejected_candles",

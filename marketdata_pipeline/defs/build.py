@@ -12,6 +12,7 @@ from marketdata_pipeline.defs.candles.metadata import EXTERNAL_ASSETS
 from marketdata_pipeline.defs.candles.partitions import crypto_partitions, stock_partitions
 from marketdata_pipeline.defs.candles.schedules import build_revision_schedules
 from marketdata_pipeline.defs.corporate_actions.assets import build_corporate_action_assets
+from marketdata_pipeline.defs.examples.assets import build_example_assets
 from marketdata_pipeline.defs.resources import build_resources
 from marketdata_pipeline.defs.returns.assets import build_returns_asset
 from marketdata_pipeline.defs.symbols.sensors import build_tracked_symbols_sensor
@@ -31,9 +32,11 @@ def build_defs(settings: Settings) -> dg.Definitions:
         corporate_actions = build_corporate_action_assets(sessions, settings.start_date)
         # Stored returns follow the candles and the events in every stock run.
         returns = build_returns_asset(sessions)
+        # In no job: users materialise the example from the UI.
+        examples = build_example_assets(sessions)
     jobs = build_candle_jobs(assets, (*corporate_actions, returns))
     return dg.Definitions(
-        assets=[*EXTERNAL_ASSETS, *assets, *corporate_actions, returns],
+        assets=[*EXTERNAL_ASSETS, *assets, *corporate_actions, returns, *examples],
         jobs=list(jobs),
         schedules=build_revision_schedules(jobs, settings.start_date, settings.revision_sessions),
         sensors=[build_tracked_symbols_sensor(jobs, settings.start_date)],

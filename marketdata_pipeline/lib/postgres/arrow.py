@@ -9,12 +9,14 @@ ConnectorX and with a bare `psql COPY TO` CSV.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
 import polars as pl
 
+from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_NAMES, CANDLE_COLUMNS, CANDLE_SCHEMA
 from marketdata_pipeline.lib.errors import ConfigError
 from marketdata_pipeline.lib.settings import redact_url
 
@@ -91,3 +93,25 @@ def query_batches(
                 pending, held = ([rest], rest.height) if rest.height else ([], 0)
         if held:
             yield _cast(pl.concat(pending), schema)
+
+
+def read_candle_window(
+    url: str,
+    table: str,
+    *,
+    start: dt.date | None = None,
+    end_exclusive: dt.date | None = None,
+) -> pl.DataFrame:
+    """Every column of `marketdata.<table>` for start <= day < end_exclusive (all days when
+    None), every symbol, ordered by symbol and day, in the candle schema."""
+    if table not in CANDLE_ASSET_NAMES:
+        raise ValueError(f"{table!r} is not a candle table ({', '.join(CANDLE_ASSET_NAMES)})")
+    first = start or dt.date.min
+    end = end_exclusive or dt.date.max
+    return query_frame(
+        url,
+        f"SELECT {', '.join(CANDLE_COLUMNS)} FROM marketdata.{table}"
+        " WHERE day >= $1 AND day < $2 ORDER BY symbol, day",
+        (first, end),
+        schema=CANDLE_SCHEMA,
+    )
