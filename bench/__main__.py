@@ -1,4 +1,4 @@
-"""`python -m bench` (`make bench`): all ten benchmarks, one line per figure, ratios in-run.
+"""`python -m bench` (`make bench`): every benchmark, one line per figure, ratios in-run.
 
 Options: `--smoke` for tiny sizes (seconds, to check they still work), `--only NAME...` to run
 some of them, `--json PATH` to save every figure with the machine description.
@@ -21,6 +21,7 @@ from bench import (
     paid_tier,
     partition_metadata,
     partition_overhead,
+    reading,
     requests,
     resume,
     scale,
@@ -41,6 +42,7 @@ BENCHMARKS = {
     "market_scale": market_scale,
     "resume": resume,
     "sensor_tick": sensor_tick,
+    "reading": reading,
 }
 _USES_POSTGRES = {
     "ingest",
@@ -51,6 +53,7 @@ _USES_POSTGRES = {
     "market_scale",
     "resume",
     "sensor_tick",
+    "reading",
 }
 
 

@@ -234,3 +234,16 @@ def test_returns_are_the_views_rows(with_actions):
     assert frame.equals(view)
     (count,) = query(with_actions, "SELECT count(*) FROM marketdata.stock_daily_returns")
     assert frame.height == count[0]
+
+
+def test_a_kept_connection_the_server_dropped_is_replaced(stored):
+    """The reader keeps its connection between calls (connecting costs more than a
+    cross-section); one the server closed meanwhile is noticed and replaced."""
+    assert read.cross_section("2024-04-12", url=stored).height == len(STOCKS)
+    (killed,) = query(
+        stored,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    assert killed[0] >= 1
+    assert read.cross_section("2024-04-12", url=stored).height == len(STOCKS)

@@ -20,6 +20,7 @@ from bench import (
     paid_tier,
     partition_metadata,
     partition_overhead,
+    reading,
     requests,
     resume,
     scale,
@@ -173,3 +174,15 @@ def test_sensor_tick_times_the_daemons_tick_in_each_setup(bench_pg):
     } == _names(figures)
     # Each tick created the history run: ten days of the candle asset and its adjustments.
     assert all("10 daily partitions" in (f.note or "") for f in figures)
+
+
+def test_reading_compares_the_reader_with_psql_copy_and_reports_the_goals(bench_pg):
+    figures = reading.run(pg=bench_pg, **reading.SMOKE)
+    assert {
+        "reading.bytes_per_bar",
+        "reading.psql_copy_csv",
+        "reading.reader_candles",
+        "reading.cross_section_pages_per_row",
+        "reading.returns_day",
+        "reading.export_parquet",
+    } <= _names(figures)

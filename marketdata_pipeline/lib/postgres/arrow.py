@@ -9,7 +9,10 @@ ConnectorX and with a bare `psql COPY TO` CSV.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
@@ -20,24 +23,63 @@ from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_NAMES, CANDLE_CO
 from marketdata_pipeline.lib.errors import ConfigError
 from marketdata_pipeline.lib.settings import redact_url
 
+#: Idle connections kept per (process, URL): the driver reads the server's type catalogue when
+#: it connects (100-300 ms), far more than a cross-section's query, so connections are reused.
+_idle: dict[tuple[int, str], list[Any]] = {}
+_idle_lock = threading.Lock()
+_MAX_IDLE = 2
 
-@contextmanager
-def adbc_connection(url: str) -> Iterator[Any]:
-    """An ADBC (DB-API) connection to `url`; a failure to connect names the server, redacted."""
+
+def _connect(url: str) -> Any:
     # Imported here: the driver (and pyarrow) cost a noticeable import time that commands which
     # never read candles should not pay.
     import adbc_driver_manager
     import adbc_driver_postgresql.dbapi as adbc
 
     try:
-        conn = adbc.connect(url)
+        # Autocommit: a kept connection never sits idle inside a transaction (holding a snapshot).
+        return adbc.connect(url, autocommit=True)
     except adbc_driver_manager.Error as exc:
         reason = " ".join(str(exc).split())
         raise ConfigError(f"cannot connect to Postgres at {redact_url(url)}: {reason}") from None
+
+
+def _reuse(key: tuple[int, str]) -> Any | None:
+    """A kept connection that still answers, or None."""
+    while True:
+        with _idle_lock:
+            conn = _idle.get(key, []).pop() if _idle.get(key) else None
+        if conn is None:
+            return None
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+                cur.fetchall()
+            return conn
+        except Exception:
+            # The server restarted or dropped it: forget it and try the next one.
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
+@contextmanager
+def adbc_connection(url: str) -> Iterator[Any]:
+    """An ADBC (DB-API, autocommit) connection to `url`, reused across calls in this process;
+    a failure to connect names the server, redacted."""
+    key = (os.getpid(), url)  # a connection never crosses a fork
+    conn = _reuse(key) or _connect(url)
+    healthy = False
     try:
         yield conn
+        healthy = True
     finally:
-        conn.close()
+        with _idle_lock:
+            pool = _idle.setdefault(key, [])
+            keep = healthy and len(pool) < _MAX_IDLE
+            if keep:
+                pool.append(conn)
+        if not keep:
+            conn.close()
 
 
 def _cast(frame: pl.DataFrame, schema: Mapping[str, pl.DataType] | None) -> pl.DataFrame:
