@@ -127,14 +127,10 @@ def connectorx_read(url: str) -> pl.DataFrame:
     return cx.read_sql(url.replace("@/", "@localhost/"), _whole_query(), return_type="polars")
 
 
-def pages_per_row(url: str, statement: str, *params: object) -> tuple[float, int, set[str]]:
+def pages_per_row(url: str, statement: str) -> tuple[float, int, set[str]]:
     """(buffers touched / rows returned, rows, plan node types) of `statement`, executed."""
-    literals = ", ".join(f"'{p}'" for p in params)
     with psycopg.connect(url) as conn:
-        conn.execute(f"PREPARE q AS {statement}")
-        (plan,) = conn.execute(
-            f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE q({literals})"
-        ).fetchone()
+        (plan,) = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {statement}").fetchone()
     root = plan[0]["Plan"]
 
     def kinds(node: dict) -> set[str]:
@@ -277,12 +273,9 @@ def run(
             figures,
         )
 
-        statement = (
-            f"SELECT {', '.join(read.BAR_SCHEMA)} FROM marketdata.stock_daily_candles"
-            " WHERE day >= $1 AND day <= $2 ORDER BY symbol, day"
-        )
+        statement = read.candle_query(day, day)  # what `read.cross_section(day)` sends
         cross = best_of(max(repeats, 5), lambda: read.cross_section(day, url=url))
-        pages, rows, kinds = pages_per_row(url, statement, day, day)
+        pages, rows, kinds = pages_per_row(url, statement)
         emit(
             Figure(
                 "reading.cross_section",
@@ -306,7 +299,7 @@ def run(
             conn.execute("DROP INDEX marketdata.stock_daily_candles_day")
         try:
             no_index = best_of(max(repeats, 5), lambda: read.cross_section(day, url=url))
-            scan_pages, _, scan_kinds = pages_per_row(url, statement, day, day)
+            scan_pages, _, scan_kinds = pages_per_row(url, statement)
         finally:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(
@@ -334,11 +327,7 @@ def run(
                 ).fetchall()
 
         view_seconds = best_of(repeats, view_day)
-        returns_statement = (
-            f"SELECT {columns} FROM {read.RETURNS_RELATION}"
-            " WHERE day >= $1 AND day <= $2 ORDER BY symbol, day"
-        )
-        r_pages, r_rows, r_kinds = pages_per_row(url, returns_statement, day, day)
+        r_pages, r_rows, r_kinds = pages_per_row(url, read.returns_query(day, day))
         emit(
             Figure(
                 "reading.returns_day",

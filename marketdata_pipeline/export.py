@@ -14,6 +14,7 @@ most the year it was writing.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
+from psycopg import sql
 
 from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_NAMES, CANDLE_COLUMNS, CANDLE_SCHEMA
 from marketdata_pipeline.lib.errors import InputError
@@ -38,7 +40,7 @@ SELECT extract(year FROM day)::int AS year,
        max(fetched_at)::text AS newest,
        sum(hashtextextended(symbol || ':' || day::text || ':'
                             || extract(epoch FROM fetched_at)::text, 0)::numeric)::text AS digest
-FROM marketdata.{table}
+FROM {table}
 GROUP BY 1
 ORDER BY 1
 """
@@ -85,15 +87,15 @@ def _save_manifest(out: Path, manifest: dict) -> None:
 
 
 def _year_frame(url: str, table: str, year: int) -> pl.DataFrame:
-    columns = ", ".join(CANDLE_COLUMNS)
-    return query_frame(
-        url,
-        f"SELECT {columns} FROM marketdata.{table}"
-        " WHERE day >= make_date($1::int, 1, 1) AND day < make_date($1::int + 1, 1, 1)"
-        " ORDER BY symbol, day",
-        (year,),
-        schema=CANDLE_SCHEMA,
+    statement = sql.SQL(
+        "SELECT {columns} FROM {table} WHERE day >= {first} AND day < {end} ORDER BY symbol, day"
+    ).format(
+        columns=sql.SQL(", ").join(sql.Identifier(c) for c in CANDLE_COLUMNS),
+        table=sql.Identifier("marketdata", table),
+        first=sql.Literal(dt.date(year, 1, 1)),
+        end=sql.Literal(dt.date(year + 1, 1, 1)),
     )
+    return query_frame(url, statement, schema=CANDLE_SCHEMA)
 
 
 def export_parquet(
@@ -119,7 +121,7 @@ def export_parquet(
         fingerprints = {
             str(year): [rows, newest, digest]
             for year, rows, newest, digest in query_frame(
-                url, _FINGERPRINTS.format(table=table)
+                url, sql.SQL(_FINGERPRINTS).format(table=sql.Identifier("marketdata", table))
             ).iter_rows()
         }
         before = recorded.setdefault(table, {})

@@ -33,11 +33,13 @@ from collections.abc import Iterable, Iterator
 from typing import Literal
 
 import polars as pl
+from psycopg import sql
 
 from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_BY_CLASS, CANDLE_SCHEMA
 from marketdata_pipeline.lib.errors import InputError
 from marketdata_pipeline.lib.postgres.arrow import query_batches, query_frame
 from marketdata_pipeline.lib.postgres.database import ensure_schema, resolve_database_url
+from marketdata_pipeline.lib.postgres.ddl import SCHEMA
 from marketdata_pipeline.lib.settings import load_settings, parse_date, validate_database_url
 from marketdata_pipeline.lib.symbols import AssetClass, parse_asset_class, parse_symbol
 
@@ -46,9 +48,11 @@ __all__ = [
     "BAR_SCHEMA",
     "RETURNS_SCHEMA",
     "candle_batches",
+    "candle_query",
     "candles",
     "cross_section",
     "returns",
+    "returns_query",
 ]
 
 Adjustment = Literal["split", "none", "total_return"]
@@ -84,7 +88,7 @@ RETURNS_SCHEMA: dict[str, pl.DataType] = {
 }
 #: Where daily returns are read from: the table the stock candle runs keep (the rows of the view
 #: `stock_daily_returns`, read from an index instead of recomputed).
-RETURNS_RELATION = "marketdata.stock_daily_returns_stored"
+RETURNS_TABLE = "stock_daily_returns_stored"
 #: Prices a total-return adjustment scales (volume and transactions stay as they are).
 _SCALED = ("open", "high", "low", "close", "vwap")
 DEFAULT_BATCH_ROWS = 1_000_000
@@ -140,18 +144,48 @@ def store_url(url: str | None = None) -> str:
 # -- SQL ----------------------------------------------------------------------------------
 
 
-def _candle_query(asset_class: AssetClass, adjustment: str, symbols: list[str] | None) -> str:
-    """The statement for one window (parameters $1 first day, $2 last day, $3 symbols)."""
-    relation = f"marketdata.{CANDLE_ASSET_BY_CLASS[asset_class]}"
+def _where(first: dt.date, last: dt.date, symbols: list[str] | None) -> sql.Composable:
+    conditions = [sql.SQL("day >= {} AND day <= {}").format(sql.Literal(first), sql.Literal(last))]
+    if symbols is not None:
+        conditions.append(sql.SQL("symbol = ANY({})").format(sql.Literal(symbols)))
+    return sql.SQL(" AND ").join(conditions)
+
+
+def candle_query(
+    first: dt.date,
+    last: dt.date,
+    symbols: list[str] | None = None,
+    *,
+    asset_class: AssetClass = AssetClass.STOCK,
+    adjustment: str = "split",
+) -> str:
+    """The SQL `candles` sends for a window (values inlined, quoted by psycopg: the driver
+    reads a statement without parameters through binary COPY, its fastest path)."""
+    table = CANDLE_ASSET_BY_CLASS[asset_class]
     if asset_class is AssetClass.STOCK and adjustment == "none":
-        relation = "marketdata.stock_daily_candles_unadjusted"
-    where = "day >= $1 AND day <= $2" + (" AND symbol = ANY($3)" if symbols is not None else "")
-    columns = ", ".join(BAR_SCHEMA)
-    return f"SELECT {columns} FROM {relation} WHERE {where} ORDER BY symbol, day"
+        table = "stock_daily_candles_unadjusted"
+    return (
+        sql.SQL("SELECT {columns} FROM {relation} WHERE {where} ORDER BY symbol, day")
+        .format(
+            columns=sql.SQL(", ").join(sql.Identifier(c) for c in BAR_SCHEMA),
+            relation=sql.Identifier(SCHEMA, table),
+            where=_where(first, last, symbols),
+        )
+        .as_string()
+    )
 
 
-def _parameters(first: dt.date, last: dt.date, symbols: list[str] | None) -> tuple:
-    return (first, last) if symbols is None else (first, last, symbols)
+def returns_query(first: dt.date, last: dt.date, symbols: list[str] | None = None) -> str:
+    """The SQL `returns` sends for a window (see `candle_query`)."""
+    return (
+        sql.SQL("SELECT {columns} FROM {relation} WHERE {where} ORDER BY symbol, day")
+        .format(
+            columns=sql.SQL(", ").join(sql.Identifier(c) for c in RETURNS_SCHEMA),
+            relation=sql.Identifier(SCHEMA, RETURNS_TABLE),
+            where=_where(first, last, symbols),
+        )
+        .as_string()
+    )
 
 
 def _dividend_factors(url: str, symbols: list[str] | None) -> pl.DataFrame:
@@ -161,12 +195,15 @@ def _dividend_factors(url: str, symbols: list[str] | None) -> pl.DataFrame:
     `close / (close + dividend)` of the ex-date makes the close's change that return. The
     factors of all later ex-dates multiply (a reverse cumulative product per symbol).
     """
-    where = "dividend_adjusted > 0" + (" AND symbol = ANY($1)" if symbols is not None else "")
+    where: sql.Composable = sql.SQL("dividend_adjusted > 0")
+    if symbols is not None:
+        where = sql.SQL("{} AND symbol = ANY({})").format(where, sql.Literal(symbols))
     events = query_frame(
         url,
-        f"SELECT symbol, day, close / (close + dividend_adjusted) AS ratio"
-        f" FROM {RETURNS_RELATION} WHERE {where} ORDER BY symbol, day",
-        (symbols,) if symbols is not None else (),
+        sql.SQL(
+            "SELECT symbol, day, close / (close + dividend_adjusted) AS ratio"
+            " FROM {} WHERE {} ORDER BY symbol, day"
+        ).format(sql.Identifier(SCHEMA, RETURNS_TABLE), where),
         schema={"symbol": pl.String(), "day": pl.Date(), "ratio": pl.Float64()},
     )
     return events.select(
@@ -221,8 +258,8 @@ def candles(
     adjustment = _adjustment(adjustment)
     names = _symbols(symbols, cls)
     resolved = store_url(url)
-    statement = _candle_query(cls, adjustment, names)
-    bars = query_frame(resolved, statement, _parameters(first, last, names), schema=BAR_SCHEMA)
+    statement = candle_query(first, last, names, asset_class=cls, adjustment=adjustment)
+    bars = query_frame(resolved, statement, schema=BAR_SCHEMA)
     if cls is AssetClass.STOCK and adjustment == "total_return":
         bars = _reinvest(bars, _dividend_factors(resolved, names))
     return bars
@@ -263,14 +300,7 @@ def returns(
     first, last = _window(start, end)
     names = _symbols(symbols, AssetClass.STOCK)
     resolved = store_url(url)
-    where = "day >= $1 AND day <= $2" + (" AND symbol = ANY($3)" if names is not None else "")
-    return query_frame(
-        resolved,
-        f"SELECT {', '.join(RETURNS_SCHEMA)} FROM {RETURNS_RELATION} WHERE {where}"
-        " ORDER BY symbol, day",
-        _parameters(first, last, names),
-        schema=RETURNS_SCHEMA,
-    )
+    return query_frame(resolved, returns_query(first, last, names), schema=RETURNS_SCHEMA)
 
 
 def candle_batches(
@@ -296,13 +326,11 @@ def candle_batches(
         raise InputError(f"rows {rows!r} must be a whole number of at least 1")
     names = _symbols(symbols, cls)
     resolved = store_url(url)
-    statement = _candle_query(cls, adjustment, names)
+    statement = candle_query(first, last, names, asset_class=cls, adjustment=adjustment)
     factors = (
         _dividend_factors(resolved, names)
         if cls is AssetClass.STOCK and adjustment == "total_return"
         else None
     )
-    batches = query_batches(
-        resolved, statement, _parameters(first, last, names), rows=rows, schema=BAR_SCHEMA
-    )
+    batches = query_batches(resolved, statement, rows=rows, schema=BAR_SCHEMA)
     return batches if factors is None else (_reinvest(batch, factors) for batch in batches)

@@ -13,11 +13,12 @@ import contextlib
 import datetime as dt
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, cast
 
 import polars as pl
+from psycopg import sql
 
 from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_NAMES, CANDLE_COLUMNS, CANDLE_SCHEMA
 from marketdata_pipeline.lib.errors import ConfigError
@@ -90,24 +91,31 @@ def _cast(frame: pl.DataFrame, schema: Mapping[str, pl.DataType] | None) -> pl.D
     return frame.cast({name: dtype for name, dtype in schema.items() if name in frame.columns})
 
 
+def _text(statement: str | sql.Composable) -> str:
+    return statement if isinstance(statement, str) else statement.as_string()
+
+
 def query_frame(
     url: str,
-    statement: str,
-    parameters: Sequence[Any] = (),
+    statement: str | sql.Composable,
     *,
     schema: Mapping[str, pl.DataType] | None = None,
 ) -> pl.DataFrame:
-    """The rows of `statement` (with `$1`-style `parameters`) as one polars frame."""
+    """The rows of `statement` as one polars frame.
+
+    The statement carries its values inline (compose them with `psycopg.sql.Literal`): the
+    driver reads a statement without bound parameters through `COPY ... TO STDOUT (FORMAT
+    binary)`, about 1.5x faster than the prepared-statement path it takes with parameters.
+    """
     with adbc_connection(url) as conn, conn.cursor() as cur:
-        cur.execute(statement, parameters=tuple(parameters) or None)
+        cur.execute(_text(statement))
         table = cur.fetch_arrow_table()
     return _cast(cast(pl.DataFrame, pl.from_arrow(table)), schema)
 
 
 def query_batches(
     url: str,
-    statement: str,
-    parameters: Sequence[Any] = (),
+    statement: str | sql.Composable,
     *,
     rows: int,
     schema: Mapping[str, pl.DataType] | None = None,
@@ -118,7 +126,7 @@ def query_batches(
     yielded frame are held at once, so a result larger than memory can be read through.
     """
     with adbc_connection(url) as conn, conn.cursor() as cur:
-        cur.execute(statement, parameters=tuple(parameters) or None)
+        cur.execute(_text(statement))
         reader = cur.fetch_record_batch()
         pending: list[pl.DataFrame] = []
         held = 0
@@ -148,12 +156,12 @@ def read_candle_window(
     None), every symbol, ordered by symbol and day, in the candle schema."""
     if table not in CANDLE_ASSET_NAMES:
         raise ValueError(f"{table!r} is not a candle table ({', '.join(CANDLE_ASSET_NAMES)})")
-    first = start or dt.date.min
-    end = end_exclusive or dt.date.max
-    return query_frame(
-        url,
-        f"SELECT {', '.join(CANDLE_COLUMNS)} FROM marketdata.{table}"
-        " WHERE day >= $1 AND day < $2 ORDER BY symbol, day",
-        (first, end),
-        schema=CANDLE_SCHEMA,
+    statement = sql.SQL(
+        "SELECT {columns} FROM {table} WHERE day >= {first} AND day < {end} ORDER BY symbol, day"
+    ).format(
+        columns=sql.SQL(", ").join(sql.Identifier(c) for c in CANDLE_COLUMNS),
+        table=sql.Identifier("marketdata", table),
+        first=sql.Literal(start or dt.date.min),
+        end=sql.Literal(end_exclusive or dt.date.max),
     )
+    return query_frame(url, statement, schema=CANDLE_SCHEMA)

@@ -167,12 +167,9 @@ def test_one_days_returns_across_the_market_read_the_day_index(database_url):
             " generate_series('2024-01-02'::date, '2024-12-31', '1 day') d ORDER BY 1, 2"
         )
         conn.execute("ANALYZE marketdata.stock_daily_returns_stored")
-        where = "day >= $1 AND day <= $2"
-        statement = (
-            f"SELECT {', '.join(read.RETURNS_SCHEMA)} FROM {read.RETURNS_RELATION}"
-            f" WHERE {where} ORDER BY symbol, day"
-        )
-        found = plan(conn, statement, "2024-06-03", "2024-06-03", analyze=True)
+        # The statement `read.returns` sends for one day.
+        day = dt.date(2024, 6, 3)
+        found = plan(conn, read.returns_query(day, day), analyze=True)
     kinds = {(n["Node Type"], n.get("Index Name")) for n in nodes(found["Plan"])}
     assert not [k for k in kinds if k[0] == "Seq Scan"], kinds
     assert any(k[1] == "stock_daily_returns_stored_day" for k in kinds), kinds

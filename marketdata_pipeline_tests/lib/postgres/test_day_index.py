@@ -40,13 +40,10 @@ def fill(conn: psycopg.Connection, table: str, symbols: int, days: int) -> None:
     conn.execute(f"ANALYZE marketdata.{table}")
 
 
-def plan(conn: psycopg.Connection, statement: str, *params: object, analyze: bool = False):
-    """The JSON plan of `statement` with `$n` parameters, as the server runs it."""
-    conn.execute(f"PREPARE q AS {statement}")
+def plan(conn: psycopg.Connection, statement: str, *, analyze: bool = False) -> dict:
+    """The JSON plan of `statement`, as the server runs it."""
     options = "ANALYZE, BUFFERS, FORMAT JSON" if analyze else "FORMAT JSON"
-    literals = ", ".join(f"'{p}'" for p in params)
-    (raw,) = conn.execute(f"EXPLAIN ({options}) EXECUTE q({literals})").fetchone()
-    conn.execute("DEALLOCATE q")
+    (raw,) = conn.execute(f"EXPLAIN ({options}) {statement}").fetchone()
     return (raw if isinstance(raw, list) else json.loads(raw))[0]
 
 
@@ -66,8 +63,9 @@ def test_a_cross_section_reads_one_days_rows_through_the_day_index(
 ):
     with psycopg.connect(database_url) as conn:
         fill(conn, table, SYMBOLS, days)
-        statement = read._candle_query(asset_class, "split", None)
-        found = plan(conn, statement, DAY, DAY, analyze=True)
+        # The statement `read.cross_section` sends.
+        statement = read.candle_query(DAY, DAY, asset_class=asset_class)
+        found = plan(conn, statement, analyze=True)
     kinds = {
         (n["Node Type"], n.get("Relation Name"), n.get("Index Name")) for n in nodes(found["Plan"])
     }
@@ -84,8 +82,8 @@ def test_a_cross_section_reads_one_days_rows_through_the_day_index(
 def test_one_symbols_history_still_uses_the_primary_key(database_url):
     with psycopg.connect(database_url) as conn:
         fill(conn, "stock_daily_candles", SYMBOLS, 250)
-        statement = read._candle_query(AssetClass.STOCK, "split", ["S7"])
-        found = plan(conn, statement, "2024-01-01", "2024-12-31", "{S7}")
+        statement = read.candle_query(dt.date(2024, 1, 1), dt.date(2024, 12, 31), ["S7"])
+        found = plan(conn, statement)
     kinds = {(n["Node Type"], n.get("Index Name")) for n in nodes(found["Plan"])}
     assert ("Index Scan", "stock_daily_candles_pkey") in kinds, kinds
 
