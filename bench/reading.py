@@ -19,8 +19,8 @@ Figures (best of `repeats`, warm cache; every ratio is against an anchor measure
 - `returns_day`: `read.returns` of one day (the stored table) against the same day from the view
   `stock_daily_returns` (which windows the whole table); `returns_refresh_day`: the asset's
   refresh of the newest day (a daily run's cost).
-- `export_parquet`: `export_parquet` of the whole store into an empty directory against polars
-  `write_parquet` of the same frame (already in memory).
+- `export_parquet`: `export_parquet` of the whole store into an empty directory against reading
+  the same rows (every column, ADBC) plus polars `write_parquet` of that frame.
 
 `python -m bench.reading` (full size, a few minutes), `--smoke` for seconds, `--symbols/--years`.
 """
@@ -42,7 +42,7 @@ import psycopg
 from bench.common import BenchPostgres, Figure, Timer, best_of, emit, postgres, quiet_logs
 from marketdata_pipeline import read
 from marketdata_pipeline.export import export_parquet
-from marketdata_pipeline.lib.candles.schema import CANDLE_COLUMNS
+from marketdata_pipeline.lib.postgres.arrow import read_candle_window
 from marketdata_pipeline.lib.postgres.returns import refresh_returns
 from marketdata_pipeline.lib.postgres.store import read_slice
 
@@ -361,24 +361,27 @@ def run(
                 )
 
             export_seconds = best_of(repeats, fresh_export)
-            full = psycopg_copy_csv(url).select(CANDLE_COLUMNS)
+            read_all = best_of(repeats, lambda: read_candle_window(url, "stock_daily_candles"))
+            full = read_candle_window(url, "stock_daily_candles")
             plain = out_root / "plain.parquet"
             write_only = best_of(
                 repeats, lambda: full.write_parquet(plain, compression="zstd", statistics=True)
             )
             size = sum(p.stat().st_size for p in (out_root / "run0").rglob("*.parquet"))
-            ratio = export_seconds / write_only
+            anchor_export = read_all + write_only
+            ratio = export_seconds / anchor_export
             emit(
                 Figure(
                     "reading.export_parquet",
                     export_seconds,
                     "s",
                     ratio=ratio,
-                    anchor="polars write_parquet of the same frame",
+                    anchor="reading the same rows + polars write_parquet",
                     target=f"<= {TARGET_EXPORT_RATIO}x",
                     met=ratio <= TARGET_EXPORT_RATIO,
-                    note=f"{size / bars:.0f} bytes/bar on disk (zstd); includes reading the "
-                    f"store; write_parquet alone {write_only:.2f} s",
+                    note=f"{size / bars:.0f} bytes/bar on disk (zstd); reading every column "
+                    f"{read_all:.2f} s, write_parquet of the frame {write_only:.2f} s "
+                    f"(export {export_seconds / write_only:.1f}x write_parquet alone)",
                 ),
                 figures,
             )
