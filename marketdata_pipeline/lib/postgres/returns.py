@@ -26,8 +26,10 @@ import psycopg
 from marketdata_pipeline.lib.postgres.store import table_lock_key
 
 TABLE = "stock_daily_returns_stored"
-#: Events (splits, dividends) are looked at again this long after the newest one seen: a
-#: transaction that stamped its rows earlier but committed later is still picked up.
+#: Events (splits, dividends) are looked at again from this long before the newest one seen: a
+#: transaction that stamped its rows earlier but committed later (a concurrent run's split
+#: refresh) is still picked up. The price: the newest hour of events is redone by every refresh
+#: until newer events arrive (the few symbols of the latest split batch: milliseconds).
 EVENT_OVERLAP = dt.timedelta(hours=1)
 
 #: The columns of the table (and of the view), in order.
