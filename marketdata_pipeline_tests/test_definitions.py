@@ -21,6 +21,8 @@ def test_definitions_load_with_the_contract_names():
         "stock_daily_returns_stored",
         # The documented example of a downstream asset (in no job).
         "stock_daily_breadth",
+        # The Parquet export, materialised on demand (in no job).
+        "candles_parquet",
         # External tables shown in the lineage, not materialised by Dagster.
         "tracked_symbols",
         "rejected_candles",

@@ -114,3 +114,24 @@ def test_export_refuses_a_directory_it_did_not_write(database_url, cli, tmp_path
     code, _, err = cli("export", "--format", "csv", "--out", str(tmp_path / "x"))
     assert code == 2
     assert "'csv' is not 'parquet'" in err
+
+
+def test_the_export_asset_writes_the_same_files(stored, resources, tmp_path):
+    """`candles_parquet` in a real Dagster run: the same layout and rows as the command."""
+    import dagster as dg
+
+    from marketdata_pipeline.definitions import defs
+
+    out = tmp_path / "asset-export"
+    result = dg.materialize(
+        [defs.get_assets_def("candles_parquet")],
+        resources={"database": resources["database"]},
+        run_config={"ops": {"candles_parquet": {"config": {"out": str(out)}}}},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    (event,) = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert metadata["stock_daily_candles_years_written"].value == [2024, 2025]
+    for table in ("stock_daily_candles", "crypto_daily_candles"):
+        assert scan(out, table).drop("year").equals(read_table(stored, table))

@@ -13,6 +13,7 @@ from marketdata_pipeline.defs.candles.partitions import crypto_partitions, stock
 from marketdata_pipeline.defs.candles.schedules import build_revision_schedules
 from marketdata_pipeline.defs.corporate_actions.assets import build_corporate_action_assets
 from marketdata_pipeline.defs.examples.assets import build_example_assets
+from marketdata_pipeline.defs.exports import candles_parquet
 from marketdata_pipeline.defs.resources import build_resources
 from marketdata_pipeline.defs.returns.assets import build_returns_asset
 from marketdata_pipeline.defs.symbols.sensors import build_tracked_symbols_sensor
@@ -36,7 +37,14 @@ def build_defs(settings: Settings) -> dg.Definitions:
         examples = build_example_assets(sessions)
     jobs = build_candle_jobs(assets, (*corporate_actions, returns))
     return dg.Definitions(
-        assets=[*EXTERNAL_ASSETS, *assets, *corporate_actions, returns, *examples],
+        assets=[
+            *EXTERNAL_ASSETS,
+            *assets,
+            *corporate_actions,
+            returns,
+            *examples,
+            candles_parquet,
+        ],
         jobs=list(jobs),
         schedules=build_revision_schedules(jobs, settings.start_date, settings.revision_sessions),
         sensors=[build_tracked_symbols_sensor(jobs, settings.start_date)],
