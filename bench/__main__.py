@@ -1,4 +1,4 @@
-"""`python -m bench` (`make bench`): all ten benchmarks, one line per figure, ratios in-run.
+"""`python -m bench` (`make bench`): every benchmark, one line per figure, ratios in-run.
 
 Options: `--smoke` for tiny sizes (seconds, to check they still work), `--only NAME...` to run
 some of them, `--json PATH` to save every figure with the machine description.
@@ -21,6 +21,7 @@ from bench import (
     paid_tier,
     partition_metadata,
     partition_overhead,
+    reading,
     reference_daily,
     requests,
     resume,
@@ -43,6 +44,7 @@ BENCHMARKS = {
     "resume": resume,
     "sensor_tick": sensor_tick,
     "reference_daily": reference_daily,
+    "reading": reading,
 }
 _USES_POSTGRES = {
     "ingest",
@@ -54,6 +56,7 @@ _USES_POSTGRES = {
     "resume",
     "sensor_tick",
     "reference_daily",
+    "reading",
 }
 
 

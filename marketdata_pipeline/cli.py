@@ -455,6 +455,12 @@ def coverage(symbols: tuple[str, ...], start: str | None, end: str | None, out: 
         click.echo(line)
 
 
+# `marketdata export`: its own module (it imports polars and the Arrow driver only when run).
+from marketdata_pipeline.export_command import export  # noqa: E402
+
+cli.add_command(export)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `marketdata` console script; returns the exit code."""
     try:

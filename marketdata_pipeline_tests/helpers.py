@@ -33,12 +33,16 @@ CORPORATE_ACTION_ASSETS: tuple[dg.AssetsDefinition, ...] = tuple(
     defs.get_assets_def(name) for name in CORPORATE_ACTION_NAMES
 )
 stock_splits, stock_dividends, stock_split_adjustments = CORPORATE_ACTION_ASSETS
+#: The stored returns, which every stock run maintains after the corporate actions.
+stock_daily_returns_stored: dg.AssetsDefinition = defs.get_assets_def("stock_daily_returns_stored")
 #: The first partition (MARKETDATA_START_DATE of the test environment).
 START_DATE: dt.date = load_settings().start_date
 #: The code location's jobs and symbol sensor, built directly from the assets above (resolving
 #: the whole repository inside `instance_for_test` would tie Dagster's global definitions
 #: state to that short-lived instance).
-candle_jobs = build_candle_jobs(CandleAssets(*CANDLE_ASSETS), CORPORATE_ACTION_ASSETS)
+candle_jobs = build_candle_jobs(
+    CandleAssets(*CANDLE_ASSETS), (*CORPORATE_ACTION_ASSETS, stock_daily_returns_stored)
+)
 tracked_symbols_sensor = build_tracked_symbols_sensor(candle_jobs, START_DATE)
 
 

@@ -423,6 +423,7 @@ def test_a_backfill_request_is_one_run_per_asset_class_on_its_partitions():
         "stock_splits",
         "stock_dividends",
         "stock_split_adjustments",
+        "stock_daily_returns_stored",
     ]
     # Each run's config names only its own asset (Dagster refuses config for others).
     assert set(stock.run_config()["ops"]) == {"stock_daily_candles"}

@@ -18,6 +18,11 @@ def test_definitions_load_with_the_contract_names():
         "stock_splits",
         "stock_dividends",
         "stock_split_adjustments",
+        "stock_daily_returns_stored",
+        # The documented example of a downstream asset (in no job).
+        "stock_daily_breadth",
+        # The Parquet export, materialised on demand (in no job).
+        "candles_parquet",
         # External tables shown in the lineage, not materialised by Dagster.
         "tracked_symbols",
         "rejected_candles",
@@ -86,6 +91,7 @@ def test_corporate_actions_ride_along_with_every_stock_candle_run():
         "stock_splits",
         "stock_dividends",
         "stock_split_adjustments",
+        "stock_daily_returns_stored",
     }
     assert job_keys("crypto_candles_job") == {"crypto_daily_candles"}
 

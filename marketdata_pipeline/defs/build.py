@@ -12,7 +12,10 @@ from marketdata_pipeline.defs.candles.metadata import EXTERNAL_ASSETS
 from marketdata_pipeline.defs.candles.partitions import crypto_partitions, stock_partitions
 from marketdata_pipeline.defs.candles.schedules import build_revision_schedules
 from marketdata_pipeline.defs.corporate_actions.assets import build_corporate_action_assets
+from marketdata_pipeline.defs.examples.assets import build_example_assets
+from marketdata_pipeline.defs.exports import candles_parquet
 from marketdata_pipeline.defs.resources import build_resources
+from marketdata_pipeline.defs.returns.assets import build_returns_asset
 from marketdata_pipeline.defs.symbols.sensors import build_tracked_symbols_sensor
 from marketdata_pipeline.lib.settings import Settings
 
@@ -28,9 +31,20 @@ def build_defs(settings: Settings) -> dg.Definitions:
         assets = build_candle_assets(sessions, crypto_partitions(settings.start_date))
         # The split repair runs with the stock candles, so it shares their session partitions.
         corporate_actions = build_corporate_action_assets(sessions, settings.start_date)
-    jobs = build_candle_jobs(assets, corporate_actions)
+        # Stored returns follow the candles and the events in every stock run.
+        returns = build_returns_asset(sessions)
+        # In no job: users materialise the example from the UI.
+        examples = build_example_assets(sessions)
+    jobs = build_candle_jobs(assets, (*corporate_actions, returns))
     return dg.Definitions(
-        assets=[*EXTERNAL_ASSETS, *assets, *corporate_actions],
+        assets=[
+            *EXTERNAL_ASSETS,
+            *assets,
+            *corporate_actions,
+            returns,
+            *examples,
+            candles_parquet,
+        ],
         jobs=list(jobs),
         schedules=build_revision_schedules(jobs, settings.start_date, settings.revision_sessions),
         sensors=[build_tracked_symbols_sensor(jobs, settings.start_date)],

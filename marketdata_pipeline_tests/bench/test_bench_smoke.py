@@ -20,6 +20,7 @@ from bench import (
     paid_tier,
     partition_metadata,
     partition_overhead,
+    reading,
     reference_daily,
     requests,
     resume,
@@ -188,3 +189,15 @@ def test_reference_daily_second_run_of_the_day_pays_only_its_candle_plan(bench_p
         assert by_name[f"reference_daily.{label}.first_run_beyond_plan"].value > 0
         assert by_name[f"reference_daily.{label}.second_run_beyond_plan"].met
         assert by_name[f"reference_daily.{label}.summary_vs_simulator"].met
+
+
+def test_reading_compares_the_reader_with_psql_copy_and_reports_the_goals(bench_pg):
+    figures = reading.run(pg=bench_pg, **reading.SMOKE)
+    assert {
+        "reading.bytes_per_bar",
+        "reading.psql_copy_csv",
+        "reading.reader_candles",
+        "reading.cross_section_pages_per_row",
+        "reading.returns_day",
+        "reading.export_parquet",
+    } <= _names(figures)

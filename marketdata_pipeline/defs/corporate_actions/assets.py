@@ -44,6 +44,7 @@ from marketdata_pipeline.lib.postgres.corporate_actions import (
 )
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.reference_refresh import record_refresh, refresh_lock
+from marketdata_pipeline.lib.postgres.returns import TABLE as RETURNS_TABLE
 from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols
 from marketdata_pipeline.lib.settings import parse_date
 from marketdata_pipeline.lib.symbols import AssetClass
@@ -146,9 +147,10 @@ class _Refresh:
         }
 
 
-#: The assets a run that fetches stock candles includes to keep history true.
+#: The assets a run that fetches stock candles includes to keep history true (and, after them,
+#: the stored returns of what changed).
 CORPORATE_ACTION_NAMES = ("stock_splits", "stock_dividends", "stock_split_adjustments")
-STOCK_COMPANION_KEYS = tuple(dg.AssetKey(name) for name in CORPORATE_ACTION_NAMES)
+STOCK_COMPANION_KEYS = tuple(dg.AssetKey(name) for name in (*CORPORATE_ACTION_NAMES, RETURNS_TABLE))
 
 
 def build_corporate_action_assets(

@@ -17,7 +17,8 @@ import psycopg
 from marketdata_pipeline.lib.candles.batch import CandleBatch
 from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.errors import MarketdataError
-from marketdata_pipeline.lib.postgres.database import PostgresDatabase
+from marketdata_pipeline.lib.postgres.arrow import read_candle_window
+from marketdata_pipeline.lib.postgres.database import PostgresDatabase, ensure_schema
 from marketdata_pipeline.lib.postgres.ddl import SCHEMA
 from marketdata_pipeline.lib.postgres.store import read_slice, table_row_count, write_batch
 
@@ -106,13 +107,14 @@ class PostgresCandleIOManager(dg.ConfigurableIOManager):
         )
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
-        """The upstream asset's rows for the downstream partition window, all symbols."""
+        """The upstream asset's rows for the downstream partition window, all symbols, in the
+        candle schema (read through the Arrow driver, as `marketdata_pipeline.read` does)."""
         table = context.asset_key.path[-1]
+        url = self.database.resolved_url()
+        ensure_schema(url)
         if not context.has_asset_partitions:
-            with self.database.connect() as conn:
-                return read_slice(conn, table=table)
+            return read_candle_window(url, table)
         window = CandleWindow.from_time_window(context.asset_partitions_time_window)
-        with self.database.connect() as conn:
-            return read_slice(
-                conn, table=table, start=window.first, end_exclusive=window.end_exclusive
-            )
+        return read_candle_window(
+            url, table, start=window.first, end_exclusive=window.end_exclusive
+        )

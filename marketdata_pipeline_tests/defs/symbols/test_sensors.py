@@ -67,6 +67,7 @@ def test_new_symbols_become_one_history_run_per_asset_class(database, database_u
             "stock_splits",
             "stock_dividends",
             "stock_split_adjustments",
+            "stock_daily_returns_stored",
         ]
         crypto = requests["crypto_daily_candles"]
         assert crypto.job_name == "crypto_candles_job"

@@ -1,0 +1,1 @@
+"""Stored daily returns, maintained by the stock candle runs."""

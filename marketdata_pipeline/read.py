@@ -1,0 +1,336 @@
+"""Reading the candle store from Python: polars frames with exact types, straight from Postgres.
+
+```python
+from marketdata_pipeline import read
+
+bars = read.candles(["AAPL", "MSFT"], start="2024-01-02", end="2024-06-28")
+day = read.cross_section("2024-06-28")                 # every stored stock on one day
+traded = read.candles("AAPL", start="2024-01-02", end="2024-06-28", adjustment="none")
+daily = read.returns(start="2024-06-03", end="2024-06-28")
+for batch in read.candle_batches(start="2015-01-02", end="2024-12-31", rows=1_000_000):
+    ...                                                # bounded memory, any size
+```
+
+Every function finds the store the way the `marketdata` command does (`MARKETDATA_DATABASE_URL`,
+else the embedded Postgres under `.marketdata/`), or takes `url=` explicitly. Rows arrive through
+the ADBC Postgres driver (binary COPY decoded into Arrow, then polars without a copy): no Python
+object per row. Frames are ordered by symbol, then day.
+
+`adjustment`:
+- `"split"`: as stored, split-adjusted as of the latest split the store knows.
+- `"none"`: as traded on each day (`marketdata.stock_daily_candles_unadjusted`).
+- `"total_return"`: the split-adjusted bars with each later cash dividend reinvested: prices
+  are scaled so that the close's day-over-day change is the day's total return
+  (`total_return` of `returns`); the newest bars equal the stored ones, volume is unchanged.
+
+Crypto has no corporate actions: the three adjustments give the same rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from typing import Literal
+
+import polars as pl
+from psycopg import sql
+
+from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_BY_CLASS, CANDLE_SCHEMA
+from marketdata_pipeline.lib.errors import InputError
+from marketdata_pipeline.lib.postgres.arrow import query_batches, query_frame
+from marketdata_pipeline.lib.postgres.database import ensure_schema, resolve_database_url
+from marketdata_pipeline.lib.postgres.ddl import SCHEMA
+from marketdata_pipeline.lib.settings import load_settings, parse_date, validate_database_url
+from marketdata_pipeline.lib.symbols import AssetClass, parse_asset_class, parse_symbol
+
+__all__ = [
+    "ADJUSTMENTS",
+    "BAR_SCHEMA",
+    "RETURNS_SCHEMA",
+    "candle_batches",
+    "candle_query",
+    "candles",
+    "cross_section",
+    "returns",
+    "returns_query",
+]
+
+Adjustment = Literal["split", "none", "total_return"]
+ADJUSTMENTS: tuple[str, ...] = ("split", "none", "total_return")
+#: The columns (and types) of every candle frame the reader returns.
+BAR_SCHEMA: dict[str, pl.DataType] = {
+    name: CANDLE_SCHEMA[name]
+    for name in (
+        "symbol",
+        "day",
+        "ts",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "vwap",
+        "transactions",
+        "provisional",
+    )
+}
+#: The columns (and types) of `returns`.
+RETURNS_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.String(),
+    "day": pl.Date(),
+    "prev_day": pl.Date(),
+    "prev_close": pl.Float64(),
+    "close": pl.Float64(),
+    "dividend": pl.Float64(),
+    "dividend_adjusted": pl.Float64(),
+    "simple_return": pl.Float64(),
+    "total_return": pl.Float64(),
+}
+#: Where daily returns are read from: the table the stock candle runs keep (the rows of the view
+#: `stock_daily_returns`, read from an index instead of recomputed).
+RETURNS_TABLE = "stock_daily_returns_stored"
+#: Prices a total-return adjustment scales (volume and transactions stay as they are).
+_SCALED = ("open", "high", "low", "close", "vwap")
+DEFAULT_BATCH_ROWS = 1_000_000
+
+
+# -- inputs -------------------------------------------------------------------------------
+
+
+def _day(value: dt.date | str, what: str) -> dt.date:
+    """`value` as a date: a `datetime.date` or an ISO `YYYY-MM-DD` string."""
+    if isinstance(value, dt.datetime):
+        raise InputError(f"{what} {value!r} is a datetime: expected a date (or 'YYYY-MM-DD')")
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        return parse_date(value, what)
+    raise InputError(f"{what} {value!r} is not a date: expected a datetime.date or 'YYYY-MM-DD'")
+
+
+def _window(start: dt.date | str, end: dt.date | str) -> tuple[dt.date, dt.date]:
+    first, last = _day(start, "start"), _day(end, "end")
+    if last < first:
+        raise InputError(f"end {last} is before start {first}")
+    return first, last
+
+
+def _symbols(symbols: str | Iterable[str] | None, asset_class: AssetClass) -> list[str] | None:
+    """Canonical symbols (`X:BTCUSD` -> `BTCUSD`), or None for every symbol."""
+    if symbols is None:
+        return None
+    raws = [symbols] if isinstance(symbols, str) else list(symbols)
+    return sorted({parse_symbol(raw, asset_class).symbol for raw in raws})
+
+
+def _adjustment(value: str) -> str:
+    if value not in ADJUSTMENTS:
+        raise InputError(f"adjustment {value!r} is not one of {', '.join(ADJUSTMENTS)}")
+    return value
+
+
+def store_url(url: str | None = None) -> str:
+    """The candle store's URL: `url`, else the one the `marketdata` command uses (the schema
+    is migrated on first use, as the command does)."""
+    if url is not None:
+        resolved = validate_database_url(url, "url")
+    else:
+        settings = load_settings()
+        resolved = resolve_database_url(settings.database_url, settings.home)
+    ensure_schema(resolved)
+    return resolved
+
+
+# -- SQL ----------------------------------------------------------------------------------
+
+
+def _where(first: dt.date, last: dt.date, symbols: list[str] | None) -> sql.Composable:
+    conditions = [sql.SQL("day >= {} AND day <= {}").format(sql.Literal(first), sql.Literal(last))]
+    if symbols is not None:
+        conditions.append(sql.SQL("symbol = ANY({})").format(sql.Literal(symbols)))
+    return sql.SQL(" AND ").join(conditions)
+
+
+def candle_query(
+    first: dt.date,
+    last: dt.date,
+    symbols: list[str] | None = None,
+    *,
+    asset_class: AssetClass = AssetClass.STOCK,
+    adjustment: str = "split",
+) -> str:
+    """The SQL `candles` sends for a window (values inlined, quoted by psycopg: the driver
+    reads a statement without parameters through binary COPY, its fastest path)."""
+    table = CANDLE_ASSET_BY_CLASS[asset_class]
+    if asset_class is AssetClass.STOCK and adjustment == "none":
+        table = "stock_daily_candles_unadjusted"
+    return (
+        sql.SQL("SELECT {columns} FROM {relation} WHERE {where} ORDER BY symbol, day")
+        .format(
+            columns=sql.SQL(", ").join(sql.Identifier(c) for c in BAR_SCHEMA),
+            relation=sql.Identifier(SCHEMA, table),
+            where=_where(first, last, symbols),
+        )
+        .as_string()
+    )
+
+
+def returns_query(first: dt.date, last: dt.date, symbols: list[str] | None = None) -> str:
+    """The SQL `returns` sends for a window (see `candle_query`)."""
+    return (
+        sql.SQL("SELECT {columns} FROM {relation} WHERE {where} ORDER BY symbol, day")
+        .format(
+            columns=sql.SQL(", ").join(sql.Identifier(c) for c in RETURNS_SCHEMA),
+            relation=sql.Identifier(SCHEMA, RETURNS_TABLE),
+            where=_where(first, last, symbols),
+        )
+        .as_string()
+    )
+
+
+def _dividend_factors(url: str, symbols: list[str] | None) -> pl.DataFrame:
+    """Per ex-date: the factor every earlier bar is scaled by for this and all later dividends.
+
+    A day's total return is `(close + dividend) / prev_close - 1`; scaling each earlier bar by
+    `close / (close + dividend)` of the ex-date makes the close's change that return. The
+    factors of all later ex-dates multiply (a reverse cumulative product per symbol).
+    """
+    where: sql.Composable = sql.SQL("dividend_adjusted > 0")
+    if symbols is not None:
+        where = sql.SQL("{} AND symbol = ANY({})").format(where, sql.Literal(symbols))
+    events = query_frame(
+        url,
+        sql.SQL(
+            "SELECT symbol, day, close / (close + dividend_adjusted) AS ratio"
+            " FROM {} WHERE {} ORDER BY symbol, day"
+        ).format(sql.Identifier(SCHEMA, RETURNS_TABLE), where),
+        schema={"symbol": pl.String(), "day": pl.Date(), "ratio": pl.Float64()},
+    )
+    return events.select(
+        "symbol",
+        "day",
+        pl.col("ratio").cum_prod(reverse=True).over("symbol").alias("factor"),
+    ).sort("day")
+
+
+def _reinvest(bars: pl.DataFrame, factors: pl.DataFrame) -> pl.DataFrame:
+    """`bars` scaled by the factor of the first ex-date after each bar (1 after the last)."""
+    if bars.height == 0 or factors.height == 0:
+        return bars
+    joined = bars.sort("day").join_asof(
+        factors,
+        on="day",
+        by="symbol",
+        strategy="forward",
+        allow_exact_matches=False,
+        check_sortedness=False,  # both sorted by day above, which is what a grouped asof needs
+    )
+    factor = pl.col("factor").fill_null(1.0)
+    return (
+        joined.with_columns(*(pl.col(c) * factor for c in _SCALED))
+        .drop("factor")
+        .sort("symbol", "day")
+    )
+
+
+# -- public -------------------------------------------------------------------------------
+
+
+def candles(
+    symbols: str | Iterable[str] | None = None,
+    *,
+    start: dt.date | str,
+    end: dt.date | str,
+    asset_class: str = "stock",
+    adjustment: Adjustment = "split",
+    url: str | None = None,
+) -> pl.DataFrame:
+    """Daily bars of `symbols` (default: every stored symbol) from `start` to `end` inclusive.
+
+    Returns a polars frame with the columns of `BAR_SCHEMA` (symbol, day, ts, open, high, low,
+    close, volume, vwap, transactions, provisional), ordered by symbol and day. Dates are
+    `datetime.date` or `YYYY-MM-DD`; `asset_class` is `stock` or `crypto`; `adjustment` is
+    `split` (as stored), `none` (as traded) or `total_return` (see the module docstring).
+    Bad input raises `InputError` (a `ValueError`) naming it.
+    """
+    first, last = _window(start, end)
+    cls = parse_asset_class(asset_class)
+    adjustment = _adjustment(adjustment)
+    names = _symbols(symbols, cls)
+    resolved = store_url(url)
+    statement = candle_query(first, last, names, asset_class=cls, adjustment=adjustment)
+    bars = query_frame(resolved, statement, schema=BAR_SCHEMA)
+    if cls is AssetClass.STOCK and adjustment == "total_return":
+        bars = _reinvest(bars, _dividend_factors(resolved, names))
+    return bars
+
+
+def cross_section(
+    day: dt.date | str,
+    symbols: str | Iterable[str] | None = None,
+    *,
+    asset_class: str = "stock",
+    adjustment: Adjustment = "split",
+    url: str | None = None,
+) -> pl.DataFrame:
+    """Every stored bar of one `day` (or of `symbols` only): one row per symbol.
+
+    Served by the index on `day`: it reads that day's rows, not the table.
+    """
+    when = _day(day, "day")
+    return candles(
+        symbols, start=when, end=when, asset_class=asset_class, adjustment=adjustment, url=url
+    )
+
+
+def returns(
+    symbols: str | Iterable[str] | None = None,
+    *,
+    start: dt.date | str,
+    end: dt.date | str,
+    url: str | None = None,
+) -> pl.DataFrame:
+    """Daily stock returns from `start` to `end` inclusive, one row per symbol and day.
+
+    Columns of `RETURNS_SCHEMA`: the previous bar's day and close, the day's close, the cash
+    dividends going ex that day (as paid, and restated on today's share basis),
+    `simple_return` (close / prev_close - 1, split-neutral) and `total_return` (with the
+    dividend added back). A symbol's first stored bar has no row.
+    """
+    first, last = _window(start, end)
+    names = _symbols(symbols, AssetClass.STOCK)
+    resolved = store_url(url)
+    return query_frame(resolved, returns_query(first, last, names), schema=RETURNS_SCHEMA)
+
+
+def candle_batches(
+    symbols: str | Iterable[str] | None = None,
+    *,
+    start: dt.date | str,
+    end: dt.date | str,
+    asset_class: str = "stock",
+    adjustment: Adjustment = "split",
+    rows: int = DEFAULT_BATCH_ROWS,
+    url: str | None = None,
+) -> Iterator[pl.DataFrame]:
+    """`candles(...)` as consecutive frames of at most `rows` rows, streamed from the server.
+
+    For reads larger than memory: only one frame (and the driver's buffer) is held at a time.
+    The frames together equal `candles(...)` with the same arguments, in the same order. The
+    arguments are checked (and the store found) when this is called, not at the first frame.
+    """
+    first, last = _window(start, end)
+    cls = parse_asset_class(asset_class)
+    adjustment = _adjustment(adjustment)
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+        raise InputError(f"rows {rows!r} must be a whole number of at least 1")
+    names = _symbols(symbols, cls)
+    resolved = store_url(url)
+    statement = candle_query(first, last, names, asset_class=cls, adjustment=adjustment)
+    factors = (
+        _dividend_factors(resolved, names)
+        if cls is AssetClass.STOCK and adjustment == "total_return"
+        else None
+    )
+    batches = query_batches(resolved, statement, rows=rows, schema=BAR_SCHEMA)
+    return batches if factors is None else (_reinvest(batch, factors) for batch in batches)
