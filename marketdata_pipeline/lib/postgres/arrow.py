@@ -9,6 +9,7 @@ ConnectorX and with a bare `psql COPY TO` CSV.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as dt
 import os
@@ -29,6 +30,20 @@ from marketdata_pipeline.lib.settings import redact_url
 _idle: dict[tuple[int, str], list[Any]] = {}
 _idle_lock = threading.Lock()
 _MAX_IDLE = 2
+
+
+def close_idle_connections() -> None:
+    """Close the kept connections (at exit: the driver's finaliser fails noisily once the
+    interpreter is tearing its modules down)."""
+    with _idle_lock:
+        kept = [conn for conns in _idle.values() for conn in conns]
+        _idle.clear()
+    for conn in kept:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+atexit.register(close_idle_connections)
 
 
 def _connect(url: str) -> Any:
