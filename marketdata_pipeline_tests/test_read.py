@@ -18,6 +18,7 @@ from marketdata_pipeline_tests.helpers import (
     crypto_daily_candles,
     materialise,
     query,
+    reference_reads_age,
     stock_daily_candles,
     stock_daily_returns_stored,
     stock_dividends,
@@ -166,6 +167,7 @@ def with_actions(sim, resources, database_url) -> str:
     assert materialise(*WINDOW, resources, assets=WITH_ACTIONS, symbols=symbols).success
     sim.configure(splits=[{"ticker": "NVDA", "execution_date": "2024-05-01", "split_from": 1,
                            "split_to": 4}])  # fmt: skip
+    reference_reads_age(database_url)  # the split is learned on the next day's read
     later = (dt.date(2024, 5, 1), dt.date(2024, 5, 10))
     assert materialise(*later, resources, assets=WITH_ACTIONS, symbols=symbols).success
     return database_url

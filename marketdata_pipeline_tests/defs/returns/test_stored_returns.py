@@ -20,6 +20,7 @@ from marketdata_pipeline.lib.symbols import parse_symbols
 from marketdata_pipeline_tests.helpers import (
     materialise,
     query,
+    reference_reads_age,
     stock_daily_candles,
     stock_daily_returns_stored,
     stock_dividends,
@@ -97,6 +98,7 @@ def test_a_split_and_a_late_dividend_rewrite_the_history_they_change(sim, resour
     # March dividend is 0.50 a share on today's basis; the returns outside the window follow.
     sim.configure(splits=[{"ticker": "NVDA", "execution_date": "2024-05-01", "split_from": 1,
                            "split_to": 4}])  # fmt: skip
+    reference_reads_age(tracked)  # the split is learned on the next day's read
     result = materialise(
         dt.date(2024, 5, 1), dt.date(2024, 5, 10), resources, assets=STOCK_RUN, symbols=SYMBOLS
     )
