@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from polygon_simulator import market
 from polygon_simulator.corporate_actions import SimDividend, SimSplit, validate_unique_splits
 from polygon_simulator.faults import FaultBook, FaultRule
+from polygon_simulator.listings import SimListing, World, validate_listings, world
 from polygon_simulator.pages import BodyCache
 from polygon_simulator.ratelimit import RollingWindowLimiter
 
@@ -44,6 +45,7 @@ UPDATABLE_FIELDS = (
     "gzip",
     "splits",
     "dividends",
+    "listings",
     "body_cache_mb",
     "body_cache_entries",
 )
@@ -112,6 +114,15 @@ class SimulatorConfig(BaseModel):
     # split makes it "happen" (listed, and applied to bars once its execution date has come).
     splits: tuple[SimSplit, ...] = ()
     dividends: tuple[SimDividend, ...] = ()
+    # Listed securities with ticker intervals (see listings.py; `listings.identity_world()`
+    # gives a rename, a reused ticker, a delisting and a FIGI-less inactive ticker). A ticker a
+    # listing names trades only while a listing holds it.
+    listings: tuple[SimListing, ...] = ()
+
+    @field_validator("listings")
+    @classmethod
+    def _listings(cls, value: tuple[SimListing, ...]) -> tuple[SimListing, ...]:
+        return validate_listings(value)
 
     @field_validator("extra_stock_tickers")
     @classmethod
@@ -202,9 +213,16 @@ class SimulatorState:
         return self._config.today or dt.datetime.now(dt.UTC).date()
 
     def stock_tickers(self) -> tuple[str, ...]:
-        """The grouped-daily stock universe, extras included."""
+        """The stock universe, extras included, without the tickers listings govern."""
         cfg = self._config
-        return _with_extras(market.stock_universe(cfg.stock_universe_size), cfg.extra_stock_tickers)
+        universe = _with_extras(
+            market.stock_universe(cfg.stock_universe_size), cfg.extra_stock_tickers
+        )
+        return _without(universe, self.world().governed)
+
+    def world(self) -> World:
+        """The configured listings, indexed (who held which ticker on which day)."""
+        return world(self._config.listings)
 
     def crypto_tickers(self) -> tuple[str, ...]:
         """The grouped-daily crypto universe, extras included."""
@@ -221,6 +239,8 @@ class SimulatorState:
         else:
             universe = market.stock_universe(cfg.stock_universe_size)
             extras = cfg.extra_stock_tickers
+        if ticker in self.world().governed:
+            return True
         return ticker in _universe_set(universe) or ticker in extras
 
     # --- faults ---------------------------------------------------------------------------------
@@ -368,6 +388,13 @@ class SimulatorState:
 @lru_cache(maxsize=8)
 def _universe_set(universe: tuple[str, ...]) -> frozenset[str]:
     return frozenset(universe)
+
+
+@lru_cache(maxsize=8)
+def _without(universe: tuple[str, ...], governed: frozenset[str]) -> tuple[str, ...]:
+    if not governed:
+        return universe
+    return tuple(t for t in universe if t not in governed)
 
 
 def _with_extras(universe: tuple[str, ...], extras: tuple[str, ...]) -> tuple[str, ...]:
