@@ -154,17 +154,24 @@ def identity_world(
     delisting: bool = True,
     no_figi: bool = True,
     event_skew_days: int = 2,
+    rename_on: dt.date = dt.date(2022, 6, 9),
+    reused_until: dt.date = dt.date(2021, 12, 31),
+    delisted_after: dt.date = dt.date(2023, 3, 9),
 ) -> tuple[SimListing, ...]:
     """The listings that give the world its identity problems, each switchable.
 
-    - `rename`: Meta Platforms (BBG000MM2P62) trades as FB up to 2022-06-08, as META from
-      2022-06-09; `event_skew_days` dates the events endpoint's META change that many days
-      late (the vendor's client mock says 2022-06-11);
-    - `reused_ticker`: an earlier owner of META (an ETF around $12) holds it up to 2021-12-31,
-      then trades as METV;
-    - `delisting`: SVB Financial (SIVB) trades up to 2023-03-09 and is delisted;
+    - `rename`: Meta Platforms (BBG000MM2P62) trades as FB up to the day before `rename_on`
+      (a session), as META from it; `event_skew_days` dates the events endpoint's META change
+      that many days late (the vendor's client mock says 2022-06-11);
+    - `reused_ticker`: an earlier owner of META (an ETF around $12) holds it up to
+      `reused_until`, then trades as METV;
+    - `delisting`: SVB Financial (SIVB) trades up to `delisted_after` and is delisted;
     - `no_figi`: an inactive ticker without any FIGI (ZZQX, 2019-03-01 .. 2021-06-30).
+
+    The real dates are the defaults; tests of a store that starts later move them.
     """
+    before_rename = rename_on - dt.timedelta(days=1)
+    after_reuse = reused_until + dt.timedelta(days=1)
     out: list[SimListing] = []
     if rename:
         out.append(
@@ -176,13 +183,11 @@ def identity_world(
                 share_class_figi="BBG001SQCQC9",
                 base_price=320.0,
                 tickers=(
-                    SimTicker(
-                        ticker="FB", first_day=dt.date(2012, 5, 18), last_day=dt.date(2022, 6, 8)
-                    ),
+                    SimTicker(ticker="FB", first_day=dt.date(2012, 5, 18), last_day=before_rename),
                     SimTicker(
                         ticker="META",
-                        first_day=dt.date(2022, 6, 9),
-                        event_date=dt.date(2022, 6, 9) + dt.timedelta(days=event_skew_days),
+                        first_day=rename_on,
+                        event_date=rename_on + dt.timedelta(days=event_skew_days),
                     ),
                 ),
             )
@@ -198,10 +203,8 @@ def identity_world(
                 share_class_figi="BBG00ZQFXC31",
                 base_price=12.0,
                 tickers=(
-                    SimTicker(
-                        ticker="META", first_day=dt.date(2010, 1, 4), last_day=dt.date(2021, 12, 31)
-                    ),
-                    SimTicker(ticker="METV", first_day=dt.date(2022, 1, 3)),
+                    SimTicker(ticker="META", first_day=dt.date(2010, 1, 4), last_day=reused_until),
+                    SimTicker(ticker="METV", first_day=after_reuse),
                 ),
             )
         )
@@ -216,7 +219,7 @@ def identity_world(
                 base_price=280.0,
                 tickers=(
                     SimTicker(
-                        ticker="SIVB", first_day=dt.date(1990, 1, 2), last_day=dt.date(2023, 3, 9)
+                        ticker="SIVB", first_day=dt.date(1990, 1, 2), last_day=delisted_after
                     ),
                 ),
             )
