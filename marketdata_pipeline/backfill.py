@@ -84,10 +84,12 @@ class BackfillRun:
         import dagster as dg
 
         from marketdata_pipeline.defs.corporate_actions.assets import STOCK_COMPANION_KEYS
+        from marketdata_pipeline.defs.reference.names import REFERENCE_KEYS
 
         keys = [dg.AssetKey(self.asset)]
         if self.asset_class is AssetClass.STOCK:
-            keys += STOCK_COMPANION_KEYS
+            # ...and keep the ticker reference current (at most one load a day).
+            keys += [*STOCK_COMPANION_KEYS, *REFERENCE_KEYS]
         return keys
 
     def run_config(self) -> dict:
@@ -240,7 +242,7 @@ def summary_lines(
     # Imported here: the store pulls in psycopg, which refusing a bad range does not need.
     from marketdata_pipeline.lib.postgres.database import connect
     from marketdata_pipeline.lib.postgres.store import window_summary
-    from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols, failed_symbols
+    from marketdata_pipeline.lib.postgres.tracked_symbols import failed_symbols
 
     lines = []
     with connect(database_url) as conn:
@@ -250,7 +252,7 @@ def summary_lines(
             if request.symbols is not None:
                 requested = sorted(request.symbols.get(table, []))
             else:
-                requested = [s.symbol for s in active_symbols(conn, cls)[0]]
+                requested = [s.symbol for s in _universe(conn, cls, request)]
             stored = {r.symbol: r for r in window_summary(conn, table, request.window)}
             got = [stored[s] for s in requested if s in stored]
             lines.append(
@@ -273,12 +275,23 @@ def summary_lines(
     return lines
 
 
+def _universe(conn, cls: AssetClass, request: BackfillRequest) -> list[Symbol]:
+    """The symbols a run of `cls` fetches: the tracked ones, and for stocks their companies'
+    other tickers and the tracking rules' tickers in the window."""
+    from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols
+    from marketdata_pipeline.lib.postgres.universe import universe_symbols
+
+    chosen = active_symbols(conn, cls)[0]
+    if cls is not AssetClass.STOCK:
+        return chosen
+    return universe_symbols(conn, chosen, request.window.first, request.window.last)
+
+
 def estimate_lines(database_url: str, settings: Settings, request: BackfillRequest) -> list[str]:
     """The plan of each asset and its cost at the configured budget; sends no request."""
     from marketdata_pipeline.lib.polygon.planner import plan_requests
     from marketdata_pipeline.lib.polygon.progress import estimate
     from marketdata_pipeline.lib.postgres.database import connect
-    from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols
 
     lines = []
     with connect(database_url) as conn:
@@ -287,7 +300,7 @@ def estimate_lines(database_url: str, settings: Settings, request: BackfillReque
             if request.symbols is not None:
                 symbols = [parse_symbol(s, cls) for s in request.symbols.get(table, [])]
             else:
-                symbols = active_symbols(conn, cls)[0]
+                symbols = _universe(conn, cls, request)
             plan = plan_requests(
                 cls,
                 symbols,

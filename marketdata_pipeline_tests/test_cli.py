@@ -324,6 +324,8 @@ def test_a_backfill_request_is_one_run_per_asset_class_on_its_partitions():
         "stock_splits",
         "stock_dividends",
         "stock_split_adjustments",
+        "ticker_reference",
+        "ticker_switches",
     ]
     # Each run's config names only its own asset (Dagster refuses config for others).
     assert set(stock.run_config()["ops"]) == {"stock_daily_candles"}

@@ -18,6 +18,9 @@ def test_definitions_load_with_the_contract_names():
         "stock_splits",
         "stock_dividends",
         "stock_split_adjustments",
+        # The ticker reference and the switches confirmed by stored bars (security identity).
+        "ticker_reference",
+        "ticker_switches",
         # External tables shown in the lineage, not materialised by Dagster.
         "tracked_symbols",
         "rejected_candles",
@@ -86,6 +89,8 @@ def test_corporate_actions_ride_along_with_every_stock_candle_run():
         "stock_splits",
         "stock_dividends",
         "stock_split_adjustments",
+        "ticker_reference",
+        "ticker_switches",
     }
     assert job_keys("crypto_candles_job") == {"crypto_daily_candles"}
 

@@ -12,6 +12,7 @@ from marketdata_pipeline.defs.candles.metadata import EXTERNAL_ASSETS
 from marketdata_pipeline.defs.candles.partitions import crypto_partitions, stock_partitions
 from marketdata_pipeline.defs.candles.schedules import build_revision_schedules
 from marketdata_pipeline.defs.corporate_actions.assets import build_corporate_action_assets
+from marketdata_pipeline.defs.reference.assets import build_reference_assets
 from marketdata_pipeline.defs.resources import build_resources
 from marketdata_pipeline.defs.symbols.sensors import build_tracked_symbols_sensor
 from marketdata_pipeline.lib.settings import Settings
@@ -28,9 +29,11 @@ def build_defs(settings: Settings) -> dg.Definitions:
         assets = build_candle_assets(sessions, crypto_partitions(settings.start_date))
         # The split repair runs with the stock candles, so it shares their session partitions.
         corporate_actions = build_corporate_action_assets(sessions, settings.start_date)
-    jobs = build_candle_jobs(assets, corporate_actions)
+    reference = build_reference_assets(settings.start_date)
+    # Stock runs load the ticker reference first (at most once a day; see its docstring).
+    jobs = build_candle_jobs(assets, (*reference, *corporate_actions))
     return dg.Definitions(
-        assets=[*EXTERNAL_ASSETS, *assets, *corporate_actions],
+        assets=[*EXTERNAL_ASSETS, *reference, *assets, *corporate_actions],
         jobs=list(jobs),
         schedules=build_revision_schedules(jobs, settings.start_date, settings.revision_sessions),
         sensors=[build_tracked_symbols_sensor(jobs, settings.start_date)],

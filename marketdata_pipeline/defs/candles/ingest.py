@@ -39,6 +39,7 @@ from marketdata_pipeline.lib.polygon.resource import DEFAULT_CHUNK_ROWS, Polygon
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.store import stored_counts
 from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols, record_failures
+from marketdata_pipeline.lib.postgres.universe import universe_symbols
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol, parse_symbol
 
 
@@ -71,9 +72,16 @@ def empty_candles() -> pl.DataFrame:
 
 
 def resolve_symbols(
-    config: CandleConfig, asset_class: AssetClass, database: PostgresDatabase
+    config: CandleConfig,
+    asset_class: AssetClass,
+    database: PostgresDatabase,
+    window: CandleWindow | None = None,
 ) -> tuple[list[Symbol], dict[str, str]]:
-    """The symbols this run fetches, plus tracked rows that are invalid (symbol -> reason)."""
+    """The symbols this run fetches, plus tracked rows that are invalid (symbol -> reason).
+
+    For stocks in `window`, the chosen tickers follow their companies (tracking FB fetches
+    META after the rename) and the tracking rules add every ticker they expand to there.
+    """
     if config.symbols is not None:
         chosen: list[Symbol] = []
         for raw in config.symbols:
@@ -82,9 +90,16 @@ def resolve_symbols(
             except InputError as exc:
                 raise dg.Failure(f"run config symbols: {exc}") from None
             chosen.append(sym)
-        return sorted(set(chosen)), {}
-    with database.connect() as conn:
-        return active_symbols(conn, asset_class)
+        invalid: dict[str, str] = {}
+        with_rules = False
+    else:
+        with database.connect() as conn:
+            chosen, invalid = active_symbols(conn, asset_class)
+        with_rules = True
+    if asset_class is AssetClass.STOCK and window is not None:
+        with database.connect() as conn:
+            chosen = universe_symbols(conn, chosen, window.first, window.last, rules=with_rules)
+    return sorted(set(chosen)), invalid
 
 
 def empty_answers_with_stored_rows(
@@ -182,7 +197,7 @@ def materialise_candles(
     """
     asset = context.asset_key.path[-1]
     partitions = CandleWindow.of(context)
-    symbols, invalid = resolve_symbols(config, asset_class, database)
+    symbols, invalid = resolve_symbols(config, asset_class, database, partitions)
     context.log.info(f"{asset}: {len(symbols)} symbols, {partitions}")
     # The run replaces only the days the key's plan serves: earlier stored history is kept.
     served = polygon.served_window(partitions)
