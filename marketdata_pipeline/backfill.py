@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from marketdata_pipeline.lib.calendar import last_complete_day
+from marketdata_pipeline.lib.calendar import NEW_YORK, last_complete_day
 from marketdata_pipeline.lib.candles.schema import (
     ASSET_CLASS_BY_NAME,
     CANDLE_ASSET_BY_CLASS,
@@ -287,6 +287,18 @@ def _universe(conn, cls: AssetClass, request: BackfillRequest) -> list[Symbol]:
     return universe_symbols(conn, chosen, request.window.first, request.window.last)
 
 
+def _rules_pending(conn) -> bool:
+    """True when a tracking rule is active and the ticker reference was not loaded today."""
+    from marketdata_pipeline.lib.identity_load import REFRESH_KIND
+    from marketdata_pipeline.lib.postgres.universe import list_rules, refreshed_on
+
+    rule_list = list_rules(conn)
+    if not rule_list:
+        return False
+    today = dt.datetime.now(NEW_YORK).date()
+    return any(refreshed_on(conn, REFRESH_KIND, r.market) != today for r in rule_list)
+
+
 def estimate_lines(database_url: str, settings: Settings, request: BackfillRequest) -> list[str]:
     """The plan of each asset and its cost at the configured budget; sends no request."""
     from marketdata_pipeline.lib.polygon.planner import plan_requests
@@ -301,14 +313,32 @@ def estimate_lines(database_url: str, settings: Settings, request: BackfillReque
                 symbols = [parse_symbol(s, cls) for s in request.symbols.get(table, [])]
             else:
                 symbols = _universe(conn, cls, request)
+            # Rules whose ticker reference is not loaded yet expand during the run (its first
+            # step loads it): the whole market is planned as grouped, one request a session.
+            pending = cls is AssetClass.STOCK and request.symbols is None and _rules_pending(conn)
             plan = plan_requests(
                 cls,
                 symbols,
                 request.window.first,
                 request.window.last,
+                force="grouped" if pending and symbols else None,
                 history_start=settings.history_start,
             )
             lines.append(f"{table}: {plan.describe()}")
+            if pending:
+                from marketdata_pipeline.lib.calendar import trading_days
+
+                sessions = [
+                    d
+                    for d in trading_days(cls, request.window.first, request.window.last)
+                    if settings.history_start is None or d >= settings.history_start
+                ]
+                lines.append(
+                    "  tracking rules: the run first loads the ticker reference (about 2 "
+                    "requests per 1,000 tickers, listed and delisted, plus one per renamed "
+                    "security; at most once a day), then fetches every ticker the rules expand "
+                    f"to with grouped requests: {len(sessions)}, one per session"
+                )
             lines.append(f"  estimate: {estimate(plan, settings.requests_per_minute).text}")
     return lines
 
