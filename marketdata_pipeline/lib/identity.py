@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
@@ -29,6 +30,8 @@ from marketdata_pipeline.lib.postgres.securities import (
 )
 
 NEW_YORK = ZoneInfo("America/New_York")
+#: A composite FIGI: BBG and nine upper-case letters or digits.
+FIGI = re.compile(r"BBG[0-9A-Z]{9}")
 #: How far (calendar days) stored bars may move a vendor event date.
 EVENT_SLACK_DAYS = 10
 _ONE_DAY = dt.timedelta(days=1)
@@ -102,9 +105,12 @@ def group_securities(
         if i.security_id.startswith("md:") and i.last_day is None
     }
     for record in records:
-        if record.composite_figi:
+        if record.composite_figi and FIGI.fullmatch(record.composite_figi):
             by_figi.setdefault(record.composite_figi, []).append(record)
             continue
+        if record.composite_figi:
+            # Not a FIGI (the vendor's data has junk): the row is identified like one without.
+            record = replace(record, composite_figi=None)
         last = last_day_before(record.delisted_utc) if record.delisted_utc else None
         # Matched to the stored owner: the id fixed when first seen survives its delisting.
         security_id = derived_owner.get((record.ticker, last)) or open_owner.get(record.ticker)

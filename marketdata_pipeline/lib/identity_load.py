@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -39,6 +40,8 @@ from marketdata_pipeline.lib.postgres.securities import (
 from marketdata_pipeline.lib.postgres.universe import record_refresh, refreshed_on
 
 REFRESH_KIND = "tickers"
+#: What `marketdata.ticker_history.ticker` accepts (its CHECK constraint).
+STORED_TICKER = re.compile(r"[A-Z0-9][A-Za-z0-9.]{0,19}")
 
 
 @dataclass
@@ -113,8 +116,16 @@ def load_identity(
     before = client.stats.attempts
     fetched = fetch_tickers(client, market=market, include_delisted=True)
     result.rejected.extend(fetched.rejected)
+    records = []
+    for record in fetched.records:
+        # The store's ticker rule (ticker_history's CHECK): one odd vendor ticker must not
+        # refuse the whole load.
+        if STORED_TICKER.fullmatch(record.ticker):
+            records.append(record)
+        else:
+            result.rejected.append(f"ticker {record.ticker!r} is not a storable stock ticker")
     existing = all_intervals(conn)
-    securities = group_securities(fetched.records, existing)
+    securities = group_securities(records, existing)
     events: dict[str, list[TickerEvent]] = {}
     for sec in needs_events(securities):
         found = fetch_ticker_events(client, sec.security_id)

@@ -89,3 +89,8 @@ def test_stored_bars_move_a_switch_dated_days_off_and_only_then():
 def test_a_ticker_row_without_a_ticker_is_left_out_with_the_reason():
     assert "without a ticker" in parse_ticker({"name": "x"})
     assert parse_ticker({"ticker": "A", "active": False}).active is False
+
+
+def test_a_malformed_figi_is_treated_as_none():
+    (sec,) = group_securities([row("ODD", "not-a-figi")])
+    assert sec.security_id.startswith("md:") and sec.security().composite_figi is None
