@@ -198,3 +198,29 @@ def test_tracking_a_company_follows_its_rename(world, resources, cli, dagster_en
 
 def test_ambiguous_ownership_is_an_input_error():
     assert issubclass(AmbiguousOwnership, ValueError)
+
+
+def test_loading_a_market_costs_its_list_pages_and_the_renamed_securities_events(
+    sim, resources, database_url
+):
+    """Listed and delisted tickers at 1,000 a page, plus one events request per security that
+    needs one: the renamed company and the ETF (renamed too, and the reused ticker's earlier
+    owner)."""
+    delisted = [
+        {
+            "name": f"Gone {i}",
+            "tickers": [
+                {"ticker": f"ZD{i:04d}", "first_day": "2020-01-02", "last_day": "2021-01-04"}
+            ],
+        }
+        for i in range(1500)
+    ]
+    world = [item.model_dump(mode="json") for item in identity_world(**WORLD)]
+    sim.configure(listings=world + delisted, stock_universe_size=2500, today=D(2025, 6, 2))
+    assert load_reference(resources).success
+    listed = query(database_url, "SELECT count(*) FROM marketdata.securities WHERE active")[0][0]
+    gone = query(database_url, "SELECT count(*) FROM marketdata.securities WHERE NOT active")[0][0]
+    assert (listed, gone) == (2500 - 1 + 2, 1500 + 2)  # META governed; +Meta, +ETF; +SVB, +ZZQX
+    pages = -(-listed // 1000) + -(-(gone + 2) // 1000)  # FB and the ETF's META rows are delisted
+    assert pages == 5
+    assert sim.stats(include_log=False)["requests"] == pages + 2
