@@ -317,7 +317,7 @@ def _hashed(text: str, alphabet: str, length: int) -> str:
 _FIGI_ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXYZ"  # FIGIs have no vowels
 
 
-def _universe_listing(ticker: str) -> SimListing:
+def universe_listing(ticker: str) -> SimListing:
     """The implicit listing of a plain universe ticker: one company, the whole history."""
     etf = ticker in _ETFS
     return SimListing(
@@ -416,7 +416,7 @@ def ticker_rows(
         TickerRow(t, listing, listing.tickers[0])
         for t in stock_universe
         if t not in governed
-        for listing in (_universe_listing(t),)
+        for listing in (universe_listing(t),)
     ]
     for listing in listings:
         rows.extend(TickerRow(i.ticker, listing, i) for i in listing.tickers)

@@ -122,13 +122,20 @@ def group_securities(
     return sorted(grouped + singles, key=lambda s: s.security_id)
 
 
-def needs_events(securities: Sequence[SecurityRows]) -> list[SecurityRows]:
+def needs_events(
+    securities: Sequence[SecurityRows], existing: Sequence[TickerInterval] = ()
+) -> list[SecurityRows]:
     """Securities whose intervals the ticker list alone cannot place: several tickers, or a
-    ticker another security also had. Only those with a FIGI can be asked about by id."""
-    holders: dict[str, int] = {}
+    ticker another security also had (in these rows or in the store, `existing`). Only those
+    with a FIGI can be asked about by id."""
+    owners: dict[str, set[str]] = {}
     for sec in securities:
         for ticker in sec.tickers:
-            holders[ticker] = holders.get(ticker, 0) + 1
+            owners.setdefault(ticker, set()).add(sec.security_id)
+    for interval in existing:
+        if interval.ticker in owners:
+            owners[interval.ticker].add(interval.security_id)
+    holders = {ticker: len(ids) for ticker, ids in owners.items()}
     return [
         s
         for s in securities
@@ -138,12 +145,16 @@ def needs_events(securities: Sequence[SecurityRows]) -> list[SecurityRows]:
 
 
 def intervals_for(
-    sec: SecurityRows, events: Sequence[TickerEvent] | None, floor: dt.date
+    sec: SecurityRows,
+    events: Sequence[TickerEvent] | None,
+    floor: dt.date,
+    known_first: Mapping[tuple[str, str], dt.date] | None = None,
 ) -> list[TickerInterval]:
-    """A security's intervals from its events (oldest first) or, without them, from its rows
-    (an unknown start is `floor`, the first day the store covers)."""
+    """A security's intervals from its events (oldest first; every ticker they name) or,
+    without them, from its rows: a start the rows cannot date is the stored one
+    (`known_first`, by security and ticker), else `floor`, the first day the store covers."""
     last = sec.delisted_date
-    events = [e for e in events or () if e.ticker in sec.tickers]
+    events = list(events or ())
     if events:
         out = []
         for i, event in enumerate(events):
@@ -160,6 +171,8 @@ def intervals_for(
             if row.active
             else (last_day_before(row.delisted_utc) if row.delisted_utc else None)
         )
+        if known_first and (sec.security_id, row.ticker) in known_first and start == floor:
+            start = known_first[sec.security_id, row.ticker]
         out.append(TickerInterval(sec.security_id, row.ticker, start, end))
         if end is not None:
             start = end + _ONE_DAY
@@ -177,6 +190,16 @@ def _merged(intervals: list[TickerInterval]) -> list[TickerInterval]:
         else:
             out.append(interval)
     return out
+
+
+def touched(sec: SecurityRows, existing: Sequence[TickerInterval]) -> bool:
+    """True when the rows say something the store does not hold yet: a new security, a listed
+    ticker it does not hold open, or a delisted ticker it still holds open."""
+    held = [i for i in existing if i.security_id == sec.security_id]
+    if not held:
+        return True
+    open_tickers = {i.ticker for i in held if i.last_day is None}
+    return any((row.ticker in open_tickers) != row.active for row in sec.rows)
 
 
 def make_room(intervals: list[TickerInterval], known_start: set[str]) -> list[TickerInterval]:

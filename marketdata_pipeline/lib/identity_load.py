@@ -1,9 +1,11 @@
 """Load the ticker reference into `securities` / `ticker_history`, at most once a day per store.
 
-One load: the ticker list of the market, listed and delisted (ceil(tickers / 1000) requests),
-the ticker-change events of the securities that need them (renamed, or holding a reused
-ticker: one request each), intervals placed from them, cross-checked against the days each
-ticker traded in stored candles, and written in one transaction. A write that would give a
+The first load: the ticker list of the market, listed and delisted (ceil(tickers / 1000)
+requests), the ticker-change events of the securities that need them (renamed, or holding a
+reused ticker: one request each), intervals placed from them, cross-checked against the days
+each ticker traded in stored candles, and written in one transaction. A daily load after it
+reads the listed tickers only, plus one request per ticker that stopped being listed and the
+events of the securities that changed. A write that would give a
 ticker two owners on one day is refused (naming both) and leaves the stored identity as it was.
 """
 
@@ -24,10 +26,13 @@ from marketdata_pipeline.lib.identity import (
     intervals_for,
     make_room,
     needs_events,
+    touched,
 )
 from marketdata_pipeline.lib.polygon.client import PolygonClient
 from marketdata_pipeline.lib.polygon.reference import (
     TickerEvent,
+    TickerFetch,
+    TickerRecord,
     fetch_ticker_events,
     fetch_tickers,
 )
@@ -40,6 +45,8 @@ from marketdata_pipeline.lib.postgres.securities import (
 from marketdata_pipeline.lib.postgres.universe import record_refresh, refreshed_on
 
 REFRESH_KIND = "tickers"
+#: When the delisted tickers were last read in full (the first load, or a forced one).
+FULL_KIND = "tickers_full"
 #: What `marketdata.ticker_history.ticker` accepts (its CHECK constraint).
 STORED_TICKER = re.compile(r"[A-Z0-9][A-Za-z0-9.]{0,19}")
 
@@ -106,6 +113,9 @@ def load_identity(
 ) -> IdentityLoad:
     """Load the market's ticker reference unless it was loaded today (or `force`).
 
+    The first load (and a forced one) reads the listed and the delisted tickers. Later ones
+    read the listed tickers only, ask about each ticker that stopped being listed (one
+    request each: delisted or renamed), and rewrite only the securities whose rows changed.
     `floor` is the first day the store covers: the start of a ticker interval the vendor's
     data cannot date.
     """
@@ -114,28 +124,34 @@ def load_identity(
         result.skipped = True
         return result
     before = client.stats.attempts
-    fetched = fetch_tickers(client, market=market, include_delisted=True)
-    result.rejected.extend(fetched.rejected)
-    records = []
-    for record in fetched.records:
-        # The store's ticker rule (ticker_history's CHECK): one odd vendor ticker must not
-        # refuse the whole load.
-        if STORED_TICKER.fullmatch(record.ticker):
-            records.append(record)
-        else:
-            result.rejected.append(f"ticker {record.ticker!r} is not a storable stock ticker")
+    full = force or refreshed_on(conn, FULL_KIND, market) is None
     existing = all_intervals(conn)
+    records = _storable(fetch_tickers(client, market=market, include_delisted=full), result)
+    if not full:
+        listed = {r.ticker for r in records}
+        gone = sorted({i.ticker for i in existing if i.last_day is None} - listed)
+        for ticker in gone:
+            found = fetch_tickers(client, market=market, listed=False, ticker=ticker)
+            records.extend(r for r in _storable(found, result) if not r.active)
     securities = group_securities(records, existing)
+    if not full:
+        securities = [s for s in securities if touched(s, existing)]
     events: dict[str, list[TickerEvent]] = {}
-    for sec in needs_events(securities):
-        found = fetch_ticker_events(client, sec.security_id)
+    for sec in needs_events(securities, existing):
+        found_events = fetch_ticker_events(client, sec.security_id)
         result.events_fetched += 1
-        if found:
-            events[sec.security_id] = found
+        if found_events:
+            events[sec.security_id] = found_events
+    known_first = {(i.security_id, i.ticker): i.first_day for i in existing}
     intervals: list[TickerInterval] = []
     for sec in securities:
-        intervals.extend(intervals_for(sec, events.get(sec.security_id), floor))
-    intervals = make_room(intervals, set(events))
+        intervals.extend(intervals_for(sec, events.get(sec.security_id), floor, known_first))
+    rewritten = {s.security_id for s in securities}
+    # Stored owners of the same tickers keep their days; later owners start after them.
+    tickers = {i.ticker for i in intervals}
+    others = [i for i in existing if i.security_id not in rewritten and i.ticker in tickers]
+    room = make_room(intervals + others, set(events) | {i.security_id for i in others})
+    intervals = [i for i in room if i.security_id in rewritten]
     checked = cross_check(intervals, traded_days(conn, intervals))
     result.moved_by_candles = [
         f"{new.ticker} {old.first_day}->{new.first_day}"
@@ -147,7 +163,22 @@ def load_identity(
         result.intervals = replace_intervals(conn, checked, "polygon")
         result.requests = client.stats.attempts - before
         record_refresh(conn, REFRESH_KIND, market, today, result.requests)
+        if full:
+            record_refresh(conn, FULL_KIND, market, today, result.requests)
     return result
+
+
+def _storable(fetched: TickerFetch, result: IdentityLoad) -> list[TickerRecord]:
+    """The rows whose ticker the store accepts (ticker_history's CHECK): one odd vendor
+    ticker must not refuse the whole load; the others are reported."""
+    result.rejected.extend(fetched.rejected)
+    out = []
+    for record in fetched.records:
+        if STORED_TICKER.fullmatch(record.ticker):
+            out.append(record)
+        else:
+            result.rejected.append(f"ticker {record.ticker!r} is not a storable stock ticker")
+    return out
 
 
 def _key(interval: TickerInterval) -> tuple[str, str]:

@@ -103,13 +103,17 @@ def fetch_tickers(
     market: str = "stocks",
     types: Sequence[str] = (),
     include_delisted: bool = True,
+    listed: bool = True,
+    ticker: str | None = None,
     page_limit: int = TICKERS_PAGE_LIMIT,
 ) -> TickerFetch:
     """Every ticker the vendor lists for `market` (and, with `include_delisted`, every delisted
-    one), keeping only `types` when given."""
+    one; `listed=False` leaves the listed ones out), keeping only `types` when given; `ticker`
+    asks about one ticker only."""
     wanted = set(types)
     out = TickerFetch([], 0, [])
-    for active in (True, False) if include_delisted else (True,):
+    passes = ((True,) if listed else ()) + ((False,) if include_delisted else ())
+    for active in passes:
         params = {
             "market": market,
             "active": "true" if active else "false",
@@ -118,6 +122,9 @@ def fetch_tickers(
             "order": "asc",
         }
         what = f"{'listed' if active else 'delisted'} {market} tickers"
+        if ticker is not None:
+            params["ticker"] = ticker
+            what += f" {ticker}"
         for page in client.json_pages(TICKERS_PATH, params, kind=REFERENCE_KIND, what=what):
             out.requests += 1
             for raw in page["results"]:

@@ -19,6 +19,7 @@ from marketdata_pipeline.definitions import defs
 from marketdata_pipeline.lib.postgres.securities import AmbiguousOwnership
 from marketdata_pipeline_tests.helpers import query
 from polygon_simulator import identity_world
+from polygon_simulator.listings import universe_listing
 
 D = dt.date
 META_CO, ETF, SVB = "BBG000MM2P62", "BBG00ZQFXB42", "BBG000BT0CM2"
@@ -224,3 +225,34 @@ def test_loading_a_market_costs_its_list_pages_and_the_renamed_securities_events
     pages = -(-listed // 1000) + -(-(gone + 2) // 1000)  # FB and the ETF's META rows are delisted
     assert pages == 5
     assert sim.stats(include_log=False)["requests"] == pages + 2
+
+
+def test_a_daily_load_reads_the_listed_tickers_and_only_what_changed(
+    world, resources, database_url
+):
+    assert load_reference(resources).success  # the first load: listed and delisted
+    meta_before = history(database_url, META_CO)
+    # The next day: AAPL is delisted, NEWCO lists.
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE marketdata.reference_refreshes SET refreshed_on = refreshed_on - 1")
+    aapl = universe_listing("AAPL").model_dump(mode="json")
+    aapl["tickers"][0]["last_day"] = "2025-05-30"
+    newco = {
+        "name": "Newco",
+        "composite_figi": "BBG0NEWC0000",
+        "tickers": [{"ticker": "NEWCO", "first_day": "2025-05-01"}],
+    }
+    listings = [item.model_dump(mode="json") for item in identity_world(**WORLD)]
+    world.configure(listings=[*listings, aapl, newco])
+    world.reset()
+    assert load_reference(resources).success
+    # One listed page, one question about the ticker that stopped being listed; no events.
+    log = world.stats()["log"]
+    assert [(e["kind"], e["query"].count("ticker=AAPL")) for e in log] == [
+        ("tickers", 0),
+        ("tickers", 1),
+    ]
+    aapl_id = universe_listing("AAPL").composite_figi
+    assert history(database_url, aapl_id) == [("AAPL", D(2024, 1, 1), D(2025, 5, 30))]
+    assert history(database_url, "BBG0NEWC0000") == [("NEWCO", D(2024, 1, 1), None)]
+    assert history(database_url, META_CO) == meta_before  # untouched
