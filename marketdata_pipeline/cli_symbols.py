@@ -82,17 +82,21 @@ def resolve(ticker: str, on: str) -> None:
       marketdata symbols resolve META --on 2015-01-02
       marketdata symbols resolve FB --on 2020-06-01
     """
+    from marketdata_pipeline.lib.symbols import AssetClass, parse_symbol
+
     try:
         day = dt.date.fromisoformat(on)
     except ValueError:
         raise InputError(f"--on {on!r}: expected a date as YYYY-MM-DD") from None
+    # The canonical stock form (`meta` is META, `KIMpL` stays), or a clear refusal.
+    ticker = parse_symbol(ticker, AssetClass.STOCK).symbol
     from marketdata_pipeline.lib.postgres.database import connect
     from marketdata_pipeline.lib.postgres.securities import resolve as resolve_ticker
     from marketdata_pipeline.runtime import prepare
 
     runtime = prepare(with_dagster_home=False)
     with connect(runtime.database_url) as conn:
-        found = resolve_ticker(conn, ticker.strip(), day)
+        found = resolve_ticker(conn, ticker, day)
     sec, interval = found.security, found.interval
     click.echo(f"{ticker} on {day}: {sec.name or '(no name)'}")
     click.echo(f"  security_id  {sec.security_id}")

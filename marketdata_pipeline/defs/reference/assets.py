@@ -59,9 +59,10 @@ def build_reference_assets(start_date: dt.date) -> tuple[dg.AssetsDefinition, ..
         The first load reads the ticker list (listed and delisted: ceil(tickers / 1000)
         requests) and the ticker-change events of renamed securities and reused tickers (one
         request each); later loads, at most once a day per store, read the listed tickers and
-        ask only about what changed (`force` reads everything again). Switch dates are cross-checked against the stored bars
-        (the vendor's event dates can be days off). A load that would give one ticker two
-        owners on one day fails, naming both, and leaves the stored identity as it was.
+        ask only about what changed (`force` reads everything again). Switch dates are
+        cross-checked against the stored bars (the vendor's event dates can be days off). A
+        load that would give one ticker two owners on one day fails, naming both, and leaves
+        the stored identity as it was.
         """
         today = dt.datetime.now(NEW_YORK).date()
         with database.connect() as conn:
