@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import psycopg
@@ -42,7 +42,7 @@ from marketdata_pipeline.lib.postgres.securities import (
     replace_intervals,
     upsert_securities,
 )
-from marketdata_pipeline.lib.postgres.universe import record_refresh, refreshed_on
+from marketdata_pipeline.lib.postgres.universe import list_rules, record_refresh, refreshed_on
 
 REFRESH_KIND = "tickers"
 #: When the delisted tickers were last read in full (the first load, or a forced one).
@@ -208,3 +208,24 @@ def recheck_switches(conn: psycopg.Connection) -> list[str]:
         with conn.transaction():
             replace_intervals(conn, [i for i in checked if i.security_id in changed], "candles")
     return moved
+
+
+def ensure_loaded(
+    client_of: Callable[[], PolygonClient],
+    conn: psycopg.Connection,
+    *,
+    floor: dt.date,
+    today: dt.date,
+) -> IdentityLoad | None:
+    """Load the ticker reference now when a tracking rule needs it and it was not loaded today
+    (None: nothing to do). A stock run calls it before choosing its tickers, whatever order
+    Dagster gives the run's steps."""
+    markets = {rule.market for rule in list_rules(conn)}
+    pending = sorted(m for m in markets if refreshed_on(conn, REFRESH_KIND, m) != today)
+    if not pending:
+        return None
+    client = client_of()
+    result = IdentityLoad()
+    for market in pending:
+        result = load_identity(client, conn, floor=floor, today=today, market=market)
+    return result

@@ -16,7 +16,6 @@ from marketdata_pipeline.defs.candles.metadata import (
     CANDLE_TAGS,
     candle_column_schema,
 )
-from marketdata_pipeline.defs.reference.names import TICKER_REFERENCE_KEY
 from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_BY_CLASS
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
@@ -61,7 +60,7 @@ def build_candle_assets(
         check_specs=candle_check_specs(stock_name),
         metadata={"partition_expr": "day", "dagster/column_schema": candle_column_schema()},
         partitions_def=stock_partitions,
-        **{**common, "deps": [*CANDLE_DEPS, TICKER_REFERENCE_KEY]},
+        **common,
     )
     def stock_daily_candles(
         context: dg.AssetExecutionContext,
