@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from marketdata_pipeline.lib import asset_names
-from marketdata_pipeline.lib.calendar import last_complete_day
+from marketdata_pipeline.lib.calendar import NEW_YORK, last_complete_day
 from marketdata_pipeline.lib.candles.schema import (
     ASSET_CLASS_BY_NAME,
     CANDLE_ASSET_BY_CLASS,
@@ -88,10 +88,12 @@ class BackfillRun:
         import dagster as dg
 
         from marketdata_pipeline.defs.corporate_actions.assets import STOCK_COMPANION_KEYS
+        from marketdata_pipeline.defs.reference.names import REFERENCE_KEYS
 
         keys = [dg.AssetKey(self.asset)]
         if self.asset_class is AssetClass.STOCK:
-            keys += STOCK_COMPANION_KEYS
+            # ...and keep the ticker reference current (at most one load a day).
+            keys += [*STOCK_COMPANION_KEYS, *REFERENCE_KEYS]
         return keys
 
     def run_config(self) -> dict:
@@ -374,7 +376,7 @@ def summary_lines(
     # Imported here: the store pulls in psycopg, which refusing a bad range does not need.
     from marketdata_pipeline.lib.postgres.connection import connect
     from marketdata_pipeline.lib.postgres.store import window_summary
-    from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols, failed_symbols
+    from marketdata_pipeline.lib.postgres.tracked_symbols import failed_symbols
 
     lines = []
     with connect(database_url) as conn:
@@ -384,7 +386,7 @@ def summary_lines(
             if request.symbols is not None:
                 requested = sorted(request.symbols.get(table, []))
             else:
-                requested = [s.symbol for s in active_symbols(conn, cls)[0]]
+                requested = [s.symbol for s in _universe(conn, cls, request)]
             stored = {r.symbol: r for r in window_summary(conn, table, request.window)}
             got = [stored[s] for s in requested if s in stored]
             lines.append(
@@ -418,6 +420,30 @@ def _some(names: list[str], limit: int = 5) -> str:
     return ", ".join(names[:limit]) + more
 
 
+def _universe(conn, cls: AssetClass, request: BackfillRequest) -> list[Symbol]:
+    """The symbols a run of `cls` fetches: the tracked ones, and for stocks their companies'
+    other tickers and the tracking rules' tickers in the window."""
+    from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols
+    from marketdata_pipeline.lib.postgres.universe import universe_symbols
+
+    chosen = active_symbols(conn, cls)[0]
+    if cls is not AssetClass.STOCK:
+        return chosen
+    return universe_symbols(conn, chosen, request.window.first, request.window.last)
+
+
+def _rules_pending(conn) -> bool:
+    """True when a tracking rule is active and the ticker reference was not loaded today."""
+    from marketdata_pipeline.lib.identity_load import REFRESH_KIND
+    from marketdata_pipeline.lib.postgres.universe import list_rules, refreshed_on
+
+    rule_list = list_rules(conn)
+    if not rule_list:
+        return False
+    today = dt.datetime.now(NEW_YORK).date()
+    return any(refreshed_on(conn, REFRESH_KIND, r.market) != today for r in rule_list)
+
+
 def estimate_lines(database_url: str, settings: Settings, request: BackfillRequest) -> list[str]:
     """The plan of each asset and its cost at the configured budget, the reference data a
     stock run reads today with it (`corporate_action_plan`) and the total; sends no request."""
@@ -435,15 +461,33 @@ def estimate_lines(database_url: str, settings: Settings, request: BackfillReque
             if request.symbols is not None:
                 symbols = [parse_symbol(s, cls) for s in request.symbols.get(table, [])]
             else:
-                symbols = active_symbols(conn, cls)[0]
+                symbols = _universe(conn, cls, request)
+            # Rules whose ticker reference is not loaded yet expand during the run (its first
+            # step loads it): the whole market is planned as grouped, one request a session.
+            pending = cls is AssetClass.STOCK and request.symbols is None and _rules_pending(conn)
             plan = plan_requests(
                 cls,
                 symbols,
                 request.window.first,
                 request.window.last,
+                force="grouped" if pending and symbols else None,
                 history_start=settings.history_start,
             )
             lines.append(f"{table}: {plan.describe()}")
+            if pending:
+                from marketdata_pipeline.lib.calendar import trading_days
+
+                sessions = [
+                    d
+                    for d in trading_days(cls, request.window.first, request.window.last)
+                    if settings.history_start is None or d >= settings.history_start
+                ]
+                lines.append(
+                    "  tracking rules: the run first loads the ticker reference (about 2 "
+                    "requests per 1,000 tickers, listed and delisted, plus one per renamed "
+                    "security; at most once a day), then fetches every ticker the rules expand "
+                    f"to with grouped requests: {len(sessions)}, one per session"
+                )
             lines.append(f"  estimate: {estimate(plan, settings.requests_per_minute).text}")
             if cls is AssetClass.STOCK and table in running:
                 # The stock run's corporate-action companions read with the same rule.

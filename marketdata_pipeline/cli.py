@@ -17,6 +17,7 @@ from contextlib import nullcontext
 
 import click
 
+from marketdata_pipeline import cli_symbols
 from marketdata_pipeline.lib.asset_names import CANDLE_ASSET_NAMES
 from marketdata_pipeline.lib.errors import ConfigError, InputError, MarketdataError
 from marketdata_pipeline.lib.settings import redact_url
@@ -54,17 +55,33 @@ def symbols() -> None:
 
 
 @symbols.command("add")
-@click.argument("names", nargs=-1, required=True, metavar="SYMBOL...")
+@click.argument("names", nargs=-1, metavar="SYMBOL...")
 @click.option("--asset-class", type=ASSET_CLASSES, help="Default stock; X:BTCUSD implies crypto.")
-def symbols_add(names: tuple[str, ...], asset_class: str | None) -> None:
-    """Track symbols (validated all-or-nothing before anything is written).
+@click.option("--market", help="Track a rule instead: every ticker of this market (stocks).")
+@click.option("--type", "types", multiple=True, help="With --market: only these types (CS, ETF).")
+@click.option("--include-delisted", is_flag=True, help="With --market: delisted ones too.")
+def symbols_add(
+    names: tuple[str, ...],
+    asset_class: str | None,
+    market: str | None,
+    types: tuple[str, ...],
+    include_delisted: bool,
+) -> None:
+    """Track symbols (validated all-or-nothing before anything is written), or a rule.
 
     \b
     Examples:
       marketdata symbols add AAPL MSFT
       marketdata symbols add X:BTCUSD
       marketdata symbols add ETHGBP --asset-class crypto
+      marketdata symbols add --market stocks --type CS --type ETF --include-delisted
     """
+    if market is not None or types or include_delisted:
+        if names or market is None:
+            raise InputError("a rule takes --market (and --type, --include-delisted), no SYMBOL")
+        return cli_symbols.add_rule(market, types, include_delisted)
+    if not names:
+        raise InputError("name a SYMBOL to track, or a rule with --market stocks")
     from marketdata_pipeline.lib.symbols import parse_symbol, parse_symbols
 
     # Validate first: a refusal then needs none of the heavy imports below.
@@ -88,16 +105,26 @@ def symbols_add(names: tuple[str, ...], asset_class: str | None) -> None:
 
 
 @symbols.command("remove")
-@click.argument("names", nargs=-1, required=True, metavar="SYMBOL...")
+@click.argument("names", nargs=-1, metavar="SYMBOL...")
 @click.option("--asset-class", type=ASSET_CLASSES, help="Which class, when both track it.")
-def symbols_remove(names: tuple[str, ...], asset_class: str | None) -> None:
-    """Stop tracking symbols; their stored candles stay in the tables.
+@click.option("--rule", "rule_ids", type=int, multiple=True, help="Remove a rule (its id).")
+def symbols_remove(
+    names: tuple[str, ...], asset_class: str | None, rule_ids: tuple[int, ...]
+) -> None:
+    """Stop tracking symbols or rules; their stored candles stay in the tables.
 
     \b
     Examples:
       marketdata symbols remove MSFT
       marketdata symbols remove BTCUSD --asset-class crypto
+      marketdata symbols remove --rule 1
     """
+    if rule_ids:
+        cli_symbols.remove_rules(rule_ids)
+    if not names:
+        if not rule_ids:
+            raise InputError("name a SYMBOL to stop tracking, or a rule with --rule ID")
+        return
     from marketdata_pipeline.lib.symbols import parse_symbol
 
     parsed = [parse_symbol(raw, asset_class) for raw in names]
@@ -145,11 +172,17 @@ def symbols_list(as_json: bool) -> None:
     runtime = prepare(with_dagster_home=False)
     with connect(runtime.database_url) as conn:
         rows = list_symbols(conn)
+        rules = [] if as_json else cli_symbols.rule_lines(conn)
     if as_json:
         click.echo(json.dumps([{k: _jsonable(v) for k, v in r.items()} for r in rows], indent=2))
         return
+    for line in rules:
+        click.echo(line)
     if not rows:
-        click.echo("no tracked symbols yet: add some with `marketdata symbols add AAPL X:BTCUSD`")
+        if not rules:
+            click.echo(
+                "no tracked symbols yet: add some with `marketdata symbols add AAPL X:BTCUSD`"
+            )
         return
     click.echo(f"{'SYMBOL':<10} {'CLASS':<7} {'ACTIVE':<7} {'STATUS':<8} {'LAST DAY':<11} ERROR")
     for r in rows:
@@ -157,6 +190,9 @@ def symbols_list(as_json: bool) -> None:
             f"{r['symbol']:<10} {r['asset_class']:<7} {'yes' if r['active'] else 'no':<7} "
             f"{r['status']:<8} {r['last_success_day'] or '-'!s:<11} {r['last_error'] or ''}"
         )
+
+
+symbols.add_command(cli_symbols.resolve)
 
 
 # -- backfill ------------------------------------------------------------------------------

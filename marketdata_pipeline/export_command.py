@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_NAMES
+from marketdata_pipeline.lib.asset_names import CANDLE_ASSET_NAMES
 
 
 @click.command("export")

@@ -14,6 +14,7 @@ from marketdata_pipeline.definitions import defs
 from marketdata_pipeline.defs.candles.assets import CandleAssets
 from marketdata_pipeline.defs.candles.jobs import build_candle_jobs
 from marketdata_pipeline.defs.corporate_actions.assets import CORPORATE_ACTION_NAMES
+from marketdata_pipeline.defs.reference.names import REFERENCE_KEYS
 from marketdata_pipeline.defs.symbols.sensors import build_tracked_symbols_sensor
 from marketdata_pipeline.lib.candles.batch import CandleBatch, SourceFamily
 from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_NAMES, candle_run_config
@@ -35,13 +36,18 @@ CORPORATE_ACTION_ASSETS: tuple[dg.AssetsDefinition, ...] = tuple(
 stock_splits, stock_dividends, stock_split_adjustments = CORPORATE_ACTION_ASSETS
 #: The stored returns, which every stock run maintains after the corporate actions.
 stock_daily_returns_stored: dg.AssetsDefinition = defs.get_assets_def("stock_daily_returns_stored")
+#: The reference assets (the ticker reference, ticker switches confirmed by stored bars).
+REFERENCE_ASSETS: tuple[dg.AssetsDefinition, ...] = tuple(
+    defs.get_assets_def(key) for key in REFERENCE_KEYS
+)
 #: The first partition (MARKETDATA_START_DATE of the test environment).
 START_DATE: dt.date = load_settings().start_date
 #: The code location's jobs and symbol sensor, built directly from the assets above (resolving
 #: the whole repository inside `instance_for_test` would tie Dagster's global definitions
 #: state to that short-lived instance).
 candle_jobs = build_candle_jobs(
-    CandleAssets(*CANDLE_ASSETS), (*CORPORATE_ACTION_ASSETS, stock_daily_returns_stored)
+    CandleAssets(*CANDLE_ASSETS),
+    (*REFERENCE_ASSETS, *CORPORATE_ACTION_ASSETS, stock_daily_returns_stored),
 )
 tracked_symbols_sensor = build_tracked_symbols_sensor(candle_jobs, START_DATE)
 

@@ -424,6 +424,8 @@ def test_a_backfill_request_is_one_run_per_asset_class_on_its_partitions():
         "stock_dividends",
         "stock_split_adjustments",
         "stock_daily_returns_stored",
+        "ticker_reference",
+        "ticker_switches",
     ]
     # Each run's config names only its own asset (Dagster refuses config for others).
     assert set(stock.run_config()["ops"]) == {"stock_daily_candles"}

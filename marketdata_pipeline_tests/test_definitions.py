@@ -23,6 +23,9 @@ def test_definitions_load_with_the_contract_names():
         "stock_daily_breadth",
         # The Parquet export, materialised on demand (in no job).
         "candles_parquet",
+        # The ticker reference and the switches confirmed by stored bars (security identity).
+        "ticker_reference",
+        "ticker_switches",
         # External tables shown in the lineage, not materialised by Dagster.
         "tracked_symbols",
         "rejected_candles",
@@ -92,6 +95,8 @@ def test_corporate_actions_ride_along_with_every_stock_candle_run():
         "stock_dividends",
         "stock_split_adjustments",
         "stock_daily_returns_stored",
+        "ticker_reference",
+        "ticker_switches",
     }
     assert job_keys("crypto_candles_job") == {"crypto_daily_candles"}
 

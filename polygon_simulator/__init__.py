@@ -7,6 +7,8 @@ every request for tests and benchmarks.
 
 - `market`: the synthetic data (`bars`, `stock_universe`, `crypto_universe`).
 - `corporate_actions`: configured splits and dividends, their endpoints, split-adjusted bars.
+- `listings`: listed securities with ticker intervals (renames, reused tickers, delistings),
+  `identity_world()`, and the ticker reference endpoints.
 - `faults`: `FaultRule` and what each fault kind sends.
 - `state`: `SimulatorConfig` and `SimulatorState` (config, faults, counters, log).
 - `app`: `create_app(state)`, the Starlette app.
@@ -15,6 +17,7 @@ every request for tests and benchmarks.
 
 from polygon_simulator.app import create_app
 from polygon_simulator.faults import FaultRule
+from polygon_simulator.listings import SimListing, SimTicker, identity_world
 from polygon_simulator.market import bars, crypto_universe, stock_universe
 from polygon_simulator.server import SimulatorServer, serve
 from polygon_simulator.state import (
@@ -28,12 +31,15 @@ __all__ = [
     "SIMULATOR_API_KEY",
     "ConfigError",
     "FaultRule",
+    "SimListing",
+    "SimTicker",
     "SimulatorConfig",
     "SimulatorServer",
     "SimulatorState",
     "bars",
     "create_app",
     "crypto_universe",
+    "identity_world",
     "serve",
     "stock_universe",
 ]

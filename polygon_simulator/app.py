@@ -10,6 +10,9 @@ poses as the real API):
 - `GET /stocks/v1/splits`, `/stocks/v1/dividends` and the deprecated `/v3/reference/splits`,
   `/v3/reference/dividends`: the configured corporate actions, with the real filters,
   `limit`/`sort` and `next_url` cursors (see corporate_actions.py)
+- `GET /v3/reference/tickers`, `/v3/reference/tickers/{ticker}` and
+  `/vX/reference/tickers/{id}/events`: the ticker reference of the universe and the configured
+  listings (renames, reused tickers, delistings; see listings.py)
 
 Each API request goes: optional latency -> auth -> rate limit -> first matching fault -> answer,
 and is counted and logged whatever the outcome.
@@ -60,6 +63,13 @@ from polygon_simulator.corporate_actions import (
     list_events,
 )
 from polygon_simulator.faults import FaultRule
+from polygon_simulator.listings import (
+    TickerRow,
+    list_tickers,
+    ticker_details,
+    ticker_events,
+    ticker_rows,
+)
 from polygon_simulator.pages import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -109,6 +119,10 @@ class BadRequest(Exception):
 
 class NotAuthorized(Exception):
     """Dates the plan does not serve: the real API answers 403 NOT_AUTHORIZED."""
+
+
+class NotFound(Exception):
+    """A reference id nobody has: the real API answers 404 NOT_FOUND with this message."""
 
 
 class _SwitchableGZip:
@@ -256,7 +270,9 @@ def _base_url(request: Request) -> str:
 # --- the API ------------------------------------------------------------------------------------
 
 # Builds the normal body of a request (may raise BadRequest); faults then edit or replace it.
-Producer = Callable[[Request, str], Awaitable["RangeBody | GroupedBody | EventsBody"]]
+Producer = Callable[
+    [Request, str], Awaitable["RangeBody | GroupedBody | EventsBody | ReferenceBody"]
+]
 
 
 @dataclass
@@ -275,6 +291,30 @@ class EventsBody:
         body["request_id"] = self.request_id
         body["results"] = self.results
         body["status"] = "OK"
+        return body
+
+    def to_bytes(self) -> bytes:
+        """The body as compact JSON."""
+        return dumps(self.as_dict()).encode()
+
+
+@dataclass
+class ReferenceBody:
+    """A ticker-reference response: `results` (a list or one object), `status`, `request_id`,
+    `count` for lists, optional `next_url` (key order of the client's mocks)."""
+
+    results: Any
+    request_id: str
+    next_url: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The body as the real API sends it."""
+        body: dict[str, Any] = {"results": self.results, "status": "OK"}
+        body["request_id"] = self.request_id
+        if isinstance(self.results, list):
+            body["count"] = len(self.results)
+        if self.next_url is not None:
+            body["next_url"] = self.next_url
         return body
 
     def to_bytes(self) -> bytes:
@@ -368,6 +408,8 @@ class _Api:
             return _error(400, request_id, str(exc))
         except NotAuthorized:
             return _error(403, request_id, fault_bodies.NOT_AUTHORIZED_MESSAGE)
+        except NotFound as exc:
+            return _error(404, request_id, str(exc))
         if fault is None or kind == "delay":
             return Response(body.to_bytes(), 200, _headers(request_id), media_type=JSON)
         if kind == "reset":
@@ -413,7 +455,7 @@ class _Api:
         url = _base_url(request) + request.url.path
         if isinstance(body, GroupedBody):
             return url
-        if isinstance(body, EventsBody):
+        if isinstance(body, EventsBody | ReferenceBody):
             return str(request.url.remove_query_params("apiKey"))
         cursor = request.query_params.get("cursor")
         if cursor is None:
@@ -469,6 +511,9 @@ class _Api:
             last = start - dt.timedelta(days=1)
         conventions = config.conventions
         splits = executed_factors(config.splits, ticker, self.state.today())
+        # A listed ticker trades only while a listing holds it, at its holder's prices.
+        world = self.state.world()
+        segments = world.segments(ticker) if ticker in world.governed else None
         key = (
             "range",
             ticker,
@@ -479,6 +524,7 @@ class _Api:
             config.revision,
             config.revision_from,
             conventions,
+            segments,
         ) + ((splits, adjusted) if splits else ())
         page = self.cache.get_or_build(
             key,
@@ -493,6 +539,7 @@ class _Api:
                 conventions=conventions,
                 splits=splits,
                 adjusted=adjusted,
+                segments=segments,
             ),
             lambda p: len(p.results_json or b""),
         )
@@ -541,6 +588,12 @@ class _Api:
             traded = traded and market.has_stock_session(day)
         tickers = self.state.crypto_tickers() if crypto else self.state.stock_tickers()
         tickers = tickers if traded else ()
+        params = None
+        extras = [] if crypto or not traded else self.state.world().grouped_extras(day)
+        if extras:
+            # Listed tickers held that day trade at their holder's prices.
+            params = tuple(market.ticker_params(t) for t in tickers) + tuple(p for _, p in extras)
+            tickers = tickers + tuple(t for t, _ in extras)
         conventions = config.conventions
         splits = {} if crypto else factors_by_ticker(config.splits, self.state.today())
         key = (
@@ -548,6 +601,7 @@ class _Api:
             crypto,
             day,
             tickers,
+            params,
             config.revision,
             config.revision_from,
             conventions,
@@ -562,6 +616,7 @@ class _Api:
                 conventions=conventions,
                 splits=splits,
                 adjusted=adjusted,
+                params=params,
             ),
             lambda p: len(p.results_json or b""),
         )
@@ -600,6 +655,65 @@ class _Api:
                 f"?cursor={encode_event_cursor(pairs, next_offset)}"
             )
         return EventsBody(records, request_id, next_url)
+
+    def _ticker_rows(self) -> tuple[TickerRow, ...]:
+        config = self.state.config
+        crypto = market.crypto_universe(config.crypto_universe_size)
+        crypto = crypto + tuple(t for t in config.extra_crypto_tickers if t not in set(crypto))
+        stocks = self.state.stock_tickers()
+        return ticker_rows(stocks, crypto, config.listings)
+
+    async def tickers(self, request: Request) -> Response:
+        """`GET /v3/reference/tickers`: the ticker list, cursor-paged."""
+        return await self._serve(request, "tickers", None, self._tickers_body)
+
+    async def _tickers_body(self, request: Request, request_id: str) -> ReferenceBody:
+        cursor = request.query_params.get("cursor")
+        try:
+            if cursor is not None:
+                pairs, offset = decode_event_cursor(cursor)
+            else:
+                pairs = [(k, v) for k, v in request.query_params.multi_items() if k != "apiKey"]
+                offset = 0
+            records, next_offset = list_tickers(
+                self._ticker_rows(), pairs, offset, self.state.today()
+            )
+        except EventQueryError as exc:
+            raise BadRequest(str(exc)) from None
+        next_url = None
+        if next_offset is not None:
+            next_url = (
+                f"{_base_url(request)}{request.url.path}"
+                f"?cursor={encode_event_cursor(pairs, next_offset)}"
+            )
+        return ReferenceBody(records, request_id, next_url)
+
+    async def ticker_overview(self, request: Request) -> Response:
+        """`GET /v3/reference/tickers/{ticker}` with optional `date`."""
+        ticker = request.path_params["ticker"]
+        return await self._serve(request, "ticker_details", ticker, self._details_body)
+
+    async def _details_body(self, request: Request, request_id: str) -> ReferenceBody:
+        raw = request.query_params.get("date")
+        on = _parse_date(raw) if raw else self.state.today()
+        record = ticker_details(self._ticker_rows(), request.path_params["ticker"], on)
+        if record is None:
+            raise NotFound("Ticker not found.")
+        return ReferenceBody(record, request_id)
+
+    async def ticker_events(self, request: Request) -> Response:
+        """`GET /vX/reference/tickers/{id}/events` (`types=ticker_change`, the only type)."""
+        identifier = request.path_params["id"]
+        return await self._serve(request, "ticker_events", identifier, self._ticker_events_body)
+
+    async def _ticker_events_body(self, request: Request, request_id: str) -> ReferenceBody:
+        types = request.query_params.get("types")
+        if types and set(types.split(",")) - {"ticker_change"}:
+            raise BadRequest("Could not parse the query parameter: 'types'. Use ticker_change")
+        record = ticker_events(self._ticker_rows(), request.path_params["id"], self.state.today())
+        if record is None:
+            raise NotFound("Ticker not found.")
+        return ReferenceBody(record, request_id)
 
     async def not_found(self, request: Request) -> Response:
         """Any other GET path: 404 NOT_FOUND (counted under kind "other"; `/_sim/` not)."""
@@ -741,6 +855,9 @@ def create_app(state: SimulatorState | None = None) -> Starlette:
         Route("/v2/aggs/grouped/locale/us/market/stocks/{date}", api.grouped_stocks),
         Route("/v2/aggs/grouped/locale/global/market/crypto/{date}", api.grouped_crypto),
         *(Route(path, api.reference_events) for path in ENDPOINTS),
+        Route("/v3/reference/tickers", api.tickers),
+        Route("/v3/reference/tickers/{ticker}", api.ticker_overview),
+        Route("/vX/reference/tickers/{id}/events", api.ticker_events),
         Route("/_sim/health", control.health),
         Route("/_sim/stats", control.stats),
         Route("/_sim/reset", control.reset, methods=["POST"]),

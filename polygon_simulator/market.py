@@ -167,11 +167,14 @@ class TickerParams:
 
 
 @lru_cache(maxsize=65_536)
-def ticker_params(ticker: str) -> TickerParams:
-    """Derive (and cache) the generator constants of an API ticker."""
+def ticker_params(ticker: str, base_price: float | None = None) -> TickerParams:
+    """Derive (and cache) the generator constants of an API ticker (or a listing's series key).
+
+    `base_price` overrides the price level (listings set one, e.g. ~$12 for an earlier owner).
+    """
     seed = ticker_seed(ticker)
     crypto = is_crypto(ticker)
-    known = _KNOWN_BASE_PRICES.get(ticker)
+    known = base_price if base_price is not None else _KNOWN_BASE_PRICES.get(ticker)
     if known is not None:
         base = known
     elif crypto:
@@ -423,15 +426,18 @@ def bars_on_days(
     revision: int = 0,
     revision_from: dt.date | None = None,
     conventions: Conventions = DEFAULT_CONVENTIONS,
+    params: list[TickerParams] | None = None,
 ) -> dict[str, np.ndarray]:
     """Bars of `ticker` on the given day numbers (callers pass days that have a bar).
 
-    Returns a dict of aligned numpy arrays: `day` (datetime64[D]), `t` (range-endpoint Unix ms),
-    `o, h, l, c, vw` (float64), `v` (float64) and `n` (int64).
+    `params` (one per day) gives each day's price series, for a ticker whose holder changed
+    (see listings.py); by default the ticker's own. Returns a dict of aligned numpy arrays:
+    `day` (datetime64[D]), `t` (range-endpoint Unix ms), `o, h, l, c, vw` (float64), `v`
+    (float64) and `n` (int64).
     """
     days = np.ascontiguousarray(days, dtype=np.int64)
     out = _generate(
-        _repeat(ticker_params(ticker), len(days)),
+        _repeat(ticker_params(ticker), len(days)) if params is None else _param_arrays(params),
         days,
         revision,
         None if revision_from is None else day_number(revision_from),
@@ -469,17 +475,19 @@ def grouped_bars(
     revision: int = 0,
     revision_from: dt.date | None = None,
     conventions: Conventions = DEFAULT_CONVENTIONS,
+    params: tuple[TickerParams, ...] | None = None,
 ) -> dict[str, np.ndarray]:
     """One day's bars for many tickers of one market, as grouped daily serves them.
 
     Values are identical to `bars` for the same (ticker, day); `t` follows the grouped
     convention (16:00 New York for stocks, 00:00 UTC for crypto). The caller passes tickers that
-    trade on `day`. Adds `T` (object array of tickers) to the arrays `bars` returns.
+    trade on `day`; `params` (aligned to them) overrides their price series. Adds `T` (object
+    array of tickers) to the arrays `bars` returns.
     """
     number = day_number(day)
     days = np.full(len(tickers), number, dtype=np.int64)
     out = _generate(
-        _universe_arrays(tuple(tickers)),
+        _universe_arrays(tuple(tickers)) if params is None else _series_arrays(params),
         days,
         revision,
         None if revision_from is None else day_number(revision_from),
@@ -495,6 +503,11 @@ def grouped_bars(
 @lru_cache(maxsize=16)
 def _universe_arrays(tickers: tuple[str, ...]) -> _ParamArrays:
     return _param_arrays([ticker_params(t) for t in tickers])
+
+
+@lru_cache(maxsize=16)
+def _series_arrays(params: tuple[TickerParams, ...]) -> _ParamArrays:
+    return _param_arrays(list(params))
 
 
 # --- universes -----------------------------------------------------------------------------------

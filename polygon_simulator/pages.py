@@ -163,15 +163,22 @@ def build_range_page(
     conventions: market.Conventions = market.DEFAULT_CONVENTIONS,
     splits: tuple[SplitFactor, ...] = (),
     adjusted: bool = True,
+    segments: tuple[tuple[int, int, market.TickerParams], ...] | None = None,
 ) -> RangePage:
     """Compute a page: the first `limit` bars of [start, end] in `sort` order.
 
     `splits` are the ticker's executed splits: the bars are then as traded (`adjusted=False`)
-    or split-adjusted (see corporate_actions.apply_splits).
+    or split-adjusted (see corporate_actions.apply_splits). `segments` (first day number, last
+    day number, price series) restrict a listed ticker to the days its holders held it, each
+    day priced from that day's holder (see listings.py).
     """
     days = market.bar_days(ticker, start, end)
+    day_params = None
+    if segments is not None:
+        days, day_params = _held_days(days, segments)
     if sort == "desc":
         days = days[::-1]
+        day_params = None if day_params is None else day_params[::-1]
     page_days, rest = days[:limit], days[limit:]
     next_ms = int(market.range_timestamps(ticker, rest[:1], conventions)[0]) if len(rest) else None
     if not len(page_days):
@@ -182,11 +189,26 @@ def build_range_page(
         revision=revision,
         revision_from=revision_from,
         conventions=conventions,
+        params=None if day_params is None else day_params[:limit],
     )
     if splits:
         columns = apply_splits(columns, [splits] * len(page_days), adjusted=adjusted)
     columns = _written_volume(columns, market.is_crypto(ticker), conventions)
     return RangePage(_rows_json(columns, RANGE_FIELDS), len(page_days), next_ms)
+
+
+def _held_days(
+    days: np.ndarray, segments: tuple[tuple[int, int, market.TickerParams], ...]
+) -> tuple[np.ndarray, list[market.TickerParams]]:
+    """The days of `days` inside a segment, and each one's price series (ascending)."""
+    kept: list[np.ndarray] = []
+    params: list[market.TickerParams] = []
+    for first, last, series in segments:
+        inside = days[(days >= first) & (days <= last)]
+        kept.append(inside)
+        params.extend([series] * len(inside))
+    out = np.concatenate(kept) if kept else np.empty(0, dtype=np.int64)
+    return out, params
 
 
 def encode_cursor(limit: int, sort: str, adjusted: bool) -> str:
@@ -280,15 +302,22 @@ def build_grouped_page(
     conventions: market.Conventions = market.DEFAULT_CONVENTIONS,
     splits: dict[str, tuple[SplitFactor, ...]] | None = None,
     adjusted: bool = True,
+    params: tuple[market.TickerParams, ...] | None = None,
 ) -> GroupedPage:
     """All `tickers`' bars on `day` (the caller decides whether the market traded).
 
-    `splits` maps tickers to their executed splits (see `build_range_page`).
+    `splits` maps tickers to their executed splits (see `build_range_page`); `params`
+    (aligned to `tickers`) gives listed tickers their holder's price series.
     """
     if not tickers:
         return GroupedPage(None, 0)
     columns = market.grouped_bars(
-        tickers, day, revision=revision, revision_from=revision_from, conventions=conventions
+        tickers,
+        day,
+        revision=revision,
+        revision_from=revision_from,
+        conventions=conventions,
+        params=params,
     )
     if splits and any(t in splits for t in tickers):
         factors = [splits.get(t, ()) for t in tickers]

@@ -27,6 +27,7 @@ from polygon_simulator.corporate_actions import (
     validate_unique_splits,
 )
 from polygon_simulator.faults import FaultBook, FaultRule
+from polygon_simulator.listings import SimListing, World, validate_listings, world
 from polygon_simulator.pages import BodyCache
 from polygon_simulator.ratelimit import RollingWindowLimiter
 
@@ -53,6 +54,7 @@ UPDATABLE_FIELDS = (
     "gzip",
     "splits",
     "dividends",
+    "listings",
     "body_cache_mb",
     "body_cache_entries",
     "identify",
@@ -150,6 +152,15 @@ class SimulatorConfig(BaseModel):
     # By default a few real ones; `NO_CORPORATE_ACTIONS` configures none.
     splits: tuple[SimSplit, ...] = DEFAULT_SPLITS
     dividends: tuple[SimDividend, ...] = DEFAULT_DIVIDENDS
+    # Listed securities with ticker intervals (see listings.py; `listings.identity_world()`
+    # gives a rename, a reused ticker, a delisting and a FIGI-less inactive ticker). A ticker a
+    # listing names trades only while a listing holds it.
+    listings: tuple[SimListing, ...] = ()
+
+    @field_validator("listings")
+    @classmethod
+    def _listings(cls, value: tuple[SimListing, ...]) -> tuple[SimListing, ...]:
+        return validate_listings(value)
 
     @field_validator("extra_stock_tickers")
     @classmethod
@@ -240,9 +251,16 @@ class SimulatorState:
         return self._config.today or dt.datetime.now(dt.UTC).date()
 
     def stock_tickers(self) -> tuple[str, ...]:
-        """The grouped-daily stock universe, extras included."""
+        """The stock universe, extras included, without the tickers listings govern."""
         cfg = self._config
-        return _with_extras(market.stock_universe(cfg.stock_universe_size), cfg.extra_stock_tickers)
+        universe = _with_extras(
+            market.stock_universe(cfg.stock_universe_size), cfg.extra_stock_tickers
+        )
+        return _without(universe, self.world().governed)
+
+    def world(self) -> World:
+        """The configured listings, indexed (who held which ticker on which day)."""
+        return world(self._config.listings)
 
     def crypto_tickers(self) -> tuple[str, ...]:
         """The grouped-daily crypto universe, extras included."""
@@ -259,6 +277,8 @@ class SimulatorState:
         else:
             universe = market.stock_universe(cfg.stock_universe_size)
             extras = cfg.extra_stock_tickers
+        if ticker in self.world().governed:
+            return True
         return ticker in _universe_set(universe) or ticker in extras
 
     # --- faults ---------------------------------------------------------------------------------
@@ -407,6 +427,13 @@ class SimulatorState:
 @lru_cache(maxsize=8)
 def _universe_set(universe: tuple[str, ...]) -> frozenset[str]:
     return frozenset(universe)
+
+
+@lru_cache(maxsize=8)
+def _without(universe: tuple[str, ...], governed: frozenset[str]) -> tuple[str, ...]:
+    if not governed:
+        return universe
+    return tuple(t for t in universe if t not in governed)
 
 
 def _with_extras(universe: tuple[str, ...], extras: tuple[str, ...]) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from marketdata_pipeline.defs.candles.schedules import build_revision_schedules
 from marketdata_pipeline.defs.corporate_actions.assets import build_corporate_action_assets
 from marketdata_pipeline.defs.examples.assets import build_example_assets
 from marketdata_pipeline.defs.exports import candles_parquet
+from marketdata_pipeline.defs.reference.assets import build_reference_assets
 from marketdata_pipeline.defs.resources import build_resources
 from marketdata_pipeline.defs.returns.assets import build_returns_asset
 from marketdata_pipeline.defs.symbols.sensors import build_tracked_symbols_sensor
@@ -35,10 +36,13 @@ def build_defs(settings: Settings) -> dg.Definitions:
         returns = build_returns_asset(sessions)
         # In no job: users materialise the example from the UI.
         examples = build_example_assets(sessions)
-    jobs = build_candle_jobs(assets, (*corporate_actions, returns))
+    reference = build_reference_assets(settings.start_date)
+    # Stock runs load the ticker reference first (at most once a day; see its docstring).
+    jobs = build_candle_jobs(assets, (*reference, *corporate_actions, returns))
     return dg.Definitions(
         assets=[
             *EXTERNAL_ASSETS,
+            *reference,
             *assets,
             *corporate_actions,
             returns,

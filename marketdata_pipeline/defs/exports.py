@@ -12,7 +12,7 @@ import dagster as dg
 from pydantic import Field
 
 from marketdata_pipeline.export import export_parquet
-from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_NAMES
+from marketdata_pipeline.lib.asset_names import CANDLE_ASSET_NAMES
 from marketdata_pipeline.lib.errors import InputError
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase, ensure_schema
 

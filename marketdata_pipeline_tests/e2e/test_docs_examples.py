@@ -477,7 +477,16 @@ def _check_outcome(
     """What the guides say each command does, beyond exiting 0."""
     where = " ".join(argv)
     sub = argv[1:3] if argv[1] in ("symbols", "db") else argv[1:2]
-    if sub == ["symbols", "add"]:
+    if sub == ["symbols", "add"] and "--market" in argv:
+        # A tracking rule, stored with its types (whole-market.md).
+        types = sorted(argv[i + 1] for i, w in enumerate(argv) if w == "--type")
+        assert store.one(
+            store.candles_url,
+            "SELECT count(*) FROM marketdata.tracking_rules WHERE active AND market = %s"
+            " AND types = %s",
+            (_option(argv, "--market")[0], types),
+        ) == (1,), f"{where}: no such active rule"
+    elif sub == ["symbols", "add"]:
         names = [
             w
             for w in argv[3:]

@@ -494,7 +494,7 @@ def test_counters_and_log(sim: SimulatorServer, client: httpx.Client) -> None:
     client.get(A_RANGE)
     client.get(range_path("X:BTCUSD", "2024-07-01", "2024-07-02"))
     client.get(STOCKS + "2024-07-03")
-    client.get("/v3/reference/tickers")
+    client.get("/v3/reference/exchanges")
     httpx.get(sim.base_url + "/_sim/stats")  # control calls are not counted
     stats = httpx.get(sim.base_url + "/_sim/stats").json()
     assert stats["requests"] == 4

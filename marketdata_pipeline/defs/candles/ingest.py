@@ -18,6 +18,7 @@ import polars as pl
 from pydantic import Field
 
 from marketdata_pipeline.defs.candles import checks
+from marketdata_pipeline.lib.calendar import NEW_YORK
 from marketdata_pipeline.lib.candles.batch import CandleBatch
 from marketdata_pipeline.lib.candles.quality import DEFAULT_JUMP_THRESHOLD
 from marketdata_pipeline.lib.candles.schema import empty_rejected
@@ -32,11 +33,14 @@ from marketdata_pipeline.lib.candles.validation import (
 from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.dagster_private import AssetMetadataHandle, OutputMetadataAccumulator
 from marketdata_pipeline.lib.errors import InputError
+from marketdata_pipeline.lib.identity_load import ensure_loaded
 from marketdata_pipeline.lib.polygon.errors import PolygonError
 from marketdata_pipeline.lib.polygon.resource import DEFAULT_CHUNK_ROWS, PolygonResource
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
+from marketdata_pipeline.lib.postgres.securities import AmbiguousOwnership
 from marketdata_pipeline.lib.postgres.store import stored_counts
 from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols, record_failures
+from marketdata_pipeline.lib.postgres.universe import universe_symbols
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol, parse_symbol
 
 
@@ -64,9 +68,16 @@ class CandleConfig(dg.Config):
 
 
 def resolve_symbols(
-    config: CandleConfig, asset_class: AssetClass, database: PostgresDatabase
+    config: CandleConfig,
+    asset_class: AssetClass,
+    database: PostgresDatabase,
+    window: CandleWindow | None = None,
 ) -> tuple[list[Symbol], dict[str, str]]:
-    """The symbols this run fetches, plus tracked rows that are invalid (symbol -> reason)."""
+    """The symbols this run fetches, plus tracked rows that are invalid (symbol -> reason).
+
+    For stocks in `window`, the chosen tickers follow their companies (tracking FB fetches
+    META after the rename) and the tracking rules add every ticker they expand to there.
+    """
     if config.symbols is not None:
         chosen: list[Symbol] = []
         for raw in config.symbols:
@@ -75,9 +86,38 @@ def resolve_symbols(
             except InputError as exc:
                 raise dg.Failure(f"run config symbols: {exc}") from None
             chosen.append(sym)
-        return sorted(set(chosen)), {}
+        invalid: dict[str, str] = {}
+        with_rules = False
+    else:
+        with database.connect() as conn:
+            chosen, invalid = active_symbols(conn, asset_class)
+        with_rules = True
+    if asset_class is AssetClass.STOCK and window is not None:
+        with database.connect() as conn:
+            chosen = universe_symbols(conn, chosen, window.first, window.last, rules=with_rules)
+    return sorted(set(chosen)), invalid
+
+
+def _ensure_reference(
+    context: dg.AssetExecutionContext, polygon: PolygonResource, database: PostgresDatabase
+) -> None:
+    """Tracking rules expand through the ticker reference: load it first when it was not
+    loaded today (at most once a day per store; the `ticker_reference` step of the same run
+    then finds it done)."""
+    first = context.assets_def.partitions_def.get_first_partition_key()
+    today = dt.datetime.now(NEW_YORK).date()
     with database.connect() as conn:
-        return active_symbols(conn, asset_class)
+        try:
+            loaded = ensure_loaded(
+                polygon.get_client, conn, floor=dt.date.fromisoformat(first), today=today
+            )
+        except AmbiguousOwnership as exc:
+            raise dg.Failure(f"ticker reference: {exc}") from None
+    if loaded is not None:
+        context.log.info(
+            f"ticker reference loaded for the tracking rules: {loaded.securities} securities "
+            f"in {loaded.requests} requests"
+        )
 
 
 def empty_answers_with_stored_rows(
@@ -177,7 +217,9 @@ def materialise_candles(
     """
     asset = context.asset_key.path[-1]
     partitions = CandleWindow.of(context)
-    symbols, invalid = resolve_symbols(config, asset_class, database)
+    if asset_class is AssetClass.STOCK and config.symbols is None:
+        _ensure_reference(context, polygon, database)
+    symbols, invalid = resolve_symbols(config, asset_class, database, partitions)
     context.log.info(f"{asset}: {len(symbols)} symbols, {partitions}")
     # The run replaces only the days the key's plan serves: earlier stored history is kept.
     served = polygon.served_window(partitions)

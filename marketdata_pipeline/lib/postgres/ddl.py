@@ -309,6 +309,134 @@ _MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
     (
+        6,
+        # Security identity (a ticker is not a company: renames, reused tickers, delistings),
+        # tracking rules, and when each kind of reference data was last refreshed.
+        """
+        CREATE TABLE IF NOT EXISTS marketdata.securities (
+            security_id      text        PRIMARY KEY
+                CHECK (security_id ~ '^(BBG[0-9A-Z]{9}|md:[0-9a-f]{16})$'),
+            name             text,
+            type             text,
+            market           text        NOT NULL DEFAULT 'stocks',
+            primary_exchange text,
+            cik              text,
+            composite_figi   text        UNIQUE,
+            share_class_figi text,
+            list_date        date,
+            delisted_date    date,
+            active           boolean     NOT NULL DEFAULT true,
+            source           text        NOT NULL,
+            updated_at       timestamptz NOT NULL DEFAULT now(),
+            CHECK (composite_figi IS NULL OR security_id = composite_figi)
+        );
+        COMMENT ON TABLE marketdata.securities IS
+            'One row per security (a company share class), whatever tickers it traded under. '
+            'security_id is the composite FIGI where the vendor has one, else a derived md: '
+            'id fixed when the security is first seen.';
+
+        CREATE TABLE IF NOT EXISTS marketdata.ticker_history (
+            security_id text        NOT NULL
+                REFERENCES marketdata.securities (security_id) ON DELETE CASCADE,
+            ticker      text        NOT NULL CHECK (ticker ~ '^[A-Z0-9][A-Za-z0-9.]{0,19}$'),
+            first_day   date        NOT NULL,
+            last_day    date        CHECK (last_day IS NULL OR last_day >= first_day),
+            source      text        NOT NULL,
+            updated_at  timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (security_id, ticker, first_day)
+        );
+        CREATE INDEX IF NOT EXISTS ticker_history_by_ticker
+            ON marketdata.ticker_history (ticker, first_day);
+        COMMENT ON TABLE marketdata.ticker_history IS
+            'The days each security traded under each ticker (both inclusive; last_day NULL '
+            'while current). Never two securities on one ticker on one day.';
+
+        -- One owner per ticker per day. An exclusion constraint would need btree_gist, which
+        -- not every Postgres (the embedded one included) ships; a trigger under a per-ticker
+        -- lock gives the same guarantee and names both securities.
+        CREATE OR REPLACE FUNCTION marketdata.ticker_history_one_owner() RETURNS trigger AS $$
+        DECLARE
+            other record;
+        BEGIN
+            PERFORM pg_advisory_xact_lock(hashtext('marketdata.ticker_history:' || NEW.ticker));
+            SELECT h.security_id, h.first_day, h.last_day INTO other
+            FROM marketdata.ticker_history h
+            WHERE h.ticker = NEW.ticker
+              AND NOT (TG_OP = 'UPDATE' AND h.security_id = OLD.security_id
+                       AND h.ticker = OLD.ticker AND h.first_day = OLD.first_day)
+              AND daterange(h.first_day, h.last_day, '[]')
+                  && daterange(NEW.first_day, NEW.last_day, '[]')
+            LIMIT 1;
+            IF FOUND THEN
+                RAISE EXCEPTION USING
+                    ERRCODE = 'exclusion_violation',
+                    MESSAGE = format(
+                        'ambiguous ownership of ticker %s: %s holds it from %s to %s, so %s '
+                        'cannot hold it from %s to %s',
+                        NEW.ticker, other.security_id, other.first_day,
+                        coalesce(other.last_day::text, 'now'), NEW.security_id,
+                        NEW.first_day, coalesce(NEW.last_day::text, 'now'));
+            END IF;
+            NEW.updated_at := now();
+            RETURN NEW;
+        END;
+        $$ LANGUAGE plpgsql;
+
+        DROP TRIGGER IF EXISTS ticker_history_one_owner ON marketdata.ticker_history;
+        CREATE TRIGGER ticker_history_one_owner BEFORE INSERT OR UPDATE
+            ON marketdata.ticker_history
+            FOR EACH ROW EXECUTE FUNCTION marketdata.ticker_history_one_owner();
+
+        -- The security a ticker meant on a day (NULL when nobody held it).
+        CREATE OR REPLACE FUNCTION marketdata.security_at(ticker text, day date)
+        RETURNS text LANGUAGE sql STABLE AS $$
+            SELECT h.security_id FROM marketdata.ticker_history h
+            WHERE h.ticker = security_at.ticker
+              AND h.first_day <= security_at.day
+              AND (h.last_day IS NULL OR h.last_day >= security_at.day)
+        $$;
+
+        -- One security's bars across its tickers, and only the days it held each one.
+        CREATE OR REPLACE VIEW marketdata.security_daily_candles AS
+        SELECT h.security_id, c.day, c.symbol AS ticker, c.ts,
+               c.open, c.high, c.low, c.close, c.volume, c.vwap, c.transactions,
+               c.adjusted, c.provisional, c.source, c.fetched_at
+        FROM marketdata.ticker_history h
+        JOIN marketdata.stock_daily_candles c
+          ON c.symbol = h.ticker
+         AND c.day >= h.first_day
+         AND (h.last_day IS NULL OR c.day <= h.last_day);
+        COMMENT ON VIEW marketdata.security_daily_candles IS
+            'Stock candles by security: a company''s whole series across renames, and under a '
+            'reused ticker only its own days (ticker is the ticker as traded that day).';
+
+        -- The universe as rules: every ticker the vendor lists of these types.
+        CREATE TABLE IF NOT EXISTS marketdata.tracking_rules (
+            rule_id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            market           text        NOT NULL CHECK (market IN ('stocks')),
+            types            text[]      NOT NULL DEFAULT '{}',
+            include_delisted boolean     NOT NULL DEFAULT false,
+            active           boolean     NOT NULL DEFAULT true,
+            added_at         timestamptz NOT NULL DEFAULT now(),
+            updated_at       timestamptz NOT NULL DEFAULT now(),
+            UNIQUE (market, types, include_delisted)
+        );
+        COMMENT ON COLUMN marketdata.tracking_rules.types IS
+            'Vendor ticker types (CS, ETF, ...), sorted; empty: every type of the market.';
+
+        -- When each kind of reference data was last loaded, so it is loaded at most once a
+        -- day per store (scope: what was loaded, e.g. a market or a security id).
+        CREATE TABLE IF NOT EXISTS marketdata.reference_refreshes (
+            kind         text        NOT NULL,
+            scope        text        NOT NULL,
+            refreshed_on date        NOT NULL,
+            refreshed_at timestamptz NOT NULL DEFAULT now(),
+            requests     integer     NOT NULL DEFAULT 0,
+            PRIMARY KEY (kind, scope)
+        );
+        """,
+    ),
+    (
         9,
         """
         -- When each kind of reference data was last read, and over what: a run reads a kind

@@ -68,6 +68,8 @@ def test_new_symbols_become_one_history_run_per_asset_class(database, database_u
             "stock_dividends",
             "stock_split_adjustments",
             "stock_daily_returns_stored",
+            "ticker_reference",
+            "ticker_switches",
         ]
         crypto = requests["crypto_daily_candles"]
         assert crypto.job_name == "crypto_candles_job"

@@ -1,0 +1,1 @@
+"""Reference data assets: the ticker reference and the security identity built from it."""

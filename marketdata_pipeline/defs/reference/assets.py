@@ -1,0 +1,117 @@
+"""The `ticker_reference` asset: the vendor's ticker reference as securities and intervals.
+
+Not partitioned: it is one whole-market load (the ticker list, listed and delisted, and the
+ticker-change events of renamed securities), done at most once a day per store, whatever the
+number of runs. Every stock run includes it, and the stock candles load it themselves first
+when a tracking rule needs it and it was not loaded today (Dagster does not order steps without
+a dependency, and a dependency would make the UI ask to materialise it before the candles), so
+a run's tickers follow renames and the rules see today's listings and delistings.
+"""
+# No `from __future__ import annotations`: Dagster reads the real annotation objects.
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+from pydantic import Field
+
+from marketdata_pipeline.defs.candles.jobs import STOCK_CANDLES_JOB
+from marketdata_pipeline.defs.reference.names import (
+    GROUP,
+    TICKER_REFERENCE,
+    TICKER_REFERENCE_KEY,
+    TICKER_SWITCHES,
+)
+from marketdata_pipeline.lib.identity_load import load_identity, recheck_switches
+from marketdata_pipeline.lib.polygon.resource import PolygonResource
+from marketdata_pipeline.lib.postgres.database import PostgresDatabase
+from marketdata_pipeline.lib.postgres.securities import AmbiguousOwnership
+from marketdata_pipeline.lib.postgres.universe import list_rules
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+class TickerReferenceConfig(dg.Config):
+    """Run config of `ticker_reference`."""
+
+    force: bool = Field(
+        default=False, description="Load again even when it was already loaded today."
+    )
+
+
+def build_reference_assets(start_date: dt.date) -> tuple[dg.AssetsDefinition, ...]:
+    """`ticker_reference`, whose intervals start no earlier than `start_date` when the vendor
+    cannot date them."""
+
+    @dg.asset(
+        name=TICKER_REFERENCE,
+        group_name=GROUP,
+        kinds={"polygon", "postgres"},
+        metadata={"dagster/table_name": "marketdata.ticker_history"},
+    )
+    def ticker_reference(
+        context: dg.AssetExecutionContext,
+        config: TickerReferenceConfig,
+        polygon: PolygonResource,
+        database: PostgresDatabase,
+    ) -> dg.MaterializeResult:
+        """US stock securities and the days each traded under each ticker, in
+        `marketdata.securities` and `marketdata.ticker_history`.
+
+        The first load reads the ticker list (listed and delisted: ceil(tickers / 1000)
+        requests) and the ticker-change events of renamed securities and reused tickers (one
+        request each); later loads, at most once a day per store, read the listed tickers and
+        ask only about what changed (`force` reads everything again). Switch dates are
+        cross-checked against the stored bars (the vendor's event dates can be days off). A
+        load that would give one ticker two owners on one day fails, naming both, and leaves
+        the stored identity as it was.
+        """
+        today = dt.datetime.now(NEW_YORK).date()
+        with database.connect() as conn:
+            if context.job_name == STOCK_CANDLES_JOB and not list_rules(conn):
+                # Without a rule a stock run needs no vendor list: the tracked tickers are
+                # the universe. Materialising this asset itself loads it whatever the rules.
+                context.log.info("ticker_reference: no tracking rule, nothing to load")
+                return dg.MaterializeResult(metadata={"skipped_no_rule": True, "requests": 0})
+        client = polygon.get_client()
+        with database.connect() as conn:
+            try:
+                result = load_identity(
+                    client, conn, floor=start_date, today=today, force=config.force
+                )
+            except AmbiguousOwnership as exc:
+                raise dg.Failure(f"ticker_reference: {exc}") from None
+        if result.skipped:
+            context.log.info("ticker_reference: already loaded today, no request made")
+        else:
+            context.log.info(
+                f"ticker_reference: {result.securities} securities, {result.intervals} ticker "
+                f"intervals in {result.requests} requests"
+            )
+        return dg.MaterializeResult(metadata=result.as_metadata())
+
+    @dg.asset(
+        name=TICKER_SWITCHES,
+        group_name=GROUP,
+        kinds={"postgres"},
+        deps=[TICKER_REFERENCE_KEY, dg.AssetKey("stock_daily_candles")],
+    )
+    def ticker_switches(
+        context: dg.AssetExecutionContext, database: PostgresDatabase
+    ) -> dg.MaterializeResult:
+        """Confirms each ticker switch in `marketdata.ticker_history` against the stored bars.
+
+        Runs after the stock candles of a run are stored and makes no request: where the bars
+        show the new ticker starting on another day than the vendor's event says (its dates
+        can be days off), the switch moves to the first bar under the new ticker.
+        """
+        with database.connect() as conn:
+            try:
+                moved = recheck_switches(conn)
+            except AmbiguousOwnership as exc:
+                raise dg.Failure(f"ticker_switches: {exc}") from None
+        if moved:
+            context.log.info(f"ticker_switches: moved by stored bars: {', '.join(moved)}")
+        return dg.MaterializeResult(metadata={"moved": ", ".join(moved[:20]), "requests": 0})
+
+    return (ticker_reference, ticker_switches)

@@ -1,0 +1,231 @@
+"""Load the ticker reference into `securities` / `ticker_history`, at most once a day per store.
+
+The first load: the ticker list of the market, listed and delisted (ceil(tickers / 1000)
+requests), the ticker-change events of the securities that need them (renamed, or holding a
+reused ticker: one request each), intervals placed from them, cross-checked against the days
+each ticker traded in stored candles, and written in one transaction. A daily load after it
+reads the listed tickers only, plus one request per ticker that stopped being listed and the
+events of the securities that changed. A write that would give a
+ticker two owners on one day is refused (naming both) and leaves the stored identity as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import psycopg
+
+from marketdata_pipeline.lib.identity import (
+    EVENT_SLACK_DAYS,
+    cross_check,
+    group_securities,
+    intervals_for,
+    make_room,
+    needs_events,
+    touched,
+)
+from marketdata_pipeline.lib.polygon.client import PolygonClient
+from marketdata_pipeline.lib.polygon.reference import (
+    TickerEvent,
+    TickerFetch,
+    TickerRecord,
+    fetch_ticker_events,
+    fetch_tickers,
+)
+from marketdata_pipeline.lib.postgres.securities import (
+    TickerInterval,
+    all_intervals,
+    replace_intervals,
+    upsert_securities,
+)
+from marketdata_pipeline.lib.postgres.universe import list_rules, record_refresh, refreshed_on
+
+REFRESH_KIND = "tickers"
+#: When the delisted tickers were last read in full (the first load, or a forced one).
+FULL_KIND = "tickers_full"
+#: What `marketdata.ticker_history.ticker` accepts (its CHECK constraint).
+STORED_TICKER = re.compile(r"[A-Z0-9][A-Za-z0-9.]{0,19}")
+
+
+@dataclass
+class IdentityLoad:
+    """What one load did (or that it was skipped: already loaded today)."""
+
+    skipped: bool = False
+    requests: int = 0
+    securities: int = 0
+    intervals: int = 0
+    events_fetched: int = 0
+    moved_by_candles: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+
+    def as_metadata(self) -> dict[str, object]:
+        """Dagster metadata."""
+        return {
+            "skipped_already_loaded_today": self.skipped,
+            "requests": self.requests,
+            "securities": self.securities,
+            "ticker_intervals": self.intervals,
+            "events_fetched": self.events_fetched,
+            "switches_moved_by_stored_bars": ", ".join(self.moved_by_candles[:20]),
+            "records_left_out": len(self.rejected),
+        }
+
+
+def traded_days(
+    conn: psycopg.Connection, intervals: Sequence[TickerInterval]
+) -> dict[str, list[dt.date]]:
+    """Stored stock bar days of the tickers at each switch, near the switch (for cross_check)."""
+    slack = dt.timedelta(days=EVENT_SLACK_DAYS)
+    by_security: dict[str, list[TickerInterval]] = {}
+    for interval in intervals:
+        by_security.setdefault(interval.security_id, []).append(interval)
+    windows: list[tuple[str, dt.date, dt.date]] = []
+    for held in by_security.values():
+        held.sort(key=lambda i: i.first_day)
+        for old, new in itertools.pairwise(held):
+            for ticker in (old.ticker, new.ticker):
+                windows.append((ticker, new.first_day - slack, new.first_day + slack))
+    out: dict[str, list[dt.date]] = {}
+    for ticker, first, last in windows:
+        rows = conn.execute(
+            "SELECT day FROM marketdata.stock_daily_candles"
+            " WHERE symbol = %s AND day BETWEEN %s AND %s ORDER BY day",
+            (ticker, first, last),
+        ).fetchall()
+        out.setdefault(ticker, [])
+        out[ticker] = sorted(set(out[ticker]) | {r[0] for r in rows})
+    return out
+
+
+def load_identity(
+    client: PolygonClient,
+    conn: psycopg.Connection,
+    *,
+    floor: dt.date,
+    today: dt.date,
+    market: str = "stocks",
+    force: bool = False,
+) -> IdentityLoad:
+    """Load the market's ticker reference unless it was loaded today (or `force`).
+
+    The first load (and a forced one) reads the listed and the delisted tickers. Later ones
+    read the listed tickers only, ask about each ticker that stopped being listed (one
+    request each: delisted or renamed), and rewrite only the securities whose rows changed.
+    `floor` is the first day the store covers: the start of a ticker interval the vendor's
+    data cannot date.
+    """
+    result = IdentityLoad()
+    if not force and refreshed_on(conn, REFRESH_KIND, market) == today:
+        result.skipped = True
+        return result
+    before = client.stats.attempts
+    full = force or refreshed_on(conn, FULL_KIND, market) is None
+    existing = all_intervals(conn)
+    records = _storable(fetch_tickers(client, market=market, include_delisted=full), result)
+    if not full:
+        listed = {r.ticker for r in records}
+        gone = sorted({i.ticker for i in existing if i.last_day is None} - listed)
+        for ticker in gone:
+            found = fetch_tickers(client, market=market, listed=False, ticker=ticker)
+            records.extend(r for r in _storable(found, result) if not r.active)
+    securities = group_securities(records, existing)
+    if not full:
+        securities = [s for s in securities if touched(s, existing)]
+    events: dict[str, list[TickerEvent]] = {}
+    for sec in needs_events(securities, existing):
+        found_events = fetch_ticker_events(client, sec.security_id)
+        result.events_fetched += 1
+        if found_events:
+            events[sec.security_id] = found_events
+    known_first = {(i.security_id, i.ticker): i.first_day for i in existing}
+    intervals: list[TickerInterval] = []
+    for sec in securities:
+        intervals.extend(intervals_for(sec, events.get(sec.security_id), floor, known_first))
+    rewritten = {s.security_id for s in securities}
+    # Stored owners of the same tickers keep their days; later owners start after them.
+    tickers = {i.ticker for i in intervals}
+    others = [i for i in existing if i.security_id not in rewritten and i.ticker in tickers]
+    room = make_room(intervals + others, set(events) | {i.security_id for i in others})
+    intervals = [i for i in room if i.security_id in rewritten]
+    checked = cross_check(intervals, traded_days(conn, intervals))
+    result.moved_by_candles = [
+        f"{new.ticker} {old.first_day}->{new.first_day}"
+        for old, new in zip(sorted(intervals, key=_key), sorted(checked, key=_key), strict=True)
+        if old.first_day != new.first_day
+    ]
+    with conn.transaction():
+        result.securities = upsert_securities(conn, (s.security() for s in securities), "polygon")
+        result.intervals = replace_intervals(conn, checked, "polygon")
+        result.requests = client.stats.attempts - before
+        record_refresh(conn, REFRESH_KIND, market, today, result.requests)
+        if full:
+            record_refresh(conn, FULL_KIND, market, today, result.requests)
+    return result
+
+
+def _storable(fetched: TickerFetch, result: IdentityLoad) -> list[TickerRecord]:
+    """The rows whose ticker the store accepts (ticker_history's CHECK): one odd vendor
+    ticker must not refuse the whole load; the others are reported."""
+    result.rejected.extend(fetched.rejected)
+    out = []
+    for record in fetched.records:
+        if STORED_TICKER.fullmatch(record.ticker):
+            out.append(record)
+        else:
+            result.rejected.append(f"ticker {record.ticker!r} is not a storable stock ticker")
+    return out
+
+
+def _key(interval: TickerInterval) -> tuple[str, str]:
+    return (interval.security_id, interval.ticker)
+
+
+def recheck_switches(conn: psycopg.Connection) -> list[str]:
+    """Move stored ticker switches to the days the stored bars show (no request).
+
+    Runs after candles are stored: a switch dated by the vendor's event is confirmed or moved
+    as soon as the bars around it are in the store, not only at the next daily load. Returns
+    the switches moved (`META 2022-06-11->2022-06-09`).
+    """
+    intervals = all_intervals(conn)
+    checked = cross_check(intervals, traded_days(conn, intervals))
+    changed = {
+        new.security_id
+        for old, new in zip(intervals, checked, strict=True)
+        if (old.first_day, old.last_day) != (new.first_day, new.last_day)
+    }
+    moved = [
+        f"{new.ticker} {old.first_day}->{new.first_day}"
+        for old, new in zip(intervals, checked, strict=True)
+        if old.first_day != new.first_day
+    ]
+    if changed:
+        with conn.transaction():
+            replace_intervals(conn, [i for i in checked if i.security_id in changed], "candles")
+    return moved
+
+
+def ensure_loaded(
+    client_of: Callable[[], PolygonClient],
+    conn: psycopg.Connection,
+    *,
+    floor: dt.date,
+    today: dt.date,
+) -> IdentityLoad | None:
+    """Load the ticker reference now when a tracking rule needs it and it was not loaded today
+    (None: nothing to do). A stock run calls it before choosing its tickers, whatever order
+    Dagster gives the run's steps."""
+    markets = {rule.market for rule in list_rules(conn)}
+    pending = sorted(m for m in markets if refreshed_on(conn, REFRESH_KIND, m) != today)
+    if not pending:
+        return None
+    client = client_of()
+    result = IdentityLoad()
+    for market in pending:
+        result = load_identity(client, conn, floor=floor, today=today, market=market)
+    return result
