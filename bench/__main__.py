@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bench import (
     backfill_overhead,
+    fixed_cost,
     ingest,
     market_scale,
     memory,
@@ -45,6 +46,7 @@ BENCHMARKS = {
     "sensor_tick": sensor_tick,
     "reference_daily": reference_daily,
     "reading": reading,
+    "fixed_cost": fixed_cost,
 }
 _USES_POSTGRES = {
     "ingest",
@@ -57,6 +59,7 @@ _USES_POSTGRES = {
     "sensor_tick",
     "reference_daily",
     "reading",
+    "fixed_cost",
 }
 
 

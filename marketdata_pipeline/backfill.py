@@ -67,6 +67,32 @@ class BackfillRequest:
         ]
 
 
+def without_untracked_classes(
+    request: BackfillRequest, conn: Any
+) -> tuple[BackfillRequest, list[str]]:
+    """`request` without the asset classes that have nothing to fetch: no active tracked
+    symbol (and, for stocks, no tracking rule), with a line saying so for each.
+
+    Only for a request of the tracked symbols (explicit symbols say what to fetch). A run of a
+    class with no symbol fetches nothing and writes nothing, yet costs Dagster's run, events
+    and checks: half of a one-day backfill of a store that tracks one market.
+    """
+    from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols
+    from marketdata_pipeline.lib.postgres.universe import list_rules
+
+    if request.symbols is not None:
+        return request, []
+    kept, lines = [], []
+    for asset in request.assets:
+        cls = ASSET_CLASS_BY_NAME[asset]
+        has_rule = cls is AssetClass.STOCK and bool(list_rules(conn))
+        if active_symbols(conn, cls)[0] or has_rule:
+            kept.append(asset)
+        else:
+            lines.append(f"{asset}: no active tracked {cls} symbol, so no run")
+    return BackfillRequest(request.window, tuple(kept), None), lines
+
+
 @dataclass(frozen=True)
 class BackfillRun:
     """One run of a backfill: an asset class's candle job over its partitions in the window."""
@@ -314,14 +340,17 @@ def _unwrapped(error: Any) -> Any:
 
 
 #: How the summary names the requests of each asset of a run; another asset's requests are
-#: named after the asset.
+#: named after the asset, and shown only when it sent any.
 REQUEST_KINDS = {
     asset_names.STOCK_CANDLES: "candles",
     asset_names.CRYPTO_CANDLES: "candles",
     asset_names.STOCK_SPLITS: "splits",
     asset_names.STOCK_DIVIDENDS: "dividends",
     asset_names.STOCK_SPLIT_ADJUSTMENTS: "split repair",
+    asset_names.TICKER_REFERENCE: "tickers",
 }
+#: Kinds the summary always names, even at 0 (a stock run's own steps).
+ALWAYS_SHOWN_KINDS = ("candles", "splits", "dividends", "split repair")
 
 
 def requests_made(materializations: Iterable[Any]) -> dict[str, int]:
@@ -339,7 +368,8 @@ def requests_made(materializations: Iterable[Any]) -> dict[str, int]:
     made: dict[str, int] = {}
     for name, count in by_asset.items():
         kind = REQUEST_KINDS.get(name, name)
-        made[kind] = made.get(kind, 0) + count
+        if count or kind in ALWAYS_SHOWN_KINDS:
+            made[kind] = made.get(kind, 0) + count
     return made
 
 

@@ -198,6 +198,30 @@ symbols.add_command(cli_symbols.resolve)
 # -- backfill ------------------------------------------------------------------------------
 
 
+def _backfill_request(database_url: str, window, chosen: tuple[str, ...], raw_symbols):
+    """The request of a backfill: explicit symbols resolved against the tracked ones, else the
+    tracked symbols of each chosen asset class that has any; and the lines saying which
+    classes get no run because nothing of theirs is tracked."""
+    from marketdata_pipeline.backfill import (
+        BackfillRequest,
+        resolve_request_symbols,
+        without_untracked_classes,
+    )
+    from marketdata_pipeline.lib.postgres.connection import connect
+    from marketdata_pipeline.lib.postgres.tracked_symbols import tracked_classes
+
+    with connect(database_url) as conn:
+        tracked = tracked_classes(conn) if raw_symbols else {}
+        request = BackfillRequest(
+            window, chosen, resolve_request_symbols(list(raw_symbols), chosen, tracked)
+        )
+        if request.symbols is not None:
+            return BackfillRequest(
+                window, tuple(a for a in chosen if a in request.symbols), request.symbols
+            ), []
+        return without_untracked_classes(request, conn)
+
+
 def backfill_command(
     start_text: str,
     end_text: str,
@@ -210,10 +234,8 @@ def backfill_command(
     """Validate, run through Dagster, print the summary; return the exit code."""
     from marketdata_pipeline.backfill import (
         ALL_ASSETS,
-        BackfillRequest,
         check_plausible,
         estimate_lines,
-        resolve_request_symbols,
         run_backfill,
         summary_lines,
         validate_range,
@@ -226,28 +248,16 @@ def backfill_command(
     )
     chosen = tuple(assets) if assets else ALL_ASSETS
     check_plausible(list(raw_symbols), chosen)  # before any database or Dagster work
-    from marketdata_pipeline.lib.postgres.connection import connect
-    from marketdata_pipeline.lib.postgres.tracked_symbols import tracked_classes
     from marketdata_pipeline.runtime import prepare, simulator_if_no_key
 
     # A dry run sends nothing, so it needs no simulator, and it estimates at the configured
     # budget (POLYGON_REQUESTS_PER_MINUTE): the cost of the real backfill it plans.
     with nullcontext(settings) if dry_run else simulator_if_no_key(settings) as settings:
         runtime = prepare(settings)
-        tracked = {}
-        if raw_symbols:
-            with connect(runtime.database_url) as conn:
-                tracked = tracked_classes(conn)
-        request = BackfillRequest(
-            window, chosen, resolve_request_symbols(list(raw_symbols), chosen, tracked)
-        )
-        if request.symbols is not None:
-            request = BackfillRequest(
-                window, tuple(a for a in chosen if a in request.symbols), request.symbols
-            )
+        request, untracked = _backfill_request(runtime.database_url, window, chosen, raw_symbols)
         for line in estimate_lines(runtime.database_url, settings, request):
             click.echo(line)
-        for line in request.skipped_lines():
+        for line in [*untracked, *request.skipped_lines()]:
             click.echo(line)
         if dry_run:
             click.echo("dry run: nothing was requested or written")

@@ -26,5 +26,7 @@ STOCK_SPLITS = "stock_splits"
 STOCK_DIVIDENDS = "stock_dividends"
 STOCK_SPLIT_ADJUSTMENTS = "stock_split_adjustments"
 TRACKED_SYMBOLS = "tracked_symbols"
+TICKER_REFERENCE = "ticker_reference"
+TICKER_SWITCHES = "ticker_switches"
 #: The corporate-action assets that run beside the stock candles.
 CORPORATE_ACTION_NAMES: tuple[str, ...] = (STOCK_SPLITS, STOCK_DIVIDENDS, STOCK_SPLIT_ADJUSTMENTS)

@@ -13,6 +13,7 @@ import pytest
 
 from bench import (
     backfill_overhead,
+    fixed_cost,
     ingest,
     market_scale,
     memory,
@@ -200,4 +201,13 @@ def test_reading_compares_the_reader_with_psql_copy_and_reports_the_goals(bench_
         "reading.cross_section_pages_per_row",
         "reading.returns_day",
         "reading.export_parquet",
+    } <= _names(figures)
+
+
+def test_fixed_cost_times_the_commands_against_import_dagster(bench_pg, sim):
+    figures = fixed_cost.run(pg=bench_pg, sim=sim, **fixed_cost.SMOKE)
+    assert {
+        "fixed_cost.import_dagster",
+        "fixed_cost.backfill_one_day",
+        "fixed_cost.symbols_list",
     } <= _names(figures)

@@ -69,6 +69,7 @@ def _run_status(database_url: str, job: str) -> list[str]:
 
 def test_ctrl_c_exits_130_with_one_line_and_no_stale_reasons(sim, database_url, tmp_path):
     track(database_url, ["AAPL", "MSFT"])
+    track(database_url, ["BTCUSD"], "crypto")  # so a crypto run follows the stock run
     env = _env(tmp_path, database_url, sim)
     # A first run that fails with a refused key leaves reasons on every symbol's row.
     sim.add_fault(kind="status", status_code=401)
