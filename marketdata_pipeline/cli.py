@@ -269,14 +269,14 @@ def backfill_command(
             f"asset class (instance {runtime.dagster_home})"
         )
         from marketdata_pipeline.backfill import interruption_line
-        from marketdata_pipeline.cli_runs import settle_dead_cli_runs
         from marketdata_pipeline.terminal_progress import terminal_progress
 
-        for line in settle_dead_cli_runs():  # runs a killed earlier command left STARTED
-            click.echo(line, err=True)
         # In a terminal the fetch's progress is one drawn bar; elsewhere, the log's lines.
+        # Runs a killed earlier command left STARTED are marked failed first, a line each.
         with terminal_progress():
-            outcomes = run_backfill(runtime.settings, request)
+            outcomes = run_backfill(
+                runtime.settings, request, announce=lambda line: click.echo(line, err=True)
+            )
     if outcomes and outcomes[-1].interrupted:
         # The one thing to say: the summary would list the symbols' previous outcomes.
         click.echo(f"marketdata: {interruption_line(outcomes, request.runs())}", err=True)
