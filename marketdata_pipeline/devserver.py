@@ -319,12 +319,13 @@ def _settle_runs(
         what = run.job
         if run.symbols:
             what += f" for {len(run.symbols)} symbols"
-        # The history_recovery_sensor reads this failure when the daemon is back.
-        again = (
-            "; its history is requested again on the next start"
-            if run.trigger == HISTORY_TRIGGER and run.symbols
-            else ""
-        )
+        # The history_recovery_sensor reads this failure when the daemon is back; a run that
+        # recorded its own failure is requested again only if the stop interrupted it.
+        again = ""
+        if run.trigger == HISTORY_TRIGGER and run.symbols:
+            again = "; its history is requested again on the next start" + (
+                "" if run.marked_failed else " if the stop interrupted it"
+            )
         verb = "marked failed" if run.marked_failed else "ended failed"
         print(f"run {run.run_id[:8]} ({what}, {run.status_before}): {verb}{again}", flush=True)
     return runs

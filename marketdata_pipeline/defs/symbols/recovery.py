@@ -11,7 +11,8 @@ its runs in flight failed when it stops) are seen on its first tick back.
 For such a run it bumps the symbols' `change_seq` (`request_history_again`), which the
 tracked-symbols sensor reads as "new" on its next tick (a new run key). A run that failed by
 itself (a failed step: a 401, bad data; an exception in the run) is not requested again: it
-would fail the same way, again and again.
+would fail the same way, again and again. Nor is a history already interrupted
+`MAX_RECOVERIES` times: a worker killed each time (for memory, say) would loop too.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import dagster as dg
 
 from marketdata_pipeline.cli_runs import INTERRUPTION_ERRORS
 from marketdata_pipeline.defs.candles.jobs import CANDLE_JOB_BY_CLASS, CandleJobs
-from marketdata_pipeline.defs.symbols.sensors import SENSOR_INTERVAL_SECONDS
+from marketdata_pipeline.defs.symbols.sensors import SENSOR_INTERVAL_SECONDS, SYMBOLS_TAG
 from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_BY_CLASS
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.tracked_symbols import request_history_again
@@ -36,6 +37,8 @@ FAILURE_REASON_TAG = "dagster/failure_reason"
 #: A run marked failed from outside (`report_run_failed`) without a reason.
 _NO_REASON = (None, "UNKNOWN")
 _CLASS_BY_JOB = {job: cls for cls, job in CANDLE_JOB_BY_CLASS.items()}
+#: How many times the same symbols' history is requested again after an interruption.
+MAX_RECOVERIES = 3
 
 
 def interruption(
@@ -97,11 +100,28 @@ def recover_history(context: dg.RunFailureSensorContext, database: PostgresDatab
             f"(failure reason {reason}): not requested again"
         )
         return
+    failed_before = _failed_history_runs(context.instance, run)
+    if failed_before > MAX_RECOVERIES:
+        context.log.warning(
+            f"run {run.run_id[:8]} was interrupted ({why}), but the history of its "
+            f"{len(symbols)} {cls.value} symbols already failed {failed_before} times: not "
+            "requested again; see why in its runs, then backfill them (`marketdata backfill "
+            "--symbols ...`)"
+        )
+        return
     with database.connect() as conn:
         bumped = request_history_again(conn, cls, symbols)
     context.log.info(
         f"run {run.run_id[:8]} was interrupted ({why}): history of {bumped} of its "
         f"{len(symbols)} {cls.value} symbols requested again"
+    )
+
+
+def _failed_history_runs(instance: dg.DagsterInstance, run: dg.DagsterRun) -> int:
+    """How many failed history runs (`run` included) there are of `run`'s symbols."""
+    tags = {TRIGGER_TAG: HISTORY_TRIGGER, SYMBOLS_TAG: run.tags.get(SYMBOLS_TAG, "")}
+    return instance.get_runs_count(
+        dg.RunsFilter(job_name=run.job_name, statuses=[dg.DagsterRunStatus.FAILURE], tags=tags)
     )
 
 

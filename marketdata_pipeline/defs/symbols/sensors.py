@@ -23,6 +23,8 @@ from marketdata_pipeline.lib.run_triggers import HISTORY_TRIGGER, TRIGGER_TAG
 from marketdata_pipeline.lib.symbols import AssetClass, parse_symbol
 
 SENSOR_INTERVAL_SECONDS = 30
+#: The tag naming a history run's symbols (comma-separated, cut at 200 characters).
+SYMBOLS_TAG = "marketdata/symbols"
 
 
 def build_tracked_symbols_sensor(jobs: CandleJobs, first_day: dt.date) -> dg.SensorDefinition:
@@ -92,7 +94,7 @@ def history_requests(
                 tags={
                     **window.run_tags(),
                     TRIGGER_TAG: HISTORY_TRIGGER,
-                    "marketdata/symbols": ",".join(symbols)[:200],
+                    SYMBOLS_TAG: ",".join(symbols)[:200],
                 },
             )
         )

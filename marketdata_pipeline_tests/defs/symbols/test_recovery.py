@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from marketdata_pipeline.defs.build import build_defs
-from marketdata_pipeline.defs.symbols.recovery import interruption
+from marketdata_pipeline.defs.symbols.recovery import MAX_RECOVERIES, interruption
 from marketdata_pipeline.lib.calendar import last_complete_day
 from marketdata_pipeline.lib.postgres.tracked_symbols import add_symbols
 from marketdata_pipeline.lib.run_triggers import HISTORY_TRIGGER, TRIGGER_TAG
@@ -116,6 +116,30 @@ def test_a_history_run_marked_failed_from_outside_is_requested_again(
     # The failure is behind the recovery's cursor: a later tick requests nothing more.
     recovery.tick()
     assert change_seqs(database_url) == after
+
+
+def test_a_history_interrupted_again_and_again_is_requested_again_three_times(
+    defs, repository_instance, database, database_url
+):
+    """A worker killed on every attempt (for memory, say) must not loop for ever."""
+    with psycopg.connect(database_url) as conn:
+        add_symbols(conn, [parse_symbol("AAPL")])
+    tracked = Ticks(defs, "tracked_symbols_sensor", repository_instance, database)
+    recovery = Ticks(defs, "history_recovery_sensor", repository_instance, database)
+    recovery.tick()
+    requested = []
+    for _ in range(MAX_RECOVERIES + 1):
+        result = tracked.tick()
+        requested.append(requested_symbols(result))
+        if not result.run_requests:
+            break
+        (request,) = result.run_requests
+        run = history_run(defs, repository_instance, request)
+        repository_instance.report_run_failed(run, message="its worker was killed")
+        recovery.tick()
+    # The first run and three recoveries; the fourth interruption is left failed.
+    assert requested == [[["AAPL"]]] * (MAX_RECOVERIES + 1)
+    assert requested_symbols(tracked.tick()) == []
 
 
 def test_a_history_run_whose_step_failed_is_not_requested_again(
