@@ -134,7 +134,6 @@ def _child(args: dict[str, Any]) -> dict[str, Any]:
                     ),
                     instance=instance,
                     tags=run.window.run_tags(),
-                    asset_selection=run.asset_keys(),
                     raise_on_error=False,
                 )
             if profiler is not None:

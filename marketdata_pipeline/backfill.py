@@ -109,19 +109,6 @@ class BackfillRun:
 
         return CANDLE_JOB_BY_CLASS[self.asset_class]
 
-    def asset_keys(self) -> list:
-        """The run's assets: stock runs learn splits and repair older history in the same run."""
-        import dagster as dg
-
-        from marketdata_pipeline.defs.corporate_actions.assets import STOCK_COMPANION_KEYS
-        from marketdata_pipeline.defs.reference.names import REFERENCE_KEYS
-
-        keys = [dg.AssetKey(self.asset)]
-        if self.asset_class is AssetClass.STOCK:
-            # ...and keep the ticker reference current (at most one load a day).
-            keys += [*STOCK_COMPANION_KEYS, *REFERENCE_KEYS]
-        return keys
-
     def run_config(self) -> dict:
         """Dagster run config: INFO-level console progress, and explicit symbols if any."""
         return candle_run_config(self.symbols, log_level="INFO")
@@ -267,7 +254,6 @@ def run_backfill(
                     run_config=run.run_config(),
                     instance=instance,
                     tags={**run.window.run_tags(), TRIGGER_TAG: CLI_TRIGGER, **process_tags()},
-                    asset_selection=run.asset_keys(),
                     raise_on_error=False,
                 )
             except KeyboardInterrupt:

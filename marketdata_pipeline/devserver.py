@@ -7,8 +7,10 @@
   whatever of its process group is left afterwards (runs in flight) is killed.
 - Runs this server launched and that were still in flight are then marked failed in the Dagster
   instance, so none stays "Started" forever holding a slot of the run queue. A symbol-history run
-  of the tracked-symbols sensor that ended that way is requested again on the next start: its
-  symbols' `change_seq` is bumped, which the sensor reads as "new" (a new run key).
+  of the tracked-symbols sensor that ended that way is requested again on the next start by the
+  code location's `history_recovery_sensor` (`defs/symbols/recovery.py`), which reads the
+  failures recorded while its daemon was down: the recovery is Dagster's, in every deployment,
+  not this server's.
 
 `dagster dev` runs in its own session: a Ctrl-C in the terminal reaches only this process. If
 every child got it at once, `dagster dev` 1.13 would restart the code server that exited first
@@ -33,7 +35,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from marketdata_pipeline.lib.errors import ConfigError, MarketdataError
+from marketdata_pipeline.lib.errors import ConfigError
 from marketdata_pipeline.lib.run_triggers import HISTORY_TRIGGER, TRIGGER_TAG
 
 if TYPE_CHECKING:
@@ -48,8 +50,6 @@ DEV_SHUTDOWN_SECONDS = 90
 GROUP_KILL_SECONDS = 10.0
 #: The signals that stop the server, all handled alike.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-#: Which asset class a history run's asset fetches.
-ASSET_CLASS_BY_ASSET = {"stock_daily_candles": "stock", "crypto_daily_candles": "crypto"}
 #: How long the child that settles the runs may take (it imports Dagster, opens the instance).
 SETTLE_SECONDS = 120
 _RESULT_MARKER = "interrupted-runs: "
@@ -155,14 +155,11 @@ def run_dev(
     env: Mapping[str, str],
     *,
     workspace: Path = WORKSPACE_FILE,
-    database_url: str | None = None,
 ) -> int:
     """Run `dagster dev` (webserver, daemon, code server) until it exits or a stop signal arrives.
 
     `env` is the complete environment of the Dagster processes (instance, database URLs, API
-    settings); nothing here reads this process's own environment. `database_url` is the candle
-    store, where interrupted symbol-history runs are requested again; it defaults to
-    `env["MARKETDATA_DATABASE_URL"]`.
+    settings); nothing here reads this process's own environment.
 
     Returns the exit code: `dagster dev`'s own when it exits by itself, 130 after SIGINT, 0 after
     SIGTERM or SIGHUP (a supervisor asked for the stop). Raises `PortInUseError` (exit code 3)
@@ -206,7 +203,7 @@ def run_dev(
             _kill_leftovers(process.pid)
         process.wait()
         with contextlib.suppress(_Stop):
-            _settle_runs(env, began, stopping_since or dt.datetime.now(dt.UTC), database_url)
+            _settle_runs(env, began, stopping_since or dt.datetime.now(dt.UTC))
         return code
     except _Stop:
         # A stop before `dagster dev` was even started: nothing to settle.
@@ -232,7 +229,7 @@ class InterruptedRun:
     status_before: str
     marked_failed: bool
     trigger: str | None
-    assets: tuple[str, ...]
+    job: str
     symbols: tuple[str, ...]
 
 
@@ -268,7 +265,7 @@ def settle_interrupted_runs(
                 run,
                 message="marketdata dev stopped while this run was in flight; it did not "
                 "finish. Launch it again (a symbol-history run is requested again by the "
-                "tracked_symbols_sensor on the next start).",
+                "history_recovery_sensor on the next start).",
             )
             marked = True
         elif status in ENDED_BADLY and (record.end_time or 0) >= stopping_since.timestamp():
@@ -281,7 +278,7 @@ def settle_interrupted_runs(
                 status_before=status,
                 marked_failed=marked,
                 trigger=run.tags.get(TRIGGER_TAG),
-                assets=tuple(sorted(k.to_user_string() for k in run.asset_selection or ())),
+                job=run.job_name,
                 symbols=_symbols_of(run.run_config or {}),
             )
         )
@@ -289,12 +286,9 @@ def settle_interrupted_runs(
 
 
 def _settle_runs(
-    env: Mapping[str, str],
-    since: dt.datetime,
-    stopping_since: dt.datetime,
-    database_url: str | None,
+    env: Mapping[str, str], since: dt.datetime, stopping_since: dt.datetime
 ) -> list[InterruptedRun]:
-    """Settle the interrupted runs in a child process with `env`, then re-request histories.
+    """Settle the interrupted runs in a child process with `env`; a line per run.
 
     The instance is built in a child because its `dagster.yaml` reads the storage URL from the
     environment, and this process's own environment is not the Dagster processes'.
@@ -318,40 +312,23 @@ def _settle_runs(
         )
         return []
     runs = [
-        InterruptedRun(**{**r, "assets": tuple(r["assets"]), "symbols": tuple(r["symbols"])})
+        InterruptedRun(**{**r, "symbols": tuple(r["symbols"])})
         for r in json.loads(lines[-1][len(_RESULT_MARKER) :])
     ]
-    histories = [r for r in runs if r.trigger == HISTORY_TRIGGER and r.symbols]
-    url = database_url or env.get("MARKETDATA_DATABASE_URL")
-    if histories and url:
-        try:
-            _request_histories_again(url, histories)
-        except MarketdataError as exc:  # the candle store is unreachable: say so, stop anyway
-            print(f"could not request the interrupted histories again: {exc}", flush=True)
-            url = None
     for run in runs:
-        what = f"{', '.join(run.assets) or 'run'}"
+        what = run.job
         if run.symbols:
             what += f" for {len(run.symbols)} symbols"
-        again = (
-            "; its history is requested again on the next start" if run in histories and url else ""
-        )
+        # The history_recovery_sensor reads this failure when the daemon is back; a run that
+        # recorded its own failure is requested again only if the stop interrupted it.
+        again = ""
+        if run.trigger == HISTORY_TRIGGER and run.symbols:
+            again = "; its history is requested again on the next start" + (
+                "" if run.marked_failed else " if the stop interrupted it"
+            )
         verb = "marked failed" if run.marked_failed else "ended failed"
         print(f"run {run.run_id[:8]} ({what}, {run.status_before}): {verb}{again}", flush=True)
     return runs
-
-
-def _request_histories_again(database_url: str, runs: Sequence[InterruptedRun]) -> None:
-    from marketdata_pipeline.lib.postgres.connection import connect
-    from marketdata_pipeline.lib.postgres.tracked_symbols import request_history_again
-    from marketdata_pipeline.lib.symbols import AssetClass
-
-    with connect(database_url) as conn:
-        for run in runs:
-            for asset in run.assets:
-                if asset in ASSET_CLASS_BY_ASSET:
-                    cls = AssetClass(ASSET_CLASS_BY_ASSET[asset])
-                    request_history_again(conn, cls, list(run.symbols))
 
 
 def _main(argv: Sequence[str]) -> int:

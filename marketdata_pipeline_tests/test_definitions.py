@@ -34,7 +34,9 @@ def test_definitions_load_with_the_contract_names():
     for job in ("stock_candles_job", "crypto_candles_job"):
         assert defs.resolve_job_def(job) is not None
     sensors = {s.name: s for s in repo.sensor_defs}
-    assert {"tracked_symbols_sensor"} <= set(sensors)
+    assert {"tracked_symbols_sensor", "history_recovery_sensor"} <= set(sensors)
+    # Both run wherever a daemon runs, without being switched on in the UI.
+    assert sensors["history_recovery_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
     assert sensors["tracked_symbols_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
     assert {j.name for j in sensors["tracked_symbols_sensor"].jobs} == {
         "stock_candles_job",
@@ -83,8 +85,9 @@ def test_corporate_actions_ride_along_with_every_stock_candle_run():
         "stock_splits",
     }
 
-    # The stock revision schedule and the CLI backfill run stock_candles_job (the sensor:
-    # test_sensors.py); the crypto job holds the crypto candles only.
+    # The job alone selects a run's assets: the stock revision schedule, the CLI backfill and
+    # the sensor (test_sensors.py) run stock_candles_job as a whole; the crypto job holds the
+    # crypto candles only.
     def job_keys(name: str) -> set[str]:
         job = defs.resolve_job_def(name)
         return {k.to_user_string() for k in job.asset_layer.executable_asset_keys}

@@ -17,6 +17,7 @@ from marketdata_pipeline.defs.exports import candles_parquet
 from marketdata_pipeline.defs.reference.assets import build_reference_assets
 from marketdata_pipeline.defs.resources import build_resources
 from marketdata_pipeline.defs.returns.assets import build_returns_asset
+from marketdata_pipeline.defs.symbols.recovery import build_history_recovery_sensor
 from marketdata_pipeline.defs.symbols.sensors import build_tracked_symbols_sensor
 from marketdata_pipeline.lib.settings import Settings
 
@@ -51,7 +52,11 @@ def build_defs(settings: Settings) -> dg.Definitions:
         ],
         jobs=list(jobs),
         schedules=build_revision_schedules(jobs, settings.start_date, settings.revision_sessions),
-        sensors=[build_tracked_symbols_sensor(jobs, settings.start_date)],
+        sensors=[
+            build_tracked_symbols_sensor(jobs, settings.start_date),
+            # Interrupted history runs are requested again in every deployment with a daemon.
+            build_history_recovery_sensor(jobs),
+        ],
         # The console shows INFO and above (`python_logs` in dagster.yaml): a single-run range
         # records a DEBUG event per partition. Every event still goes to the event log.
         resources=build_resources(settings),

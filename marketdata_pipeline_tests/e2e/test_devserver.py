@@ -4,8 +4,9 @@
   process starts.
 - SIGTERM (sent to the server process only, as `timeout` and docker do) while the tracked-symbols
   sensor's history run is in flight: the server exits 0 without a traceback in its output, the
-  run is FAILURE in the instance, and the symbols' history is requested again: the sensor's next
-  tick (after a restart) sees them as new, under a new run key.
+  run is FAILURE in the instance, and after a restart the daemon's `history_recovery_sensor`
+  requests the symbols' history again: the tracked-symbols sensor sees them as new, under a new
+  run key. (The server itself requests nothing: the recovery is the code location's.)
 - The same through `marketdata dev` itself, then a restart: a symbol added while it runs gets
   its history requested, the SIGTERM fails that run, and after the next start the history run
   succeeds and its rows are exactly the simulator's sessions of the window.
@@ -193,6 +194,7 @@ def _change_seq(candles_url: str) -> int:
         ).fetchone()[0]
 
 
+@pytest.mark.timeout(420)
 def test_sigterm_fails_the_run_in_flight_and_the_history_is_requested_again(dev_env, tmp_path):
     env, candles, dagster, sim = dev_env
     # Every API answer hangs: the sensor's history run stays in flight until the stop.
@@ -218,15 +220,29 @@ def test_sigterm_fails_the_run_in_flight_and_the_history_is_requested_again(dev_
         assert "Traceback" not in output, output
         assert _history_runs(dagster) == [(run_id, "FAILURE")]
         assert f"run {run_id[:8]}" in output and "requested again" in output, output
-        assert _change_seq(candles) > seq_before
+        assert _change_seq(candles) == seq_before  # not by the server: by the sensor, below
         stopped_after = time.monotonic() - began
 
-        # What the sensor reads on its next tick after a restart: AAPL is "new" again (a new
-        # change_seq, hence a new run key), so its history is requested again.
+        # The restart: the recovery sensor's first tick reads the failure recorded while its
+        # daemon was down, and makes AAPL "new" again (a new change_seq, hence a new run key).
+        server = _start(env, free_port(), log_path)
+        _wait(
+            "the recovery sensor requesting the history again",
+            lambda: _change_seq(candles) > seq_before,
+            server,
+            log_path,
+            RESTART_TIMEOUT,
+        )
         with psycopg.connect(candles) as conn:
             changes, newest = changes_since(conn, seq_before)
         assert changes == [("AAPL", "stock")] and newest > seq_before
-        print(f"run in flight after {in_flight_after:.1f} s, stopped by {stopped_after:.1f} s")
+        requested_after = time.monotonic() - began
+        os.kill(server.pid, signal.SIGTERM)
+        assert server.wait(timeout=TIMEOUT) == 0, log_path.read_text()[-4000:]
+        print(
+            f"run in flight after {in_flight_after:.1f} s, stopped by {stopped_after:.1f} s, "
+            f"requested again after the restart by {requested_after:.1f} s"
+        )
     finally:
         _kill_group(server)
 

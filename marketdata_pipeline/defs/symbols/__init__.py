@@ -1,1 +1,1 @@
-"""The symbol-table sensor."""
+"""The symbol-table sensor and the recovery of its interrupted history runs."""

@@ -13,8 +13,6 @@ import datetime as dt
 import dagster as dg
 
 from marketdata_pipeline.defs.candles.jobs import CANDLE_JOB_BY_CLASS, CandleJobs
-from marketdata_pipeline.defs.corporate_actions.assets import STOCK_COMPANION_KEYS
-from marketdata_pipeline.defs.reference.names import REFERENCE_KEYS
 from marketdata_pipeline.lib.calendar import last_complete_day
 from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_BY_CLASS, candle_run_config
 from marketdata_pipeline.lib.candles.window import CandleWindow
@@ -25,6 +23,8 @@ from marketdata_pipeline.lib.run_triggers import HISTORY_TRIGGER, TRIGGER_TAG
 from marketdata_pipeline.lib.symbols import AssetClass, parse_symbol
 
 SENSOR_INTERVAL_SECONDS = 30
+#: The tag naming a history run's symbols (comma-separated, cut at 200 characters).
+SYMBOLS_TAG = "marketdata/symbols"
 
 
 def build_tracked_symbols_sensor(jobs: CandleJobs, first_day: dt.date) -> dg.SensorDefinition:
@@ -87,18 +87,14 @@ def history_requests(
         requests.append(
             dg.RunRequest(
                 run_key=f"{cls.value}-symbols-through-change-{newest}",
+                # The job selects the run's assets: a stock run also learns splits, repairs
+                # older history and confirms ticker switches (`defs/candles/jobs.py`).
                 job_name=CANDLE_JOB_BY_CLASS[cls],
-                # Stock runs learn splits and repair older history in the same run, and
-                # confirm ticker switches against the bars (the symbols follow renames).
-                asset_selection=[
-                    dg.AssetKey(asset),
-                    *((*STOCK_COMPANION_KEYS, *REFERENCE_KEYS) if cls is AssetClass.STOCK else ()),
-                ],
                 run_config=candle_run_config({asset: symbols}),
                 tags={
                     **window.run_tags(),
                     TRIGGER_TAG: HISTORY_TRIGGER,
-                    "marketdata/symbols": ",".join(symbols)[:200],
+                    SYMBOLS_TAG: ",".join(symbols)[:200],
                 },
             )
         )

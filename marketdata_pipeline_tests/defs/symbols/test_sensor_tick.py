@@ -58,16 +58,11 @@ def sensor_tick(instance: dg.DagsterInstance, database, days: int) -> tuple[dg.D
     context = dg.build_sensor_context(instance=instance, resources={"database": database})
     result = sensor(context)
     assert isinstance(result, dg.SensorResult), result
-    (request,) = [
-        r
-        for r in result.run_requests
-        if dg.AssetKey("stock_daily_candles") in (r.asset_selection or ())
-    ]
-    job = defs.resolve_job_def(request.job_name or sensor.job_name)
+    (request,) = [r for r in result.run_requests if r.job_name == "stock_candles_job"]
+    job = defs.resolve_job_def(request.job_name)
     with counted_statements(instance.event_log_storage._engine) as statements:
         run = instance.create_run_for_job(
             job,
-            asset_selection=set(request.asset_selection),
             run_config=request.run_config,
             tags={**request.tags, "dagster/run_key": request.run_key},
             status=dg.DagsterRunStatus.NOT_STARTED,

@@ -49,9 +49,9 @@ def test_new_symbols_become_one_history_run_per_asset_class(database, database_u
     with dg.instance_for_test() as instance:
         result = evaluate(instance, database, None)
         assert isinstance(result, dg.SensorResult)
-        requests = {r.asset_selection[0].path[-1]: r for r in result.run_requests}
-        assert set(requests) == {"stock_daily_candles", "crypto_daily_candles"}
-        stock = requests["stock_daily_candles"]
+        requests = {r.job_name: r for r in result.run_requests}
+        assert set(requests) == {"stock_candles_job", "crypto_candles_job"}
+        stock = requests["stock_candles_job"]
         # Each asset class runs in its own job, over its partition keys: NYSE sessions for
         # stocks (the first and last session of the history), every UTC day for crypto.
         sessions = stock_sessions(START_DATE, last_complete_day())
@@ -61,21 +61,14 @@ def test_new_symbols_become_one_history_run_per_asset_class(database, database_u
         assert stock.run_config == {
             "ops": {"stock_daily_candles": {"config": {"symbols": ["AAPL", "MSFT"]}}}
         }
-        # A stock history run learns splits and repairs older history in the same run.
-        assert [k.path[-1] for k in stock.asset_selection] == [
-            "stock_daily_candles",
-            "stock_splits",
-            "stock_dividends",
-            "stock_split_adjustments",
-            "stock_daily_returns_stored",
-            "ticker_reference",
-            "ticker_switches",
-        ]
-        crypto = requests["crypto_daily_candles"]
+        # The job alone selects the run's assets: a stock history run learns splits and
+        # repairs older history in the same run (the job's assets: test_definitions.py).
+        assert stock.asset_selection is None
+        crypto = requests["crypto_candles_job"]
         assert crypto.job_name == "crypto_candles_job"
         assert crypto.tags[RANGE_START] == START_DATE.isoformat()
         assert crypto.tags[RANGE_END] == last_complete_day().isoformat()
-        assert [k.path[-1] for k in crypto.asset_selection] == ["crypto_daily_candles"]
+        assert crypto.asset_selection is None
         assert crypto.run_config["ops"]["crypto_daily_candles"]["config"]["symbols"] == ["BTCUSD"]
         # The cursor advanced: the same table state asks for nothing more.
         again = evaluate(instance, database, result.cursor)
