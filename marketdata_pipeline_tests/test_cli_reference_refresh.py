@@ -122,4 +122,4 @@ def test_the_dry_run_counts_the_reference_requests_it_would_make(marketdata, dat
     reference = line(out, "reference data:")
     assert reference.startswith("reference data: 0 requests (splits 0:")
     assert "read today at" in reference and "every tracked stock's history loaded" in reference
-    assert line(out, "total:").startswith("total: 1 requests (1 candles + 0 reference)")
+    assert line(out, "total:").startswith("total: 1 request (1 candles + 0 reference)")
