@@ -523,7 +523,8 @@ def estimate_lines(database_url: str, settings: Settings, request: BackfillReque
                 rpm = settings.requests_per_minute
                 lines.append(f"  {reference.describe()}")
                 lines.append(
-                    f"  total: {total:,} request{'' if total == 1 else 's'} ({plan.cost:,} candles + {extra:,} reference) "
+                    f"  total: {total:,} request{'' if total == 1 else 's'} "
+                    f"({plan.cost:,} candles + {extra:,} reference) "
                     f"at {rpm:,}/min = {duration_text(total * 60.0 / rpm)}"
                 )
     return lines
