@@ -19,8 +19,8 @@ from pathlib import Path
 import polars as pl
 
 from marketdata_pipeline.lib.candles.window import CandleWindow
-from marketdata_pipeline.lib.polygon.client import page_cache_params
 from marketdata_pipeline.lib.polygon.page_cache import PageCache
+from marketdata_pipeline.lib.polygon.provenance import page_cache_params
 from marketdata_pipeline.lib.symbols import AssetClass, parse_symbols
 from marketdata_pipeline_tests.conftest import make_polygon
 from marketdata_pipeline_tests.helpers import read_table

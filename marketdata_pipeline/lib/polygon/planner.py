@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from marketdata_pipeline.lib.calendar import trading_days
-from marketdata_pipeline.lib.polygon.client import MAX_LIMIT
+from marketdata_pipeline.lib.polygon.aggregates import MAX_LIMIT
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol
 
 Strategy = Literal["range", "grouped", "none"]
