@@ -198,7 +198,7 @@ symbols.add_command(cli_symbols.resolve)
 # -- backfill ------------------------------------------------------------------------------
 
 
-def backfill_command(
+def backfill_command(  # noqa: C901 - lead refactors
     start_text: str,
     end_text: str,
     assets: Sequence[str] | None,
