@@ -2,7 +2,8 @@
 
 One `httpx.Client` (connection pool, keep-alive) serves a whole run and is shared by the worker
 threads. Every attempt first spends one unit of the request budget. What is retried and what is not
-follows the API's documented behaviour (see docs/api-keys.md; `errors.error_for_answer`):
+follows the API's documented behaviour (see docs/api-keys.md); the rules are `retries.py`'s, what
+each failure means is `errors.py`'s:
 
 - 413, 429, 499 and 5xx (504 bursts with nginx HTML bodies included), timeouts, connection
   errors and truncated bodies are transient: retried with exponential backoff and jitter,
@@ -11,7 +12,6 @@ follows the API's documented behaviour (see docs/api-keys.md; `errors.error_for_
 - 400/404 (bad request) and 401/403 (key or plan) are final: retrying cannot fix them and would
   spend quota, so they raise at once with the API's own message. A 403 NOT_AUTHORIZED about the
   data timeframe becomes a `PolygonPlanError` naming the refused window in plain words.
-  The retry rules live in `retries.py`.
 - Dead ends hold for the whole client (one run): the first request goes alone, and once the key
   is refused (401) no other request is sent; a refused connection (nothing listens at the base
   URL) is retried twice within a second, and after that no other request is sent either. Each
