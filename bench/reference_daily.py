@@ -46,7 +46,7 @@ SMOKE_CASES = (
 FULL = {"cases": FULL_CASES}
 SMOKE = {"cases": SMOKE_CASES}
 CANDLE_KINDS = ("range", "grouped")
-_PLAN = re.compile(r"stock plan: \w+ \((\d+) requests\)")
+_PLAN = re.compile(r"stock plan: \w+ \((\d+) requests?\)")
 _MADE = re.compile(r"^requests made: ([\d,]+)", re.MULTILINE)
 
 
