@@ -38,6 +38,7 @@ from bench.common import (
 from marketdata_pipeline.lib.calendar import stock_sessions
 from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol
+from marketdata_pipeline_tests.resources import fetch_candles
 from polygon_simulator import market
 
 FULL = {"symbols": 50, "year": 2024, "sampled_partitions": 20}
@@ -47,9 +48,9 @@ SMOKE = {"symbols": 3, "year": 2024, "sampled_partitions": 1, "days": 5}
 def _warm_simulator(resources: dict[str, Any], symbols: list[str], days: list[dt.date]) -> None:
     polygon = resources["polygon"]
     syms = [Symbol(s, AssetClass.STOCK) for s in symbols]
-    polygon.fetch_candles(AssetClass.STOCK, syms, CandleWindow(days[0], days[-1]))
+    fetch_candles(polygon, AssetClass.STOCK, syms, CandleWindow(days[0], days[-1]))
     for day in days:
-        polygon.fetch_candles(AssetClass.STOCK, syms, CandleWindow(day, day))
+        fetch_candles(polygon, AssetClass.STOCK, syms, CandleWindow(day, day))
 
 
 def run(

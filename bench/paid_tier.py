@@ -6,8 +6,9 @@ Against the simulator with 100 ms added to every response and a 6,000 requests/m
 - **Anchor**: the official client the way its README shows it, `RESTClient(api_key, base=...)`
   and `for a in client.list_aggs(ticker, 1, "day", from_, to, limit=50000)`, sequential over the
   symbols (500 range requests).
-- **Ours, range plan**: `PolygonResource.fetch_candles` forced to one range request per symbol,
-  the same 500 requests: concurrency within the client-side budget is the only difference.
+- **Ours, range plan**: `PolygonResource.fetch_chunks` (in one chunk) forced to one range
+  request per symbol, the same 500 requests: concurrency within the client-side budget is the
+  only difference.
 - **Ours, auto plan**: what the resource really does; with 500 symbols and 252 sessions the
   planner picks grouped daily (252 requests, each the whole market filtered to our symbols).
 
@@ -26,8 +27,10 @@ from typing import Any
 
 from bench.common import Figure, SimulatorProcess, Timer, emit, module_main
 from marketdata_pipeline.lib.candles.window import CandleWindow
-from marketdata_pipeline.lib.polygon.resource import FetchResult, PolygonResource
+from marketdata_pipeline.lib.polygon.engine import FetchResult
+from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol
+from marketdata_pipeline_tests.resources import fetch_candles
 from polygon_simulator import market
 
 FULL = {
@@ -59,8 +62,8 @@ def ours(
             requests_per_minute=rpm,
         )
         try:
-            result = polygon.fetch_candles(
-                AssetClass.STOCK, symbols, CandleWindow(start, end), force_strategy=force
+            result = fetch_candles(
+                polygon, AssetClass.STOCK, symbols, CandleWindow(start, end), force_strategy=force
             )
         finally:
             polygon.close()

@@ -1,7 +1,7 @@
 """Benchmark 3, request economy: requests a fetch really makes, against the fewest possible.
 
-For each case, `PolygonResource.fetch_candles` runs against the simulator and the simulator's own
-counter says how many API requests arrived. That is compared with:
+For each case, `PolygonResource.fetch_chunks` (in one chunk) runs against the simulator and the
+simulator's own counter says how many API requests arrived. That is compared with:
 
 - the planner's minimum, `min(range cost, grouped cost)` over the window's trading days
   (target: equal, i.e. a ratio of 1.00x: no retries, no extra pages, no request for a day
@@ -22,6 +22,7 @@ from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.polygon.planner import plan_requests
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol
+from marketdata_pipeline_tests.resources import fetch_candles
 from polygon_simulator import market
 
 # (label, symbols, first day, last day)
@@ -52,7 +53,7 @@ def measure_case(
     )
     sim.reset()
     try:
-        result = polygon.fetch_candles(AssetClass.STOCK, symbols, CandleWindow(start, end))
+        result = fetch_candles(polygon, AssetClass.STOCK, symbols, CandleWindow(start, end))
     finally:
         polygon.close()
     made = sim.stats()["requests"]

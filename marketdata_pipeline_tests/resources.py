@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from marketdata_pipeline.lib.candles.window import CandleWindow
+from marketdata_pipeline.lib.polygon.engine import FetchResult
+from marketdata_pipeline.lib.polygon.planner import Strategy
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
+from marketdata_pipeline.lib.symbols import AssetClass, Symbol
 from polygon_simulator.server import SimulatorServer
 
 #: A distinctive key: tests grep logs, events and errors for it.
@@ -22,3 +28,21 @@ def make_polygon(sim: SimulatorServer, **overrides) -> PolygonResource:
     )
     config.update(overrides)
     return PolygonResource(**config)
+
+
+def fetch_candles(
+    polygon: PolygonResource,
+    asset_class: AssetClass,
+    symbols: list[Symbol],
+    window: CandleWindow,
+    *,
+    log: Any = None,
+    force_strategy: Strategy | None = None,
+) -> FetchResult:
+    """Normalised daily bars for `symbols` over `window` in one chunk (`fetch_chunks` without
+    chunking): the cheapest plan, failed symbols in `errors`. For tests and benchmarks; the
+    assets stream chunks."""
+    (result,) = polygon.fetch_chunks(
+        asset_class, symbols, window, log=log, force_strategy=force_strategy, chunk_rows=None
+    )
+    return result

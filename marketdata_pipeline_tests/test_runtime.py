@@ -11,6 +11,7 @@ from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.settings import load_settings
 from marketdata_pipeline.lib.symbols import AssetClass, parse_symbols
 from marketdata_pipeline.runtime import child_environment, simulator_if_no_key
+from marketdata_pipeline_tests.resources import fetch_candles
 
 WINDOW = CandleWindow(dt.date(2024, 1, 2), dt.date(2024, 1, 31))
 
@@ -25,8 +26,8 @@ def test_the_keyless_simulators_pages_serve_the_next_command_on_another_port(tmp
         with simulator_if_no_key(settings) as command:
             # The rate budget's table is beside the point here: keep it in process.
             polygon = build_resources(command)["polygon"].model_copy(update={"database": None})
-            result = polygon.fetch_candles(
-                AssetClass.STOCK, symbols, WINDOW, force_strategy="range"
+            result = fetch_candles(
+                polygon, AssetClass.STOCK, symbols, WINDOW, force_strategy="range"
             )
             polygon.close()
             seen.append((command.base_url, command.cache_scope, result))

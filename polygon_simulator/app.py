@@ -390,18 +390,9 @@ class _Api:
     async def _answer(
         self, request: Request, request_id: str, produce: Producer, fault: FaultRule | None
     ) -> Response:
-        kind = fault.kind if fault is not None else None
-        if fault is not None and kind == "status":
-            return self._status_fault(fault, request_id)
-        if fault is not None and kind == "delay":
-            await asyncio.sleep(fault.seconds)
-        if fault is not None and kind == "invalid_json":
-            return Response(
-                fault_bodies.invalid_json_body(fault.body),
-                200,
-                _headers(request_id),
-                media_type="text/html" if fault.body == "html" else JSON,
-            )
+        early = await self._fault_before_producing(fault, request_id)
+        if early is not None:
+            return early
         try:
             body = await produce(request, request_id)
         except BadRequest as exc:
@@ -410,8 +401,39 @@ class _Api:
             return _error(403, request_id, fault_bodies.NOT_AUTHORIZED_MESSAGE)
         except NotFound as exc:
             return _error(404, request_id, str(exc))
-        if fault is None or kind == "delay":
+        if fault is None or fault.kind == "delay":
             return Response(body.to_bytes(), 200, _headers(request_id), media_type=JSON)
+        return self._faulted_page(request, request_id, body, fault)
+
+    async def _fault_before_producing(
+        self, fault: FaultRule | None, request_id: str
+    ) -> Response | None:
+        """The answer of a fault that needs no page (a status, a body that is not JSON), or
+        None; a `delay` fault waits here first."""
+        if fault is None:
+            return None
+        if fault.kind == "status":
+            return self._status_fault(fault, request_id)
+        if fault.kind == "delay":
+            await asyncio.sleep(fault.seconds)
+        if fault.kind == "invalid_json":
+            return Response(
+                fault_bodies.invalid_json_body(fault.body),
+                200,
+                _headers(request_id),
+                media_type="text/html" if fault.body == "html" else JSON,
+            )
+        return None
+
+    def _faulted_page(
+        self,
+        request: Request,
+        request_id: str,
+        body: RangeBody | GroupedBody | EventsBody | ReferenceBody,
+        fault: FaultRule,
+    ) -> Response:
+        """The page `body` as a fault of `fault.kind` spoils it."""
+        kind = fault.kind
         if kind == "reset":
             return _ResetResponse(body.to_bytes(), request_id)
         if kind == "truncated_json":

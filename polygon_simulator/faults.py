@@ -28,6 +28,7 @@ import copy
 import math
 import re
 import threading
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -248,6 +249,32 @@ def invalid_json_body(body: str) -> str:
     return '{"status": "OK", results: ['
 
 
+def _high_below_low(bar: dict[str, Any]) -> None:
+    bar["h"], bar["l"] = bar["l"], bar["h"]
+    if bar["h"] == bar["l"]:
+        bar["l"] = bar["h"] * 1.01
+
+
+_BarEdit = Callable[[dict[str, Any]], None]
+
+
+def _set(**fields: Any) -> _BarEdit:
+    return lambda bar: bar.update(fields)
+
+
+# Each corruption of CORRUPTIONS but `duplicate_day` (which inserts a bar), as an edit in place.
+_BAR_EDITS: dict[str, _BarEdit] = {
+    "high_below_low": _high_below_low,
+    "negative_volume": lambda bar: bar.update(v=-abs(bar["v"]) or -1.0),
+    "zero_price": _set(o=0.0, l=0.0),
+    "misaligned_t": lambda bar: bar.update(t=bar["t"] + 3_600_000),
+    "null_field": _set(c=None),
+    "string_field": lambda bar: bar.update(c=str(bar["c"])),
+    "nan_price": _set(c="NaN"),
+    "nan_literal": _set(c=math.nan),
+}
+
+
 def corrupt_results(results: list[dict[str, Any]], corrupt: list[str]) -> list[dict[str, Any]]:
     """A copy of `results` with the k-th corruption applied to the k-th bar (see CORRUPTIONS).
 
@@ -260,28 +287,10 @@ def corrupt_results(results: list[dict[str, Any]], corrupt: list[str]) -> list[d
     duplicates: list[int] = []
     for k, name in enumerate(corrupt):
         i = k % len(out)
-        bar = out[i]
-        if name == "high_below_low":
-            bar["h"], bar["l"] = bar["l"], bar["h"]
-            if bar["h"] == bar["l"]:
-                bar["l"] = bar["h"] * 1.01
-        elif name == "negative_volume":
-            bar["v"] = -abs(bar["v"]) or -1.0
-        elif name == "zero_price":
-            bar["o"] = 0.0
-            bar["l"] = 0.0
-        elif name == "misaligned_t":
-            bar["t"] = bar["t"] + 3_600_000
-        elif name == "null_field":
-            bar["c"] = None
-        elif name == "string_field":
-            bar["c"] = str(bar["c"])
-        elif name == "nan_price":
-            bar["c"] = "NaN"
-        elif name == "nan_literal":
-            bar["c"] = math.nan
-        elif name == "duplicate_day":
+        if name == "duplicate_day":
             duplicates.append(i)
+        elif name in _BAR_EDITS:
+            _BAR_EDITS[name](out[i])
         else:  # pragma: no cover - FaultRule validates the names
             raise ValueError(f"unknown corruption {name!r}")
     for i in sorted(set(duplicates), reverse=True):

@@ -19,12 +19,13 @@ from pathlib import Path
 import polars as pl
 
 from marketdata_pipeline.lib.candles.window import CandleWindow
-from marketdata_pipeline.lib.polygon.client import page_cache_params
 from marketdata_pipeline.lib.polygon.page_cache import PageCache
+from marketdata_pipeline.lib.polygon.provenance import page_cache_params
 from marketdata_pipeline.lib.symbols import AssetClass, parse_symbols
 from marketdata_pipeline_tests.conftest import make_polygon
 from marketdata_pipeline_tests.helpers import read_table
 from marketdata_pipeline_tests.reliability.conftest import REPO, cli_env
+from marketdata_pipeline_tests.resources import fetch_candles
 
 WINDOW = CandleWindow(dt.date(2024, 1, 2), dt.date(2024, 1, 31))
 SYMBOLS = 64
@@ -130,8 +131,12 @@ def test_a_killed_backfill_resumes_without_fetching_again(sim, database_url, tmp
     assert spool_dir.is_dir() and not list(spool_dir.iterdir())
 
     sim.reset()
-    expected = make_polygon(sim).fetch_candles(
-        AssetClass.STOCK, parse_symbols(tickers, "stock"), WINDOW, force_strategy="range"
+    expected = fetch_candles(
+        make_polygon(sim),
+        AssetClass.STOCK,
+        parse_symbols(tickers, "stock"),
+        WINDOW,
+        force_strategy="range",
     )
     stored = read_table(database_url, "stock_daily_candles")
     assert (

@@ -35,7 +35,8 @@ from marketdata_pipeline.lib.dagster_private import AssetMetadataHandle, OutputM
 from marketdata_pipeline.lib.errors import InputError
 from marketdata_pipeline.lib.identity_load import ensure_loaded
 from marketdata_pipeline.lib.polygon.errors import PolygonError
-from marketdata_pipeline.lib.polygon.resource import DEFAULT_CHUNK_ROWS, PolygonResource
+from marketdata_pipeline.lib.polygon.planner import DEFAULT_CHUNK_ROWS
+from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.securities import AmbiguousOwnership
 from marketdata_pipeline.lib.postgres.store import stored_counts

@@ -34,7 +34,8 @@ from marketdata_pipeline.lib.corporate_action_plan import (
 )
 from marketdata_pipeline.lib.errors import InputError
 from marketdata_pipeline.lib.polygon.corporate_actions import fetch_dividends, fetch_splits
-from marketdata_pipeline.lib.polygon.resource import DEFAULT_CHUNK_ROWS, PolygonResource
+from marketdata_pipeline.lib.polygon.planner import DEFAULT_CHUNK_ROWS
+from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.postgres.corporate_actions import (
     UpsertCounts,
     record_dividend_history,

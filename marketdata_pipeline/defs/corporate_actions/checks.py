@@ -8,7 +8,7 @@ import dagster as dg
 import polars as pl
 
 from marketdata_pipeline.lib.candles.corporate_actions import split_like_moves
-from marketdata_pipeline.lib.polygon.resource import DEFAULT_CHUNK_ROWS
+from marketdata_pipeline.lib.polygon.planner import DEFAULT_CHUNK_ROWS
 from marketdata_pipeline.lib.postgres.corporate_actions import price_steps, split_events
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 

@@ -4,6 +4,7 @@
 on one core here, against about 0.5 M/s through `json.loads`), then checks the envelope: status,
 `resultsCount` against the bars actually present, the ticker. `normalise_bars` maps vendor fields
 to the shared candle schema and derives each bar's trading day in its market's time zone.
+`parse_json_page` decodes a reference-data page (tickers, events, corporate actions).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import datetime as dt
 import io
 import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 
@@ -247,3 +248,35 @@ def _fits_a_day(asset_class: AssetClass) -> pl.Expr:
 
 HELPER_COLUMNS = ("t_aligned",)
 assert set(HELPER_COLUMNS).isdisjoint(CANDLE_COLUMNS)
+
+
+def parse_json_page(body: bytes, *, request: str) -> dict[str, Any]:
+    """Decode a reference-data page: one JSON object with status OK and a `results` list."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        head = body[:60].decode("utf-8", "replace")
+        raise PolygonPayloadError(
+            f"Polygon response for {request} is not valid JSON ({exc}); body starts {head!r}",
+            request=request,
+        ) from None
+    if not isinstance(doc, dict):
+        raise PolygonPayloadError(
+            f"Polygon response for {request} is {type(doc).__name__}, expected an object",
+            request=request,
+        )
+    if doc.get("status") != "OK":
+        raise PolygonPayloadError(
+            f"Polygon response for {request} has status {doc.get('status')!r}, expected OK",
+            request=request,
+        )
+    # A missing or null `results` means no records, as in the official client.
+    results = doc.get("results") or []
+    if not isinstance(results, list):
+        raise PolygonPayloadError(
+            f"Polygon response for {request} has 'results' of type {type(results).__name__}, "
+            "expected a list",
+            request=request,
+        )
+    doc["results"] = results
+    return doc

@@ -16,16 +16,20 @@ a failure then only affects one symbol and responses stay small.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from dataclasses import dataclass
 from typing import Literal
 
 from marketdata_pipeline.lib.calendar import trading_days
-from marketdata_pipeline.lib.polygon.client import MAX_LIMIT
+from marketdata_pipeline.lib.polygon.aggregates import MAX_LIMIT
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol
 
 Strategy = Literal["range", "grouped", "none"]
+
+#: Rows a chunk of a streamed fetch aims at: a few tens of MB as frames (docs/benchmarks.md).
+DEFAULT_CHUNK_ROWS = 250_000
 
 
 def counted(n: int, noun: str) -> str:
@@ -141,3 +145,36 @@ def plan_requests(
         unserved,
         history_start,
     )
+
+
+def split_plan(plan: RequestPlan, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> list[RequestPlan]:
+    """`plan` as consecutive sub-plans of about `chunk_rows` bars each, same requests in total.
+
+    A range plan is split into blocks of symbols (each still over the whole window, so every
+    request is the one the whole plan would make); a grouped plan into blocks of trading days,
+    in day order, each for every symbol.
+    """
+    if plan.strategy == "range":
+        per_chunk = max(1, chunk_rows // max(1, len(plan.days)))
+        pages_per_symbol = plan.range_cost // len(plan.symbols)
+        return [
+            dataclasses.replace(
+                plan,
+                symbols=plan.symbols[i : i + per_chunk],
+                range_cost=pages_per_symbol * len(plan.symbols[i : i + per_chunk]),
+            )
+            for i in range(0, len(plan.symbols), per_chunk)
+        ]
+    if plan.strategy == "grouped":
+        per_chunk = max(1, chunk_rows // max(1, len(plan.symbols)))
+        return [
+            dataclasses.replace(
+                plan,
+                days=plan.days[i : i + per_chunk],
+                start=plan.days[i],
+                end=plan.days[min(i + per_chunk, len(plan.days)) - 1],
+                grouped_cost=len(plan.days[i : i + per_chunk]),
+            )
+            for i in range(0, len(plan.days), per_chunk)
+        ]
+    return [plan]

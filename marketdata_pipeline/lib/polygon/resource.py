@@ -1,37 +1,30 @@
 """`PolygonResource`: the Dagster resource that fetches daily candles from Polygon (Massive).
 
-It owns one `PolygonClient` per run (httpx connection pool, tenacity retries, request budget),
-plans the cheapest requests for (window x symbols), runs them concurrently within the budget,
-and returns normalised frames plus a per-symbol outcome, so one failing symbol never stops the
-others.
+It holds the configuration and owns one `PolygonClient` per run (`client.py`: httpx pool,
+retries, request budget, page cache). `fetch_chunks` plans the cheapest requests for
+(window x symbols) (`planner.py`) and hands the plan to the fetch engine (`engine.py`), which
+runs them concurrently within the budget and yields normalised frames plus a per-symbol outcome,
+so one failing symbol never stops the others.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
-import signal
 import threading
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
-import polars as pl
 from pydantic import PrivateAttr
 
 from marketdata_pipeline.lib.candles.batch import SourceFamily, check_source_family
-from marketdata_pipeline.lib.candles.schema import CANDLE_SCHEMA
 from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.errors import ConfigError, InputError
 from marketdata_pipeline.lib.polygon.client import PolygonClient
-from marketdata_pipeline.lib.polygon.errors import redact
+from marketdata_pipeline.lib.polygon.engine import FetchEngine, FetchResult, empty_normalised
 from marketdata_pipeline.lib.polygon.page_cache import PageCache
-from marketdata_pipeline.lib.polygon.planner import RequestPlan, Strategy, plan_requests
-from marketdata_pipeline.lib.polygon.progress import MAX_PROGRESS_LINES, Progress
+from marketdata_pipeline.lib.polygon.planner import DEFAULT_CHUNK_ROWS, Strategy, plan_requests
 from marketdata_pipeline.lib.polygon.rate_budget import (
     LocalRateBudget,
     PostgresRateBudget,
@@ -48,77 +41,11 @@ from marketdata_pipeline.lib.settings import (
 )
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol
 
-__all__ = ["MAX_PROGRESS_LINES", "FetchResult", "PolygonResource", "split_plan"]
+__all__ = ["DEAD_END_TAG", "PolygonResource"]
 
 #: Run tag set when the run met a dead end of the API (key refused, nothing listening at the
 #: base URL): one line, naming the URL; the command line reports it instead of every symbol.
 DEAD_END_TAG = "marketdata/api_dead_end"
-
-#: Rows a chunk of a streamed fetch aims at: a few tens of MB as frames (docs/benchmarks.md).
-DEFAULT_CHUNK_ROWS = 250_000
-
-
-@dataclass
-class FetchResult:
-    """What a fetch produced: bars of the symbols that succeeded, and why the others failed."""
-
-    plan: RequestPlan
-    frame: pl.DataFrame
-    fetched: list[str] = field(default_factory=list)
-    errors: dict[str, str] = field(default_factory=dict)
-    requests: dict[str, Any] = field(default_factory=dict)
-    # Page-cache keys behind the rows in `frame`: forget them once those rows are committed.
-    cache_keys: list[str] = field(default_factory=list)
-    # The whole run's plan when this result is one chunk of it (`plan` is the chunk's).
-    run_plan: RequestPlan | None = None
-
-
-def split_plan(plan: RequestPlan, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> list[RequestPlan]:
-    """`plan` as consecutive sub-plans of about `chunk_rows` bars each, same requests in total.
-
-    A range plan is split into blocks of symbols (each still over the whole window, so every
-    request is the one the whole plan would make); a grouped plan into blocks of trading days,
-    in day order, each for every symbol.
-    """
-    if plan.strategy == "range":
-        per_chunk = max(1, chunk_rows // max(1, len(plan.days)))
-        pages_per_symbol = plan.range_cost // len(plan.symbols)
-        return [
-            dataclasses.replace(
-                plan,
-                symbols=plan.symbols[i : i + per_chunk],
-                range_cost=pages_per_symbol * len(plan.symbols[i : i + per_chunk]),
-            )
-            for i in range(0, len(plan.symbols), per_chunk)
-        ]
-    if plan.strategy == "grouped":
-        per_chunk = max(1, chunk_rows // max(1, len(plan.symbols)))
-        return [
-            dataclasses.replace(
-                plan,
-                days=plan.days[i : i + per_chunk],
-                start=plan.days[i],
-                end=plan.days[min(i + per_chunk, len(plan.days)) - 1],
-                grouped_cost=len(plan.days[i : i + per_chunk]),
-            )
-            for i in range(0, len(plan.days), per_chunk)
-        ]
-    return [plan]
-
-
-def _leave_signals_to_the_main_thread() -> None:
-    """Initializer of the request threads: they block SIGINT and SIGTERM, so the kernel delivers
-    Ctrl-C to the main thread, whose wait on the requests it interrupts at once. (A signal that
-    lands on a thread blocked in a socket read would wait until the main thread next runs.)"""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-
-
-def _request_pool(workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=workers, initializer=_leave_signals_to_the_main_thread)
-
-
-def _empty_normalised() -> pl.DataFrame:
-    return pl.DataFrame(schema={**CANDLE_SCHEMA, "t_aligned": pl.Boolean})
 
 
 class PolygonResource(dg.ConfigurableResource):
@@ -330,30 +257,6 @@ class PolygonResource(dg.ConfigurableResource):
         """Release the run's connections."""
         self.close()
 
-    def fetch_candles(
-        self,
-        asset_class: AssetClass,
-        symbols: list[Symbol],
-        window: CandleWindow,
-        *,
-        log: logging.Logger | Any | None = None,
-        force_strategy: Strategy | None = None,
-    ) -> FetchResult:
-        """Fetch normalised daily bars for `symbols` over `window`.
-
-        Chooses the cheapest request plan; a symbol that fails is reported in `errors` with a
-        message naming it, while the others are returned in `frame`.
-        """
-        (result,) = self.fetch_chunks(
-            asset_class,
-            symbols,
-            window,
-            log=log,
-            force_strategy=force_strategy,
-            chunk_rows=None,
-        )
-        return result
-
     def fetch_chunks(
         self,
         asset_class: AssetClass,
@@ -364,7 +267,8 @@ class PolygonResource(dg.ConfigurableResource):
         force_strategy: Strategy | None = None,
         chunk_rows: int | None = DEFAULT_CHUNK_ROWS,
     ) -> Iterator[FetchResult]:
-        """Like `fetch_candles`, but yields the plan's chunks one at a time (`split_plan`).
+        """Normalised daily bars for `symbols` over `window`, as the plan's chunks one at a time
+        (`split_plan`; `chunk_rows=None`: one chunk).
 
         The plan is chosen once for the whole window; each `FetchResult` holds one chunk's plan
         and rows, so the caller never holds the whole run. Progress (with an ETA) is logged
@@ -382,209 +286,9 @@ class PolygonResource(dg.ConfigurableResource):
         )
         log.info(plan.describe())
         if plan.strategy == "none":
-            yield FetchResult(plan, _empty_normalised(), fetched=[s.symbol for s in plan.symbols])
+            yield FetchResult(plan, empty_normalised(), fetched=[s.symbol for s in plan.symbols])
             return
-        client = self.get_client()
-        cache = client.page_cache
-        reused_before = cache.stats.reused if cache is not None else 0
-        unit = "symbols" if plan.strategy == "range" else "grouped days"
-        progress = Progress(plan.cost, log, what=f"fetched {unit}")
-        if plan.strategy == "range":
-            parts = [plan] if chunk_rows is None else split_plan(plan, chunk_rows)
-            results: Iterator[FetchResult] = (
-                self._fetch_by_symbol(client, part, log, progress) for part in parts
-            )
-        else:
-            results = self._stream_days(client, plan, log, progress, chunk_rows)
-        try:
-            before = client.stats.attempts
-            for result in results:
-                result.run_plan = plan
-                result.requests = {
-                    **client.stats.as_metadata(),
-                    "requests": client.stats.attempts - before,
-                }
-                before = client.stats.attempts
-                if cache is not None:
-                    result.requests["pages_reused"] = cache.stats.reused - reused_before
-                failed = result.plan.strategy == "grouped" and bool(result.errors)
-                yield result
-                # Drop this chunk before fetching the next: two chunks never live at once.
-                del result
-                if failed:
-                    return
-        finally:
-            results.close()  # a grouped stream stops its prefetch when the caller stops early
-            reused = cache.stats.reused - reused_before if cache is not None else 0
-            if reused:
-                # Every cached page stands for one request that was not sent again.
-                log.info(
-                    f"reused {reused:,} cached pages ({reused:,} requests saved) "
-                    f"from {cache.directory}"
-                )
-
-    def _collecting(self, client: PolygonClient, fetch: Any) -> Any:
-        """`fetch` wrapped to return (frame, page-cache keys it read or stored)."""
-        cache = client.page_cache
-        if cache is None:
-            return lambda *args: (fetch(*args), [])
-
-        def run(*args: Any) -> tuple[pl.DataFrame, list[str]]:
-            with cache.collect() as keys:
-                try:
-                    return fetch(*args), keys
-                except Exception:
-                    # A failed symbol's pages may be the reason it failed (a wrong ticker,
-                    # a page cut short): never let a rerun read them again.
-                    cache.forget(keys)
-                    raise
-
-        return run
-
-    def _fetch_by_symbol(
-        self, client: PolygonClient, plan: RequestPlan, log: Any, progress: Progress
-    ) -> FetchResult:
-        first, last = plan.range_window or (plan.start, plan.end)
-        frames: list[pl.DataFrame] = []
-        fetched: list[str] = []
-        errors: dict[str, str] = {}
-        fetch_range = self._collecting(client, client.fetch_range)
-        cache_keys: list[str] = []
-
-        def one(sym: Symbol) -> tuple[pl.DataFrame, list[str]]:
-            """Fetch one symbol (the client sends nothing once the key was refused)."""
-            return fetch_range(sym, first, last)
-
-        with _request_pool(self.max_concurrent_requests) as pool:
-            futures = {pool.submit(one, sym): sym for sym in plan.symbols}
-            try:
-                for future in as_completed(futures):
-                    sym = futures[future]
-                    try:
-                        frame, keys = future.result()
-                    except Exception as exc:
-                        message = redact(f"{exc}", self.api_key) or exc.__class__.__name__
-                        errors[sym.symbol] = message
-                        log.error(f"{sym.symbol}: {message}")
-                        progress.advance(detail=f"({sym.symbol} failed)")
-                        continue
-                    frames.append(frame)
-                    cache_keys.extend(keys)
-                    fetched.append(sym.symbol)
-                    progress.advance(detail=f"({sym.symbol}: {frame.height} bars)")
-            except BaseException:
-                # Interrupted (Ctrl-C): the queued symbols are not requested; only the requests
-                # in flight are waited for.
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
-        frame = pl.concat(frames, how="vertical", rechunk=False) if frames else _empty_normalised()
-        return FetchResult(plan, frame, sorted(fetched), errors, cache_keys=cache_keys)
-
-    def _stream_days(
-        self,
-        client: PolygonClient,
-        plan: RequestPlan,
-        log: Any,
-        progress: Progress,
-        chunk_rows: int | None,
-    ) -> Iterator[FetchResult]:
-        """A grouped plan's days in day order, as chunks of about `chunk_rows` bars *held*.
-
-        A chunk ends once its pages carried `chunk_rows` bars before the filter to the wanted
-        symbols: a whole-market page costs its whole size to parse, and a filtered frame keeps
-        part of that memory, so a run of 500 stocks over a 10,000-ticker market cuts its days
-        like a run of 5,000 (chunk memory follows the market, not the request). `None`: one
-        chunk.
-
-        Up to two requests per worker are queued ahead, in day order, also while the caller
-        validates and spools the chunk just yielded: the API's time to build its next pages
-        overlaps ours. When a day fails, nothing more is queued, the queued days are not
-        requested, and one failed result (every symbol) ends the stream; its days that did
-        arrive stay cached for the rerun (no keys returned).
-        """
-        wanted = [s.symbol for s in plan.symbols]
-        fetch = self._collecting(client, client.grouped_day)
-        stop = threading.Event()
-        days = iter(plan.days)
-        ahead = 2 * self.max_concurrent_requests
-        pending: deque[tuple[dt.date, Future]] = deque()
-
-        def one(day: dt.date) -> tuple[tuple[pl.DataFrame, int], list[str]] | None:
-            """One day's wanted bars; None once another day failed (the run fails as a whole)."""
-            if stop.is_set():
-                return None  # queued days are not spent on: one failure fails every symbol
-            try:
-                return fetch(plan.asset_class, day, wanted)
-            except Exception:
-                stop.set()
-                raise
-
-        def chunk(chunk_days: list[dt.date], frames: list[pl.DataFrame], keys: list[str]):
-            part = dataclasses.replace(
-                plan,
-                days=chunk_days,
-                start=chunk_days[0],
-                end=chunk_days[-1],
-                grouped_cost=len(chunk_days),
-            )
-            frame = pl.concat(frames, how="vertical", rechunk=False) if frames else None
-            return FetchResult(
-                part, frame if frame is not None else _empty_normalised(), sorted(wanted), {},
-                cache_keys=keys,
-            )  # fmt: skip
-
-        chunk_days: list[dt.date] = []
-        frames: list[pl.DataFrame] = []
-        keys: list[str] = []
-        failures: list[str] = []
-        held = yielded = 0
-        answered = False
-        with _request_pool(self.max_concurrent_requests) as pool:
-            try:
-                while True:
-                    # The first day goes alone: if it is refused (a wrong key, a plan that does
-                    # not cover the data), no other day has been sent.
-                    limit = ahead if answered else 1
-                    while len(pending) < limit and not stop.is_set():
-                        day = next(days, None)
-                        if day is None:
-                            break
-                        pending.append((day, pool.submit(one, day)))
-                    if not pending:
-                        break
-                    day, future = pending.popleft()
-                    chunk_days.append(day)
-                    try:
-                        fetched = future.result()
-                    except Exception as exc:
-                        failures.append(redact(f"{exc}", self.api_key) or exc.__class__.__name__)
-                        log.error(failures[-1])
-                        continue
-                    answered = True
-                    if fetched is None or failures:
-                        continue
-                    (frame, page_bars), day_keys = fetched
-                    frames.append(frame)
-                    keys.extend(day_keys)
-                    held += page_bars
-                    progress.advance(detail=f"({day})")
-                    if chunk_rows is not None and held >= chunk_rows and not stop.is_set():
-                        yield chunk(chunk_days, frames, keys)
-                        yielded += 1
-                        chunk_days, frames, keys, held = [], [], [], 0
-                if failures:
-                    # A missing day would make every symbol's slice incomplete, and writing it
-                    # would delete stored rows for that day: fail every symbol instead, so
-                    # nothing is replaced.
-                    message = (
-                        f"grouped daily request failed ({len(failures)} of {len(plan.days)} "
-                        f"days): {failures[0]}"
-                    )
-                    failed = chunk(chunk_days, [], [])
-                    yield FetchResult(failed.plan, failed.frame, [], dict.fromkeys(wanted, message))
-                elif chunk_days:
-                    yield chunk(chunk_days, frames, keys)
-                elif not yielded:
-                    yield FetchResult(plan, _empty_normalised(), sorted(wanted), {})
-            finally:
-                stop.set()  # the caller stopped early, or a day failed: request nothing more
+        engine = FetchEngine(
+            self.get_client(), workers=self.max_concurrent_requests, api_key=self.api_key, log=log
+        )
+        yield from engine.run(plan, chunk_rows)

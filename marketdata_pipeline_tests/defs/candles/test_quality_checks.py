@@ -20,6 +20,7 @@ from marketdata_pipeline_tests.helpers import (
     read_table,
     stock_daily_candles,
 )
+from marketdata_pipeline_tests.resources import fetch_candles
 
 START, END = dt.date(2024, 9, 3), dt.date(2024, 9, 27)
 STOCKS = {"stock_daily_candles": ["AAPL", "MSFT"]}
@@ -77,7 +78,7 @@ def test_completeness_reports_none_across_exchange_closures(sim, polygon):
         (dt.date(2001, 9, 1), dt.date(2001, 9, 30)),
         (dt.date(2012, 10, 15), dt.date(2012, 11, 9)),
     ]:
-        result = polygon.fetch_candles(AssetClass.STOCK, aapl, CandleWindow(start, end))
+        result = fetch_candles(polygon, AssetClass.STOCK, aapl, CandleWindow(start, end))
         frame = result.frame.drop(HELPER_COLUMNS)
         assert dt.date(2001, 9, 11) not in frame.get_column("day").to_list()
         assert missing_sessions(frame, AssetClass.STOCK, start, end, ["AAPL"]) == {}
@@ -85,8 +86,8 @@ def test_completeness_reports_none_across_exchange_closures(sim, polygon):
 
 def test_completeness_names_a_missing_session(sim, polygon):
     start, end = dt.date(2012, 10, 22), dt.date(2012, 11, 2)
-    frame = polygon.fetch_candles(
-        AssetClass.STOCK, [parse_symbol("AAPL")], CandleWindow(start, end)
+    frame = fetch_candles(
+        polygon, AssetClass.STOCK, [parse_symbol("AAPL")], CandleWindow(start, end)
     ).frame
     gap = frame.filter(pl.col("day") != dt.date(2012, 10, 31))
     assert missing_sessions(gap, AssetClass.STOCK, start, end, ["AAPL", "MSFT"]) == {

@@ -18,6 +18,7 @@ from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
 from marketdata_pipeline.lib.symbols import AssetClass, parse_symbols
 from marketdata_pipeline_tests.conftest import make_polygon
 from marketdata_pipeline_tests.helpers import materialise, stock_daily_candles
+from marketdata_pipeline_tests.resources import fetch_candles
 
 FRESH_AFTER = dt.date(2024, 6, 30)
 RANGE = "/v2/aggs/ticker/AAPL/range/1/day/2024-01-02/2024-03-28"
@@ -178,12 +179,12 @@ def test_the_resource_reuses_cached_pages_until_they_are_forgotten(
     def polygon():
         return make_polygon(sim, cache_dir=str(directory), fresh_after="2024-06-30")
 
-    first = polygon().fetch_candles(AssetClass.STOCK, symbols, window, force_strategy="range")
+    first = fetch_candles(polygon(), AssetClass.STOCK, symbols, window, force_strategy="range")
     assert sim.stats()["requests"] == 3
     assert len(first.cache_keys) == 3
     sim.reset()
     with caplog.at_level(logging.INFO):
-        again = polygon().fetch_candles(AssetClass.STOCK, symbols, window, force_strategy="range")
+        again = fetch_candles(polygon(), AssetClass.STOCK, symbols, window, force_strategy="range")
     assert sim.stats()["requests"] == 0, "every page came from the cache"
     assert again.requests["pages_reused"] == 3
     assert f"reused 3 cached pages (3 requests saved) from {directory}" in caplog.text
@@ -193,7 +194,7 @@ def test_the_resource_reuses_cached_pages_until_they_are_forgotten(
         .equals(first.frame.drop("fetched_at").sort("symbol", "day"))
     )
     resource = polygon()
-    grouped = resource.fetch_candles(AssetClass.STOCK, symbols, window, force_strategy="grouped")
+    grouped = fetch_candles(resource, AssetClass.STOCK, symbols, window, force_strategy="grouped")
     assert sim.stats()["requests"] == len(grouped.plan.days), "grouped pages are other requests"
     resource.forget_pages(grouped.cache_keys)
     resource.forget_pages(first.cache_keys)
@@ -202,10 +203,10 @@ def test_the_resource_reuses_cached_pages_until_they_are_forgotten(
     sim.reset()
     recent = CandleWindow(dt.date(2024, 6, 3), dt.date(2024, 7, 2))
     for _ in range(2):
-        polygon().fetch_candles(AssetClass.STOCK, symbols, recent, force_strategy="range")
+        fetch_candles(polygon(), AssetClass.STOCK, symbols, recent, force_strategy="range")
     assert sim.stats()["requests"] == 3
     age(directory, 61 * 60)
-    polygon().fetch_candles(AssetClass.STOCK, symbols, recent, force_strategy="range")
+    fetch_candles(polygon(), AssetClass.STOCK, symbols, recent, force_strategy="range")
     assert sim.stats()["requests"] == 6
 
 
@@ -216,8 +217,12 @@ def test_a_failed_symbol_keeps_no_page(sim, tmp_path: Path):
     # pages that led there must not be reused by a rerun.
     sim.add_fault({"kind": "next_url_loop", "ticker": "MSFT"})
     polygon = make_polygon(sim, cache_dir=str(directory), fresh_after="2024-06-30")
-    result = polygon.fetch_candles(
-        AssetClass.STOCK, parse_symbols(["AAPL", "MSFT"], "stock"), window, force_strategy="range"
+    result = fetch_candles(
+        polygon,
+        AssetClass.STOCK,
+        parse_symbols(["AAPL", "MSFT"], "stock"),
+        window,
+        force_strategy="range",
     )
     assert set(result.errors) == {"MSFT"}
     assert len(list(directory.rglob("*.page"))) == 1

@@ -12,6 +12,7 @@ from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.polygon.planner import plan_requests
 from marketdata_pipeline.lib.symbols import AssetClass, parse_symbol
 from marketdata_pipeline_tests.helpers import materialise, read_table, stock_daily_candles
+from marketdata_pipeline_tests.resources import fetch_candles
 from polygon_simulator.market import stock_universe
 
 STOCK = AssetClass.STOCK
@@ -46,7 +47,7 @@ def test_many_symbols_over_a_short_window_use_grouped_requests():
     ],
 )
 def test_non_trading_days_cost_no_request(sim, polygon, start, end):
-    result = polygon.fetch_candles(STOCK, syms("AAPL", "MSFT"), CandleWindow(start, end))
+    result = fetch_candles(polygon, STOCK, syms("AAPL", "MSFT"), CandleWindow(start, end))
     assert result.plan.strategy == "none" and result.plan.cost == 0
     assert result.frame.height == 0
     assert result.fetched == ["AAPL", "MSFT"]
@@ -55,8 +56,8 @@ def test_non_trading_days_cost_no_request(sim, polygon, start, end):
 
 def test_crypto_trades_on_stock_holidays(sim, polygon):
     btc = [parse_symbol("BTCUSD", AssetClass.CRYPTO)]
-    result = polygon.fetch_candles(
-        AssetClass.CRYPTO, btc, CandleWindow(dt.date(2024, 7, 4), dt.date(2024, 7, 4))
+    result = fetch_candles(
+        polygon, AssetClass.CRYPTO, btc, CandleWindow(dt.date(2024, 7, 4), dt.date(2024, 7, 4))
     )
     assert result.frame.height == 1
     assert sim.stats()["requests"] == 1

@@ -6,9 +6,8 @@ import datetime as dt
 
 import pytest
 
-from marketdata_pipeline.lib.polygon.planner import plan_requests
+from marketdata_pipeline.lib.polygon.planner import plan_requests, split_plan
 from marketdata_pipeline.lib.polygon.progress import Progress, duration_text, estimate
-from marketdata_pipeline.lib.polygon.resource import split_plan
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol
 
 

@@ -32,7 +32,7 @@ from marketdata_pipeline_tests.helpers import (
     read_table,
     stock_daily_candles,
 )
-from marketdata_pipeline_tests.resources import make_polygon
+from marketdata_pipeline_tests.resources import fetch_candles, make_polygon
 from polygon_simulator.faults import NOT_AUTHORIZED_MESSAGE
 
 NY = ZoneInfo("America/New_York")
@@ -98,8 +98,8 @@ def test_a_lower_case_share_class_is_fetched_and_stored_as_the_vendor_spells_it(
 
 
 def test_the_upper_cased_ticker_is_another_ticker_with_no_bars(sim, polygon):
-    frame = polygon.fetch_candles(
-        AssetClass.STOCK, [parse_symbol("KIMPL")], CandleWindow(START, END)
+    frame = fetch_candles(
+        polygon, AssetClass.STOCK, [parse_symbol("KIMPL")], CandleWindow(START, END)
     ).frame
     assert frame.height == 0
     assert sim.stats()["log"][0]["ticker"] == "KIMPL"
@@ -199,8 +199,12 @@ def test_history_start_keeps_requests_inside_the_plan_and_older_rows_stored(
 def test_a_refused_grouped_day_fails_the_run_without_spending_on_the_rest(sim, database):
     sim.configure(history_start=dt.date(2024, 6, 5))
     polygon = make_polygon(sim, max_concurrent_requests=1)
-    result = polygon.fetch_candles(
-        AssetClass.STOCK, [parse_symbol("AAPL")], CandleWindow(START, END), force_strategy="grouped"
+    result = fetch_candles(
+        polygon,
+        AssetClass.STOCK,
+        [parse_symbol("AAPL")],
+        CandleWindow(START, END),
+        force_strategy="grouped",
     )
     assert result.frame.height == 0 and result.fetched == []
     assert "the day 2024-05-28" in result.errors["AAPL"]
