@@ -199,6 +199,23 @@ def _child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
 
 
+def cli_env(sim: Any, store_url: str, events_url: str, home: str) -> dict[str, str]:
+    """The environment of a `marketdata` command a benchmark runs as its own process: the
+    store at `store_url`, the Dagster instance's storage at `events_url` (a psycopg URL) and
+    home under `home`, the simulator `sim` as the API with a budget that never waits."""
+    from marketdata_pipeline.lib.postgres.embedded import sqlalchemy_url
+
+    return {
+        **_child_env(),
+        "MARKETDATA_DATABASE_URL": store_url,
+        "MARKETDATA_DAGSTER_STORAGE_URL": sqlalchemy_url(events_url),
+        "DAGSTER_HOME": os.path.join(home, "dagster_home"),
+        "POLYGON_API_KEY": sim.api_key,
+        "POLYGON_BASE_URL": sim.base_url,
+        "POLYGON_REQUESTS_PER_MINUTE": "60000",
+    }
+
+
 def quiet_logs() -> None:
     """Keep Dagster's INFO lines and library warnings out of the benchmark output."""
     import logging

@@ -14,7 +14,6 @@ Figures are the best of `repeats` runs (the machine's load moves single runs):
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
@@ -26,12 +25,11 @@ from bench.common import (
     BenchPostgres,
     Figure,
     SimulatorProcess,
-    _child_env,
+    cli_env,
     emit,
     module_main,
     postgres,
 )
-from marketdata_pipeline.lib.postgres.embedded import sqlalchemy_url
 
 FULL = {"repeats": 5}
 SMOKE = {"repeats": 1}
@@ -64,15 +62,7 @@ def measure(pg: BenchPostgres, sim: Any, repeats: int) -> list[Figure]:
     cli = (sys.executable, "-m", "marketdata_pipeline.cli")
     try:
         with tempfile.TemporaryDirectory(prefix="md-bench-fixed-") as home:
-            env = {
-                **_child_env(),
-                "MARKETDATA_DATABASE_URL": store,
-                "MARKETDATA_DAGSTER_STORAGE_URL": sqlalchemy_url(events),
-                "DAGSTER_HOME": os.path.join(home, "dagster_home"),
-                "POLYGON_API_KEY": sim.api_key,
-                "POLYGON_BASE_URL": sim.base_url,
-                "POLYGON_REQUESTS_PER_MINUTE": "60000",
-            }
+            env = cli_env(sim, store, events, home)
             _timed(env, *cli, "symbols", "add", "AAPL")
             backfill = (*cli, "backfill", "--start", DAY, "--end", DAY)
             _timed(env, *backfill)  # the instance's first run creates its tables: not timed

@@ -14,7 +14,6 @@ must equal the simulator's count.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -26,12 +25,11 @@ from bench.common import (
     BenchPostgres,
     Figure,
     SimulatorProcess,
-    _child_env,
+    cli_env,
     emit,
     module_main,
     postgres,
 )
-from marketdata_pipeline.lib.postgres.embedded import sqlalchemy_url
 from polygon_simulator import market
 
 # (label, stocks, first day, last day)
@@ -78,15 +76,7 @@ def _run_twice(
     events = pg.create_database("bench_refdaily_dagster", migrated=False)
     try:
         with tempfile.TemporaryDirectory(prefix="md-bench-refdaily-") as home:
-            env = {
-                **_child_env(),
-                "MARKETDATA_DATABASE_URL": store,
-                "MARKETDATA_DAGSTER_STORAGE_URL": sqlalchemy_url(events),
-                "DAGSTER_HOME": os.path.join(home, "dagster_home"),
-                "POLYGON_API_KEY": sim.api_key,
-                "POLYGON_BASE_URL": sim.base_url,
-                "POLYGON_REQUESTS_PER_MINUTE": "60000",
-            }
+            env = cli_env(sim, store, events, home)
             tickers = [t for t in market.stock_universe(stocks * 2) if "." not in t][:stocks]
             _marketdata(env, "symbols", "add", *tickers)
             runs = []

@@ -42,24 +42,9 @@ _MIGRATIONS: list[tuple[int, str]] = [
             vendor_t     bigint,
             PRIMARY KEY (symbol, day)
         );
-        CREATE TABLE IF NOT EXISTS marketdata.crypto_daily_candles (
-            symbol       text             NOT NULL,
-            day          date             NOT NULL,
-            ts           timestamptz      NOT NULL,
-            open         double precision NOT NULL,
-            high         double precision NOT NULL,
-            low          double precision NOT NULL,
-            close        double precision NOT NULL,
-            volume       double precision NOT NULL,
-            vwap         double precision,
-            transactions bigint,
-            adjusted     boolean          NOT NULL,
-            provisional  boolean          NOT NULL DEFAULT false,
-            source       text             NOT NULL,
-            fetched_at   timestamptz      NOT NULL,
-            vendor_t     bigint,
-            PRIMARY KEY (symbol, day)
-        );
+        -- Both markets land in the same shape (the column registry, lib/candles/columns.py).
+        CREATE TABLE IF NOT EXISTS marketdata.crypto_daily_candles
+            (LIKE marketdata.stock_daily_candles INCLUDING ALL);
         CREATE TABLE IF NOT EXISTS marketdata.rejected_candles (
             asset        text             NOT NULL,
             symbol       text,
