@@ -156,7 +156,8 @@ def _fetch(
         params["ticker.any_of"] = ",".join(tickers)
         what += f" of {len(tickers)} tickers"
     fetched_at = dt.datetime.now(dt.UTC)
-    source = f"polygon:{path.lstrip('/')}"
+    # Who answered is known once the pages arrived: the records are labelled after the loop.
+    source = ""
     result = EventFetch(pl.DataFrame(schema=schema))
     rows: list[dict[str, Any]] = []
     seen: set[tuple[Any, ...]] = set()
@@ -173,6 +174,9 @@ def _fetch(
                 continue
             seen.add(identity)
             rows.append(row)
+    label = f"{client.reference_family()}:{path.lstrip('/')}"
+    for row in rows:
+        row["source"] = label
     result.frame = pl.DataFrame(rows, schema=schema, orient="row") if rows else result.frame
     return result
 

@@ -44,6 +44,9 @@ class AnsweredFamilies:
         # (every row is then simulated), else "polygon" unless a page's answer says otherwise.
         self.source = check_source_family(source, "PolygonClient source")
         self._seen: set[SourceFamily] = set()
+        # Reference pages (splits, dividends, tickers) carry no candle rows: their answers are
+        # noted apart, so they label their own records without claiming anything.
+        self._reference_simulated = False
         self._lock = threading.Lock()
 
     def family_of(self, page: Page) -> SourceFamily:
@@ -54,12 +57,22 @@ class AnsweredFamilies:
     def mark(self, page: Any, simulated: bool) -> Any:
         """`page` marked with who answered it; the family is noted for `answered`."""
         if not isinstance(page, Page):
-            return page  # reference data: no candle rows, no label
+            if simulated:  # reference data: no candle rows, but its records say who answered
+                with self._lock:
+                    self._reference_simulated = True
+            return page
         if simulated:
             page = dataclasses.replace(page, simulated=True)
         with self._lock:
             self._seen.add(self.family_of(page))
         return page
+
+    def reference_family(self) -> SourceFamily:
+        """The source family of the reference records fetched so far: `simulator` when
+        configured for the local simulator or a reference page's answer said so."""
+        with self._lock:
+            simulated = self._reference_simulated
+        return "simulator" if self.source == "simulator" or simulated else "polygon"
 
     def answered(self, base_url: str) -> SourceFamily | None:
         """The source family of every page marked (`PolygonClient.answered_family`)."""

@@ -134,6 +134,11 @@ class PolygonTransport:
         the local simulator or the server said so when it answered the page, else `polygon`."""
         return self._families.family_of(page)
 
+    def reference_family(self) -> SourceFamily:
+        """Who answered this client's reference pages (splits, dividends): the prefix of
+        their records' `source` (`simulator:` or `polygon:`)."""
+        return self._families.reference_family()
+
     def answered_family(self) -> SourceFamily | None:
         """The source family of every page this client fetched (or read back from the page
         cache): what a write of their rows claims the store for. Without any page: `simulator`

@@ -115,3 +115,20 @@ def test_reference_requests_share_the_retries_and_the_loop_guard(sim):
     sim.add_fault(kind="next_url_loop", match_path="/stocks/v1/splits")
     with pytest.raises(PolygonPayloadError, match="repeats a next_url"):
         fetch_splits(client, dt.date(2024, 1, 1), dt.date(2024, 12, 31))
+
+
+@pytest.mark.parametrize("identify", [True, False])
+def test_split_and_dividend_records_say_who_answered(sim, identify):
+    """A simulator behind POLYGON_BASE_URL says what it is: its events are `simulator:`, as its
+    candles are; posing as Polygon (`identify` off), they are `polygon:`."""
+    sim.configure(
+        splits=SPLITS[:1], identify=identify,
+        dividends=[{"ticker": "AAA", "ex_dividend_date": "2024-02-01", "cash_amount": 0.1}],
+    )  # fmt: skip
+    client = make_polygon(sim).get_client()
+    family = "simulator" if identify else "polygon"
+    splits = fetch_splits(client, dt.date(2024, 1, 1), dt.date(2024, 12, 31))
+    dividends = fetch_dividends(client, dt.date(2024, 1, 1), dt.date(2024, 12, 31))
+    for frame in (splits.frame, dividends.frame):
+        assert frame.height >= 1
+        assert {s.split(":")[0] for s in frame.get_column("source")} == {family}
