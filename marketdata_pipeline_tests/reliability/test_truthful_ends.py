@@ -172,7 +172,7 @@ def test_a_refused_key_under_the_grouped_plan_costs_one_request_and_one_line(
     assert sim.stats(include_log=False)["requests"] == 1
     output = result.stdout + result.stderr
     assert "Traceback" not in output
-    (line,) = [x for x in output.splitlines() if "401" in x]
+    (line,) = [x for x in output.splitlines() if re.search(r"\b401\b", x)]
     assert line.startswith("marketdata: error: ")
     assert "Unknown API Key" in line and "POLYGON_API_KEY" in line
     assert "not-the-key" not in output
@@ -196,6 +196,6 @@ def test_a_refused_first_day_under_the_grouped_plan_is_the_only_day_requested(
     assert sim.stats(include_log=False)["by_kind"]["grouped"] == 1
     output = result.stdout + result.stderr
     assert "Traceback" not in output
-    (line,) = [x for x in output.splitlines() if "403" in x]
+    (line,) = [x for x in output.splitlines() if re.search(r"\b403\b", x)]
     assert line.startswith("  FAILED 40 symbols (")
     assert "grouped daily request failed (1 of 5 days)" in line and "not entitled" in line
