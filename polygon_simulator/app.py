@@ -263,6 +263,18 @@ def _parse_date(value: str) -> dt.date:
     raise BadRequest("Could not parse the time parameter: 'date'. Use YYYY-MM-DD")
 
 
+def _next_cursor_url(
+    request: Request, pairs: list[tuple[str, str]], next_offset: int | None
+) -> str | None:
+    """The `next_url` of a cursor-paged reference answer (None on its last page): the same
+    path with only a cursor, which holds the query, as the vendor's are."""
+    if next_offset is None:
+        return None
+    return (
+        f"{_base_url(request)}{request.url.path}?cursor={encode_event_cursor(pairs, next_offset)}"
+    )
+
+
 def _base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
@@ -670,12 +682,7 @@ class _Api:
             )
         except EventQueryError as exc:
             raise BadRequest(str(exc)) from None
-        next_url = None
-        if next_offset is not None:
-            next_url = (
-                f"{_base_url(request)}{request.url.path}"
-                f"?cursor={encode_event_cursor(pairs, next_offset)}"
-            )
+        next_url = _next_cursor_url(request, pairs, next_offset)
         return EventsBody(records, request_id, next_url)
 
     def _ticker_rows(self) -> tuple[TickerRow, ...]:
@@ -702,12 +709,7 @@ class _Api:
             )
         except EventQueryError as exc:
             raise BadRequest(str(exc)) from None
-        next_url = None
-        if next_offset is not None:
-            next_url = (
-                f"{_base_url(request)}{request.url.path}"
-                f"?cursor={encode_event_cursor(pairs, next_offset)}"
-            )
+        next_url = _next_cursor_url(request, pairs, next_offset)
         return ReferenceBody(records, request_id, next_url)
 
     async def ticker_overview(self, request: Request) -> Response:
