@@ -79,9 +79,25 @@ def pg_server():
 
     data_dir = Path(tempfile.mkdtemp(prefix="md-test-pg-"))
     server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    _without_durability(server)
     yield server
     server.cleanup()
     shutil.rmtree(data_dir, ignore_errors=True)
+
+
+#: Durability the suite's throwaway server does without: its data dies with the session. Each
+#: test creates and drops a database, and every Dagster event is a commit; without waiting for
+#: the disk both cost about half. A crash of Postgres itself (not of the OS) still loses nothing
+#: committed, so what the tests see is unchanged; the fault tests' own server keeps the defaults.
+_NO_DURABILITY = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+
+def _without_durability(server) -> None:
+    """Turn off the session server's waits for the disk (`ALTER SYSTEM`: kept over restarts)."""
+    with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
+        for name, value in _NO_DURABILITY.items():
+            conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), value))
+        conn.execute("SELECT pg_reload_conf()")
 
 
 def _url(server, database: str) -> str:
