@@ -45,6 +45,9 @@ for _var in (
 os.environ["MARKETDATA_START_DATE"] = "2024-01-01"
 os.environ["MARKETDATA_HOME"] = tempfile.mkdtemp(prefix="md-test-home-")
 
+#: The order files go to the workers under `--dist loadfile` (longest first).
+pytest_plugins = ("marketdata_pipeline_tests.scheduling",)
+
 TEMPLATE_DB = "md_template"
 #: The repository root (its dagster.yaml).
 _REPO = Path(__file__).resolve().parents[1]
