@@ -32,6 +32,11 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/marketdata demo
 
+# Bytecode is written even when the shell sets PYTHONDONTWRITEBYTECODE: the suite starts a few
+# hundred Python processes (the console script, Dagster's servers and step processes, benchmark
+# children), and without it each compiles the project's modules again and every pytest worker
+# rewrites every test module again.
+test: export PYTHONDONTWRITEBYTECODE :=
 test: $(STAMP)
 	$(BIN)/ruff check marketdata_pipeline polygon_simulator marketdata_pipeline_tests bench
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
