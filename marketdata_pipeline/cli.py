@@ -482,7 +482,8 @@ def coverage(symbols: tuple[str, ...], start: str | None, end: str | None, out: 
     """
     from pathlib import Path
 
-    from marketdata_pipeline.coverage import coverage_report, format_summary
+    from marketdata_pipeline.coverage import coverage_report
+    from marketdata_pipeline.coverage_render import format_summary
     from marketdata_pipeline.lib.settings import parse_date
     from marketdata_pipeline.runtime import prepare
 
