@@ -1,7 +1,7 @@
 """The `marketdata` command line: a thin layer of click commands over the project's functions.
 
 Each command parses its arguments, reads the settings once (`runtime.prepare`), and calls a
-function in `backfill.py`, `devserver.py`, the store (`lib/postgres/`) or the simulator. Exit
+function in `backfill_*.py`, `devserver.py`, the store (`lib/postgres/`) or the simulator. Exit
 codes scripts can rely on: 0 success, 1 the run failed, 2 invalid input (symbols, dates),
 3 configuration (database, API key, URLs), 130 interrupted (Ctrl-C). User mistakes print one
 line on stderr, no traceback.
@@ -202,7 +202,7 @@ def _backfill_request(database_url: str, window, chosen: tuple[str, ...], raw_sy
     """The request of a backfill: explicit symbols resolved against the tracked ones, else the
     tracked symbols of each chosen asset class that has any; and the lines saying which
     classes get no run because nothing of theirs is tracked."""
-    from marketdata_pipeline.backfill import (
+    from marketdata_pipeline.backfill_request import (
         BackfillRequest,
         resolve_request_symbols,
         without_untracked_classes,
@@ -232,14 +232,10 @@ def backfill_command(
     dry_run: bool = False,
 ) -> int:
     """Validate, run through Dagster, print the summary; return the exit code."""
-    from marketdata_pipeline.backfill import (
-        ALL_ASSETS,
-        check_plausible,
-        estimate_lines,
-        run_backfill,
-        summary_lines,
-        validate_range,
-    )
+    from marketdata_pipeline.backfill_estimate import estimate_lines
+    from marketdata_pipeline.backfill_execution import run_backfill
+    from marketdata_pipeline.backfill_request import ALL_ASSETS, check_plausible, validate_range
+    from marketdata_pipeline.backfill_summary import summary_lines
     from marketdata_pipeline.lib.settings import load_settings
 
     settings = load_settings()
@@ -268,7 +264,7 @@ def backfill_command(
             f"backfill {window} of {', '.join(request.assets)} through Dagster, one run per "
             f"asset class (instance {runtime.dagster_home})"
         )
-        from marketdata_pipeline.backfill import interruption_line
+        from marketdata_pipeline.backfill_summary import interruption_line
         from marketdata_pipeline.terminal_progress import terminal_progress
 
         # In a terminal the fetch's progress is one drawn bar; elsewhere, the log's lines.
