@@ -55,13 +55,7 @@ def estimate_lines(database_url: str, settings: Settings, request: BackfillReque
             )
             lines.append(f"{table}: {plan.describe()}")
             if pending:
-                from marketdata_pipeline.lib.calendar import trading_days
-
-                sessions = [
-                    d
-                    for d in trading_days(cls, request.window.first, request.window.last)
-                    if settings.history_start is None or d >= settings.history_start
-                ]
+                sessions = plan.days  # the sessions the API plan serves
                 lines.append(
                     "  tracking rules: the run first loads the ticker reference (about 2 "
                     "requests per 1,000 tickers, listed and delisted, plus one per renamed "
