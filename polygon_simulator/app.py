@@ -39,7 +39,7 @@ from starlette.routing import Route
 
 from polygon_simulator import market
 from polygon_simulator.control import Control
-from polygon_simulator.corporate_actions import ENDPOINTS
+from polygon_simulator.event_endpoints import ENDPOINTS
 from polygon_simulator.middleware import Identify, SwitchableGZip
 from polygon_simulator.request_flow import RequestFlow
 from polygon_simulator.responses import install_reset_log_filter

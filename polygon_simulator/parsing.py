@@ -12,8 +12,8 @@ import re
 from starlette.requests import Request
 
 from polygon_simulator.calendar import NEW_YORK, UTC
-from polygon_simulator.corporate_actions import encode_event_cursor
 from polygon_simulator.pages import DEFAULT_LIMIT, MAX_LIMIT
+from polygon_simulator.reference_query import encode_event_cursor
 from polygon_simulator.responses import BadRequest
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
