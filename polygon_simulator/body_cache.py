@@ -50,7 +50,12 @@ class BodyCache:
 
     def _evict(self) -> None:
         """Drop the least recently used entries until both bounds hold (lock held)."""
-        while self._items and (len(self._items) > self.max_entries or self._chars > self.max_chars):
+        # A zero byte bound caches nothing, not even the empty pages of closed days (size 0).
+        while self._items and (
+            len(self._items) > self.max_entries
+            or self._chars > self.max_chars
+            or self.max_chars == 0
+        ):
             _, (_, old_size) = self._items.popitem(last=False)
             self._chars -= old_size
 
