@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bench import (
     backfill_overhead,
+    crypto_scale,
     fixed_cost,
     ingest,
     market_scale,
@@ -47,8 +48,10 @@ BENCHMARKS = {
     "reference_daily": reference_daily,
     "reading": reading,
     "fixed_cost": fixed_cost,
+    "crypto_scale": crypto_scale,
 }
 _USES_POSTGRES = {
+    "crypto_scale",
     "ingest",
     "backfill_overhead",
     "scale",
