@@ -42,7 +42,7 @@ from bench.common import (
     quiet_logs,
     run_child,
 )
-from bench.market_scale import _field, _sqlalchemy, anchor_copy, cpu_seconds
+from bench.market_scale import _field, anchor_copy, cpu_seconds, run_databases
 
 FULL = {"pairs": 1_370, "days": 731, "end": "2024-12-31"}
 SMOKE = {"pairs": 20, "days": 10, "end": "2024-01-31"}
@@ -142,12 +142,7 @@ def _measure(
     copy_s = 0.0
     small = max(1, pairs // 10)
     for name, count in (("fill", small), ("1x", small), ("10x", pairs)):
-        with (
-            server.temporary_database("crypto") as url,
-            server.temporary_database("crypto_dagster", migrated=False) as dagster_url,
-        ):
-            sim.reset()
-            sim_cpu = cpu_seconds(sim)
+        with run_databases(server, sim, "crypto") as (url, dagster_url, sim_cpu):
             child = run_child(
                 "bench.crypto_scale",
                 {
@@ -158,7 +153,7 @@ def _measure(
                     "base_url": sim.base_url,
                     "api_key": sim.api_key,
                     "database_url": url,
-                    "dagster_url": _sqlalchemy(dagster_url),
+                    "dagster_url": dagster_url,
                 },
                 timeout=3600.0,
             )

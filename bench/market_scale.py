@@ -44,6 +44,8 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -314,12 +316,7 @@ def _measure(
                 if bounds is not None:
                     sim.configure(body_cache_mb=0)  # applies at once: the cache is emptied
                     sim.configure(body_cache_mb=bounds[0], body_cache_entries=bounds[1])
-                with (
-                    server.temporary_database("market") as url,
-                    server.temporary_database("dagster", migrated=False) as dagster_url,
-                ):
-                    sim.reset()
-                    sim_cpu = cpu_seconds(sim)
+                with run_databases(server, sim, "market") as (url, dagster_url, sim_cpu):
                     child = run_child(
                         "bench.market_scale",
                         {
@@ -331,7 +328,7 @@ def _measure(
                             "base_url": sim.base_url,
                             "api_key": sim.api_key,
                             "database_url": url,
-                            "dagster_url": _sqlalchemy(dagster_url),
+                            "dagster_url": dagster_url,
                         },
                         timeout=timeout,
                     )
@@ -346,6 +343,18 @@ def _measure(
         )
     _emit_all(results, dict((n, c) for n, c, _ in cases), span, universe, figures)
     return figures
+
+
+@contextmanager
+def run_databases(server: BenchPostgres, sim: Any, name: str) -> Iterator[tuple[str, str, float]]:
+    """A fresh candle store and Dagster storage for one child run, the simulator's counters
+    reset: (store URL, storage URL for dagster.yaml, the simulator's CPU seconds so far)."""
+    with (
+        server.temporary_database(name) as url,
+        server.temporary_database(f"{name}_dagster", migrated=False) as dagster_url,
+    ):
+        sim.reset()
+        yield url, _sqlalchemy(dagster_url), cpu_seconds(sim)
 
 
 def _field(config: Any, name: str) -> Any:

@@ -8,6 +8,7 @@ parameters made it 1.5-3x slower, docs/benchmarks.md).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 import polars as pl
 from psycopg import sql
@@ -53,11 +54,29 @@ RETURNS_TABLE = "stock_daily_returns_stored"
 _SCALED = ("open", "high", "low", "close", "vwap")
 
 
-def _where(first: dt.date, last: dt.date, symbols: list[str] | None) -> sql.Composable:
+def _where(
+    first: dt.date, last: dt.date, keys: list[str] | None, key: str = "symbol"
+) -> sql.Composable:
     conditions = [sql.SQL("day >= {} AND day <= {}").format(sql.Literal(first), sql.Literal(last))]
-    if symbols is not None:
-        conditions.append(sql.SQL("symbol = ANY({})").format(sql.Literal(symbols)))
+    if keys is not None:
+        conditions.append(sql.SQL("{} = ANY({})").format(sql.Identifier(key), sql.Literal(keys)))
     return sql.SQL(" AND ").join(conditions)
+
+
+def _select(
+    columns: Iterable[str], relation: str, where: sql.Composable, key: str = "symbol"
+) -> str:
+    """`SELECT columns FROM marketdata.relation WHERE ... ORDER BY key, day`, as text."""
+    return (
+        sql.SQL("SELECT {columns} FROM {relation} WHERE {where} ORDER BY {key}, day")
+        .format(
+            columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+            relation=sql.Identifier(SCHEMA, relation),
+            where=where,
+            key=sql.Identifier(key),
+        )
+        .as_string()
+    )
 
 
 def candle_query(
@@ -73,28 +92,12 @@ def candle_query(
     table = CANDLE_ASSET_BY_CLASS[asset_class]
     if asset_class is AssetClass.STOCK and adjustment == "none":
         table = "stock_daily_candles_unadjusted"
-    return (
-        sql.SQL("SELECT {columns} FROM {relation} WHERE {where} ORDER BY symbol, day")
-        .format(
-            columns=sql.SQL(", ").join(sql.Identifier(c) for c in BAR_SCHEMA),
-            relation=sql.Identifier(SCHEMA, table),
-            where=_where(first, last, symbols),
-        )
-        .as_string()
-    )
+    return _select(BAR_SCHEMA, table, _where(first, last, symbols))
 
 
 def returns_query(first: dt.date, last: dt.date, symbols: list[str] | None = None) -> str:
     """The SQL `returns` sends for a window (see `candle_query`)."""
-    return (
-        sql.SQL("SELECT {columns} FROM {relation} WHERE {where} ORDER BY symbol, day")
-        .format(
-            columns=sql.SQL(", ").join(sql.Identifier(c) for c in RETURNS_SCHEMA),
-            relation=sql.Identifier(SCHEMA, RETURNS_TABLE),
-            where=_where(first, last, symbols),
-        )
-        .as_string()
-    )
+    return _select(RETURNS_SCHEMA, RETURNS_TABLE, _where(first, last, symbols))
 
 
 def dividend_factors(url: str, symbols: list[str] | None) -> pl.DataFrame:
@@ -154,18 +157,8 @@ SECURITY_BAR_SCHEMA: dict[str, pl.DataType] = {
 def security_query(first: dt.date, last: dt.date, securities: list[str] | None = None) -> str:
     """The SQL `security_candles` sends (the view `security_daily_candles`: one company's
     bars across renames, and under a reused ticker only its own days)."""
-    conditions = [sql.SQL("day >= {} AND day <= {}").format(sql.Literal(first), sql.Literal(last))]
-    if securities is not None:
-        conditions.append(sql.SQL("security_id = ANY({})").format(sql.Literal(securities)))
-    return (
-        sql.SQL("SELECT {columns} FROM {relation} WHERE {where} ORDER BY security_id, day")
-        .format(
-            columns=sql.SQL(", ").join(sql.Identifier(c) for c in SECURITY_BAR_SCHEMA),
-            relation=sql.Identifier(SCHEMA, "security_daily_candles"),
-            where=sql.SQL(" AND ").join(conditions),
-        )
-        .as_string()
-    )
+    where = _where(first, last, securities, key="security_id")
+    return _select(SECURITY_BAR_SCHEMA, "security_daily_candles", where, key="security_id")
 
 
 def security_at_query(ticker: str, day: dt.date) -> str:
