@@ -234,7 +234,7 @@ def test_a_daily_load_reads_the_listed_tickers_and_only_what_changed(
     meta_before = history(database_url, META_CO)
     # The next day: AAPL is delisted, NEWCO lists.
     with psycopg.connect(database_url) as conn:
-        conn.execute("UPDATE marketdata.reference_refreshes SET refreshed_on = refreshed_on - 1")
+        conn.execute("UPDATE marketdata.reference_refresh SET refreshed_on = refreshed_on - 1")
     aapl = universe_listing("AAPL").model_dump(mode="json")
     aapl["tickers"][0]["last_day"] = "2025-05-30"
     newco = {
