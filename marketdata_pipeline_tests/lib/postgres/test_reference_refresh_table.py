@@ -13,9 +13,7 @@ from marketdata_pipeline.lib.postgres.universe import record_refresh, refreshed_
 from marketdata_pipeline_tests.helpers import query
 
 
-def test_migration_15_moves_the_ticker_loads_into_the_one_refresh_table(
-    database_url, monkeypatch
-):
+def test_migration_15_moves_the_ticker_loads_into_the_one_refresh_table(database_url, monkeypatch):
     with psycopg.connect(database_url, autocommit=True) as conn:
         # A store as it was before migration 15, with a day of ticker loads and a splits read.
         conn.execute("DROP SCHEMA marketdata CASCADE")
@@ -41,11 +39,12 @@ def test_migration_15_moves_the_ticker_loads_into_the_one_refresh_table(
         "SELECT kind, scope, refreshed_on, covers_from, covers_to, requests, records, watermark"
         " FROM marketdata.reference_refresh ORDER BY kind",
     )
+    d = dt.date
     assert rows == [
-        ("splits", "market", dt.date(2025, 6, 2), dt.date(2025, 1, 1), dt.date(2025, 6, 2), 1, 3, None),
-        ("tickers", "stocks", dt.date(2025, 6, 2), dt.date(2025, 6, 2), dt.date(2025, 6, 2), 4, 0, None),
-        ("tickers_full", "stocks", dt.date(2025, 6, 1), dt.date(2025, 6, 1), dt.date(2025, 6, 1), 7, 0, None),
-    ]  # fmt: skip
+        ("splits", "market", d(2025, 6, 2), d(2025, 1, 1), d(2025, 6, 2), 1, 3, None),
+        ("tickers", "stocks", d(2025, 6, 2), d(2025, 6, 2), d(2025, 6, 2), 4, 0, None),
+        ("tickers_full", "stocks", d(2025, 6, 1), d(2025, 6, 1), d(2025, 6, 1), 7, 0, None),
+    ]
     assert query(database_url, "SELECT to_regclass('marketdata.reference_refreshes')") == [(None,)]
 
 
