@@ -44,6 +44,7 @@ from marketdata_pipeline.lib.postgres.corporate_actions import (
     upsert_splits,
 )
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
+from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
 from marketdata_pipeline.lib.postgres.reference_refresh import record_refresh, refresh_lock
 from marketdata_pipeline.lib.postgres.returns import TABLE as RETURNS_TABLE
 from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols
@@ -197,7 +198,7 @@ def build_corporate_action_assets(
     ):
         """Stock splits of the whole US market, in `marketdata.stock_splits`.
 
-        One query by execution date over MARKETDATA_start_date..today (a page or two: the whole
+        One query by execution date over MARKETDATA_START_DATE..today (a page or two: the whole
         market splits a few hundred times a year), so a split the vendor adds or corrects anywhere
         in the stored history is learned. Read at most once a day per store
         (`marketdata.reference_refresh`): a later run that day sends nothing. Splits are upserted,
@@ -280,7 +281,7 @@ def build_corporate_action_assets(
         for the whole market (a page or two; the market pays tens of thousands of dividends a
         year, so re-reading all history daily would cost dozens of pages). Active tracked stocks
         whose history is not loaded yet (new ones, or all of them on the first run) get their
-        dividends since MARKETDATA_start_date in one query per 100 tickers, on any run. Feeds
+        dividends since MARKETDATA_START_DATE in one query per 100 tickers, on any run. Feeds
         the total return of `marketdata.stock_daily_returns`.
         """
         refresh = refresh_dividends(config, polygon, database)
@@ -315,20 +316,22 @@ def build_corporate_action_assets(
         config: SplitAdjustmentConfig,
         polygon: PolygonResource,
         database: PostgresDatabase,
+        # The repaired spans are written by the candle IO manager, like every candle slice.
+        candle_io_manager: dg.ResourceParam[PostgresCandleIOManager],
     ):
         """Keeps `marketdata.stock_daily_candles` split-adjusted as of the latest known split.
 
         After the run's candles and splits are stored, every active tracked stock whose stored bars
         predate a split they do not reflect gets that span re-fetched (one range request per such
-        symbol) and replaced in one transaction, so its whole history equals the vendor's adjusted
-        bars now. A rerun finds nothing stale and makes no request. Its `split_vs_move` check looks
-        for split-like steps without a split event in the run's window, reading the stored bars
-        a batch of symbols at a time (`rows_per_chunk`), so memory follows the batch, not the
-        window.
+        symbol) and replaced in one transaction by the candle IO manager, so its whole history
+        equals the vendor's adjusted bars now. A rerun finds nothing stale and makes no request.
+        Its `split_vs_move` check looks for split-like steps without a split event in the run's
+        window, reading the stored bars a batch of symbols at a time (`rows_per_chunk`), so
+        memory follows the batch, not the window.
         """
         window = context.partition_time_window
         start, end = window.start.date(), window.end.date() - dt.timedelta(days=1)
-        report = bring_history_current(polygon, database, log=context.log)
+        report = bring_history_current(polygon, database, candle_io_manager, log=context.log)
         yield checks.history_result(report.failed, len(report.repaired))
         with database.connect() as conn:
             tracked, _invalid = active_symbols(conn, AssetClass.STOCK)
