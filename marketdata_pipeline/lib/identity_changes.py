@@ -91,7 +91,8 @@ def fetch_changes(
         market=market,
         active=False,
         sort="delisted_utc",
-        since=delisted_mark - DELISTED_SLACK if delisted_mark else state.watermark,
+        # No delisting seen yet: all of them (one page while there are few).
+        since=delisted_mark - DELISTED_SLACK if delisted_mark else None,
     )
     out.delisted_mark = _newest(delisted_mark, delisted.newest)
     out.listed_mark = _newest(state.watermark, listed.newest)

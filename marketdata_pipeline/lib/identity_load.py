@@ -23,7 +23,6 @@ import psycopg
 
 from marketdata_pipeline.lib.identity import (
     EVENT_SLACK_DAYS,
-    NEW_YORK,
     SecurityRows,
     cross_check,
     group_securities,
@@ -166,9 +165,6 @@ def load_identity(
         securities = with_stored_rows(conn, securities, existing)
     events = _events(client, [s for s in securities if s.security_id in event_ids], result)
     checked = _placed(conn, securities, events, existing, floor, result)
-    # A market with no row carrying the instant (no delisting yet): the next load reads from
-    # today on (a row without it is read whatever the watermark).
-    default_mark = dt.datetime.combine(today, dt.time(), tzinfo=NEW_YORK)
     with conn.transaction():
         result.securities = upsert_securities(conn, (s.security() for s in securities), "polygon")
         result.intervals = replace_intervals(conn, checked, "polygon")
@@ -181,7 +177,9 @@ def load_identity(
                 today,
                 result.requests if kind == REFRESH_KIND else 0,
                 records=len(records),
-                watermark=mark or default_mark,
+                # None (no row carried the instant): the next load reads from the start;
+                # for the listed rows that means a full load again.
+                watermark=mark,
                 resume_after=resume_after if kind == REFRESH_KIND else None,
             )
         if state is None:
