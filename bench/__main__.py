@@ -24,6 +24,7 @@ from bench import (
     partition_overhead,
     reading,
     reference_daily,
+    reference_maintenance,
     requests,
     resume,
     scale,
@@ -45,6 +46,7 @@ BENCHMARKS = {
     "resume": resume,
     "sensor_tick": sensor_tick,
     "reference_daily": reference_daily,
+    "reference_maintenance": reference_maintenance,
     "reading": reading,
     "fixed_cost": fixed_cost,
 }
@@ -58,6 +60,7 @@ _USES_POSTGRES = {
     "resume",
     "sensor_tick",
     "reference_daily",
+    "reference_maintenance",
     "reading",
     "fixed_cost",
 }
