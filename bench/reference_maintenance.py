@@ -43,13 +43,18 @@ TARGET = 10
 
 
 def _delisted(count: int) -> list[dict[str, Any]]:
-    """Companies delisted before the store's first load (no FIGI: the vendor lacks it for
-    most inactive tickers)."""
+    """Companies delisted before the store's first load, one every other day from 2012 on (no
+    FIGI: the vendor lacks it for most inactive tickers)."""
+    first = dt.date(2012, 1, 3)
     return [
         {
             "name": f"Gone {i}",
             "tickers": [
-                {"ticker": f"ZD{i:04d}", "first_day": "2015-01-02", "last_day": "2020-01-02"}
+                {
+                    "ticker": f"ZD{i:04d}",
+                    "first_day": "2010-01-04",
+                    "last_day": (first + dt.timedelta(days=2 * (i % 2000))).isoformat(),
+                }
             ],
         }
         for i in range(count)
