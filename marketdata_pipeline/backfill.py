@@ -507,11 +507,12 @@ def estimate_lines(database_url: str, settings: Settings, request: BackfillReque
                     for d in trading_days(cls, request.window.first, request.window.last)
                     if settings.history_start is None or d >= settings.history_start
                 ]
+                from marketdata_pipeline.lib.identity_changes import planned_load
+
                 lines.append(
-                    "  tracking rules: the run first loads the ticker reference (about 2 "
-                    "requests per 1,000 tickers, listed and delisted, plus one per renamed "
-                    "security; at most once a day), then fetches every ticker the rules expand "
-                    f"to with grouped requests: {len(sessions)}, one per session"
+                    "  tracking rules: the run first loads the ticker reference, "
+                    f"{planned_load(conn)} (at most once a day), then fetches every ticker the "
+                    f"rules expand to with grouped requests: {len(sessions)}, one per session"
                 )
             lines.append(f"  estimate: {estimate(plan, settings.requests_per_minute).text}")
             if cls is AssetClass.STOCK and table in running:

@@ -70,6 +70,19 @@ def incremental_state(conn: psycopg.Connection, market: str) -> RefreshRecord | 
     return last if last is not None and last.watermark is not None else None
 
 
+def planned_load(conn: psycopg.Connection, market: str = "stocks") -> str:
+    """What the next ticker-reference load of `market` will ask, for plans and dry runs."""
+    if last_refresh(conn, FULL_KIND, market) is not None and incremental_state(conn, market):
+        return (
+            f"only what changed since the last load ({2 + RECONCILE_PAGES} requests, plus one "
+            "per renamed security)"
+        )
+    return (
+        "the whole list (about 2 requests per 1,000 tickers, listed and delisted, plus one "
+        "per renamed security)"
+    )
+
+
 def fetch_changes(
     client: PolygonClient,
     conn: psycopg.Connection,

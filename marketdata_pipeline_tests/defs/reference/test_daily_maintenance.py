@@ -177,3 +177,18 @@ def test_a_change_the_watermarks_miss_is_found_by_the_reconciliation_within_a_cy
         "SELECT resume_after FROM marketdata.reference_refresh WHERE kind = 'tickers'",
     )
     assert resume == [(None,)]  # the cycle is over: the next pass starts from the first ticker
+
+
+def test_a_dry_run_says_what_the_days_ticker_load_will_ask(sim, resources, cli, dagster_env):
+    sim.configure(listings=identity(), stock_universe_size=20, today=DAY_ONE)
+    assert cli("symbols", "add", "--market", "stocks", "--type", "CS")[0] == 0
+    dry_run = ("backfill", "--start", "2025-05-27", "--end", "2025-05-30", "--dry-run")
+    code, out, err = cli(*dry_run)
+    assert code == 0, err
+    assert "first loads the ticker reference, the whole list (about 2 requests per 1,000" in out
+    assert sim.stats(include_log=False)["requests"] == 0
+    assert load_reference(resources).success
+    next_day(resources["database"].url)
+    code, out, err = cli(*dry_run)
+    assert code == 0, err
+    assert "only what changed since the last load (3 requests, plus one per renamed" in out
