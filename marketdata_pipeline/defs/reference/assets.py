@@ -1,8 +1,8 @@
 """The `ticker_reference` asset: the vendor's ticker reference as securities and intervals.
 
 Not partitioned: it is one whole-market load (the ticker list, listed and delisted, and the
-ticker-change events of renamed securities), done at most once a day per store, whatever the
-number of runs. Every stock run includes it, and the stock candles load it themselves first
+ticker-change events of renamed securities; after the first, only what changed), done at most
+once a day per store, whatever the number of runs. Every stock run includes it, and the stock candles load it themselves first
 when a tracking rule needs it and it was not loaded today (Dagster does not order steps without
 a dependency, and a dependency would make the UI ask to materialise it before the candles), so
 a run's tickers follow renames and the rules see today's listings and delistings.
@@ -60,8 +60,10 @@ def build_reference_assets(start_date: dt.date) -> tuple[dg.AssetsDefinition, ..
 
         The first load reads the ticker list (listed and delisted: ceil(tickers / 1000)
         requests) and the ticker-change events of renamed securities and reused tickers (one
-        request each); later loads, at most once a day per store, read the listed tickers and
-        ask only about what changed (`force` reads everything again). Switch dates are
+        request each); later loads, at most once a day per store, read only what changed since
+        the last one (listed and delisted rows newest first down to its watermarks, and one
+        page of rolling reconciliation: 3 requests, plus one per renamed security; `force`
+        reads everything again). Switch dates are
         cross-checked against the stored bars (the vendor's event dates can be days off). A
         load that would give one ticker two owners on one day fails, naming both, and leaves
         the stored identity as it was.
