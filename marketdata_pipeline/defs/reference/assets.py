@@ -5,8 +5,8 @@ ticker-change events of renamed securities; after the first, only what changed),
 once a day per store, whatever the number of runs. Every stock run includes it, and the stock
 candles load it themselves first when a tracking rule needs it and it was not loaded today
 (Dagster does not order steps without a dependency, and a dependency would make the UI ask to
-materialise it before the candles), so
-a run's tickers follow renames and the rules see today's listings and delistings.
+materialise it before the candles), so a run's tickers follow renames and the rules see
+today's listings and delistings.
 """
 # No `from __future__ import annotations`: Dagster reads the real annotation objects.
 
