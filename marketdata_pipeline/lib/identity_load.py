@@ -33,6 +33,7 @@ from marketdata_pipeline.lib.identity import (
 from marketdata_pipeline.lib.identity_changes import (
     DELISTED_KIND,
     FULL_KIND,
+    RECONCILE_PAGES,
     REFRESH_KIND,
     changed,
     fetch_changes,
@@ -121,6 +122,7 @@ def load_identity(
     today: dt.date,
     market: str = "stocks",
     force: bool = False,
+    reconcile_pages: int = RECONCILE_PAGES,
 ) -> IdentityLoad:
     """Load the market's ticker reference unless it was loaded today (or `force`).
 
@@ -128,7 +130,8 @@ def load_identity(
     the delisted tickers. Later ones read what changed since the last (`fetch_changes`),
     fetch the events of renamed securities only, and rewrite only the securities whose rows
     changed. `floor` is the first day the store covers: the start of a ticker interval the
-    vendor's data cannot date.
+    vendor's data cannot date; `reconcile_pages` the pages of rolling reconciliation a daily
+    load reads.
     """
     result = IdentityLoad()
     if not force and refreshed_on(conn, REFRESH_KIND, market) == today:
@@ -152,7 +155,9 @@ def load_identity(
         event_ids = {s.security_id for s in needs_events(securities, existing)}
     else:
         result.mode = "changes"
-        changes = fetch_changes(client, conn, state, existing, market=market)
+        changes = fetch_changes(
+            client, conn, state, existing, market=market, reconcile_pages=reconcile_pages
+        )
         result.rejected.extend(changes.rejected)
         records = _storable(changes.records, result)
         marks = {REFRESH_KIND: changes.listed_mark, DELISTED_KIND: changes.delisted_mark}

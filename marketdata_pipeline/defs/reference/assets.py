@@ -23,6 +23,7 @@ from marketdata_pipeline.defs.reference.names import (
     TICKER_REFERENCE_KEY,
     TICKER_SWITCHES,
 )
+from marketdata_pipeline.lib.identity_changes import RECONCILE_PAGES
 from marketdata_pipeline.lib.identity_load import load_identity, recheck_switches
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
@@ -37,6 +38,13 @@ class TickerReferenceConfig(dg.Config):
 
     force: bool = Field(
         default=False, description="Load again even when it was already loaded today."
+    )
+    reconcile_pages: int = Field(
+        default=RECONCILE_PAGES,
+        ge=0,
+        description="Pages of the listed tickers a daily load re-reads in ticker order (a "
+        "rolling reconciliation: a change the vendor back-dated is found within "
+        "ceil(listed / 1000 / pages) days); 0: none.",
     )
 
 
@@ -80,7 +88,12 @@ def build_reference_assets(start_date: dt.date) -> tuple[dg.AssetsDefinition, ..
         with database.connect() as conn:
             try:
                 result = load_identity(
-                    client, conn, floor=start_date, today=today, force=config.force
+                    client,
+                    conn,
+                    floor=start_date,
+                    today=today,
+                    force=config.force,
+                    reconcile_pages=config.reconcile_pages,
                 )
             except AmbiguousOwnership as exc:
                 raise dg.Failure(f"ticker_reference: {exc}") from None

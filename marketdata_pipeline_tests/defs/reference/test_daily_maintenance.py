@@ -12,10 +12,15 @@ from __future__ import annotations
 import datetime as dt
 from urllib.parse import parse_qsl
 
+import dagster as dg
 import psycopg
 import pytest
 
-from marketdata_pipeline_tests.defs.reference.test_identity import WORLD, load_reference
+from marketdata_pipeline_tests.defs.reference.test_identity import (
+    WORLD,
+    load_reference,
+    ticker_reference,
+)
 from marketdata_pipeline_tests.helpers import query
 from marketdata_pipeline_tests.simulator.test_listings import day_two_changes
 from polygon_simulator import identity_world, market
@@ -192,3 +197,16 @@ def test_a_dry_run_says_what_the_days_ticker_load_will_ask(sim, resources, cli, 
     code, out, err = cli(*dry_run)
     assert code == 0, err
     assert "only what changed since the last load (3 requests, plus one per renamed" in out
+
+
+def test_without_reconciliation_a_day_without_a_change_costs_two_requests(
+    loaded, resources, database_url
+):
+    loaded.configure(today=DAY_TWO)
+    result = dg.materialize(
+        [ticker_reference],
+        resources={k: resources[k] for k in ("polygon", "database")},
+        run_config={"ops": {"ticker_reference": {"config": {"reconcile_pages": 0}}}},
+    )
+    assert result.success
+    assert requests(loaded) == [("tickers", "last_updated_utc"), ("tickers", "delisted_utc")]
