@@ -92,7 +92,7 @@ def _child(args: dict[str, Any]) -> dict[str, Any]:
     import dagster as dg
 
     from bench.common import REPO_ROOT, current_rss_bytes
-    from marketdata_pipeline.backfill import BackfillRequest
+    from marketdata_pipeline.backfill_request import BackfillRequest
     from marketdata_pipeline.defs.build import build_defs
     from marketdata_pipeline.defs.candles.jobs import STOCK_CANDLES_JOB
     from marketdata_pipeline.lib.candles.schema import candle_run_config

@@ -7,6 +7,8 @@ bars = read.candles(["AAPL", "MSFT"], start="2024-01-02", end="2024-06-28")
 day = read.cross_section("2024-06-28")                 # every stored stock on one day
 traded = read.candles("AAPL", start="2024-01-02", end="2024-06-28", adjustment="none")
 daily = read.returns(start="2024-06-03", end="2024-06-28")
+meta = read.security_candles(read.security_at("META", "2024-06-28"),
+                             start="2015-01-02", end="2024-06-28")  # FB, then META
 for batch in read.candle_batches(start="2015-01-02", end="2024-12-31", rows=1_000_000):
     ...                                                # bounded memory, any size
 ```
@@ -40,10 +42,13 @@ from marketdata_pipeline.lib.postgres.database import ensure_schema, resolve_dat
 from marketdata_pipeline.lib.postgres.reading import (
     BAR_SCHEMA,
     RETURNS_SCHEMA,
+    SECURITY_BAR_SCHEMA,
     candle_query,
     dividend_factors,
     reinvest,
     returns_query,
+    security_at_query,
+    security_query,
 )
 from marketdata_pipeline.lib.settings import parse_date, store_location, validate_database_url
 from marketdata_pipeline.lib.symbols import AssetClass, parse_asset_class, parse_symbol
@@ -58,6 +63,8 @@ __all__ = [
     "cross_section",
     "returns",
     "returns_query",
+    "security_at",
+    "security_candles",
 ]
 
 Adjustment = Literal["split", "none", "total_return"]
@@ -214,3 +221,41 @@ def candle_batches(
     )
     batches = query_batches(resolved, statement, rows=rows, schema=BAR_SCHEMA)
     return batches if factors is None else (reinvest(batch, factors) for batch in batches)
+
+
+def security_candles(
+    securities: str | Iterable[str] | None = None,
+    *,
+    start: dt.date | str,
+    end: dt.date | str,
+    url: str | None = None,
+) -> pl.DataFrame:
+    """Daily stock bars by security (`marketdata.securities`: the composite FIGI, else an
+    `md:` id) from `start` to `end` inclusive: a company's whole series across renames (FB,
+    then META) and, under a reused ticker, only its own days.
+
+    Columns of `SECURITY_BAR_SCHEMA` (security_id, ticker as traded that day, then the bar,
+    split-adjusted as stored), ordered by security and day. Default: every security.
+    """
+    first, last = _window(start, end)
+    if securities is None:
+        ids = None
+    else:
+        ids = sorted({securities} if isinstance(securities, str) else set(securities))
+        if not ids or any(not isinstance(i, str) or not i.strip() for i in ids):
+            raise InputError(f"securities {securities!r} must be security ids (text)")
+    return query_frame(store_url(url), security_query(first, last, ids), schema=SECURITY_BAR_SCHEMA)
+
+
+def security_at(ticker: str, day: dt.date | str, *, url: str | None = None) -> str:
+    """The security that held `ticker` on `day` (point in time: META on 2015-01-02 was
+    another company than META today). InputError when nobody held it that day."""
+    when = _day(day, "day")
+    symbol = parse_symbol(ticker, AssetClass.STOCK).symbol
+    found = query_frame(
+        store_url(url), security_at_query(symbol, when), schema={"security_id": pl.String()}
+    )
+    security = found.item() if found.height else None
+    if security is None:
+        raise InputError(f"nobody held {symbol!r} on {when} (no security in the ticker history)")
+    return security

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from marketdata_pipeline.backfill import validate_range
+from marketdata_pipeline.backfill_request import validate_range
 from marketdata_pipeline.lib.calendar import last_complete_day
 from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.errors import ConfigError, InputError

@@ -194,9 +194,8 @@ def _fetch_into(
         fetch.requests_made += int(chunk.requests.get("requests", 0))
         fetch.errors.update(chunk.errors)
         fetch.cache_keys.extend(chunk.cache_keys)
-        if chunk.plan.strategy == "grouped" and chunk.errors:
-            # A failed grouped day fails every symbol: nothing of the run is written, and the
-            # days that did arrive stay cached for the rerun.
+        if chunk.fails_the_run:
+            # Nothing of the run is written; the days that did arrive stay cached for the rerun.
             rows.discard()
             fetch.cache_keys.clear()
             return

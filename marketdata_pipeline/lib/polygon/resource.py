@@ -24,7 +24,12 @@ from marketdata_pipeline.lib.errors import ConfigError, InputError
 from marketdata_pipeline.lib.polygon.client import PolygonClient
 from marketdata_pipeline.lib.polygon.engine import FetchEngine, FetchResult, empty_normalised
 from marketdata_pipeline.lib.polygon.page_cache import PageCache
-from marketdata_pipeline.lib.polygon.planner import DEFAULT_CHUNK_ROWS, Strategy, plan_requests
+from marketdata_pipeline.lib.polygon.planner import (
+    DEFAULT_CHUNK_ROWS,
+    Strategy,
+    plan_requests,
+    served_days,
+)
 from marketdata_pipeline.lib.polygon.rate_budget import (
     LocalRateBudget,
     PostgresRateBudget,
@@ -221,12 +226,10 @@ class PolygonResource(dg.ConfigurableResource):
         A run replaces only this part, so history fetched earlier (under a bigger plan) before
         the plan's first day is kept rather than deleted.
         """
-        first = self.history_start_date()
-        if first is None or first <= window.first:
-            return window
-        if first > window.last:
+        served = served_days(window.first, window.last, self.history_start_date())
+        if served is None:
             return None
-        return CandleWindow(first, window.last)
+        return window if served[0] == window.first else CandleWindow(*served)
 
     def _make_cache(self, base_url: str) -> PageCache | None:
         if not self.cache_dir:

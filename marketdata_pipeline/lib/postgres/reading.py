@@ -140,3 +140,38 @@ def reinvest(bars: pl.DataFrame, factors: pl.DataFrame) -> pl.DataFrame:
         .drop("factor")
         .sort("symbol", "day")
     )
+
+
+#: The columns (and types) of `security_candles`: the security, then the bar as traded under
+#: the ticker of that day (split-adjusted as stored).
+SECURITY_BAR_SCHEMA: dict[str, pl.DataType] = {
+    "security_id": pl.String(),
+    "ticker": pl.String(),
+    **{name: dtype for name, dtype in BAR_SCHEMA.items() if name != "symbol"},
+}
+
+
+def security_query(first: dt.date, last: dt.date, securities: list[str] | None = None) -> str:
+    """The SQL `security_candles` sends (the view `security_daily_candles`: one company's
+    bars across renames, and under a reused ticker only its own days)."""
+    conditions = [sql.SQL("day >= {} AND day <= {}").format(sql.Literal(first), sql.Literal(last))]
+    if securities is not None:
+        conditions.append(sql.SQL("security_id = ANY({})").format(sql.Literal(securities)))
+    return (
+        sql.SQL("SELECT {columns} FROM {relation} WHERE {where} ORDER BY security_id, day")
+        .format(
+            columns=sql.SQL(", ").join(sql.Identifier(c) for c in SECURITY_BAR_SCHEMA),
+            relation=sql.Identifier(SCHEMA, "security_daily_candles"),
+            where=sql.SQL(" AND ").join(conditions),
+        )
+        .as_string()
+    )
+
+
+def security_at_query(ticker: str, day: dt.date) -> str:
+    """The SQL of `security_at`: the function `marketdata.security_at(ticker, day)`."""
+    return (
+        sql.SQL("SELECT {}.security_at({}, {}) AS security_id")
+        .format(sql.Identifier(SCHEMA), sql.Literal(ticker), sql.Literal(day))
+        .as_string()
+    )
