@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bench import (
     backfill_overhead,
+    crypto_scale,
     fixed_cost,
     ingest,
     market_scale,
@@ -49,8 +50,10 @@ BENCHMARKS = {
     "reference_maintenance": reference_maintenance,
     "reading": reading,
     "fixed_cost": fixed_cost,
+    "crypto_scale": crypto_scale,
 }
 _USES_POSTGRES = {
+    "crypto_scale",
     "ingest",
     "backfill_overhead",
     "scale",

@@ -38,7 +38,7 @@ from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.securities import AmbiguousOwnership
 from marketdata_pipeline.lib.postgres.store import stored_counts
 from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols, record_failures
-from marketdata_pipeline.lib.postgres.universe import universe_symbols
+from marketdata_pipeline.lib.postgres.universe import rule_symbols, universe_symbols
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol, parse_symbol
 
 
@@ -49,6 +49,12 @@ class CandleConfig(dg.Config):
         default=None,
         description="Only these symbols (e.g. AAPL, X:BTCUSD). Default: every active tracked "
         "symbol of the asset's class in marketdata.tracked_symbols.",
+    )
+    rules: list[int] | None = Field(
+        default=None,
+        description="Stocks only, instead of symbols: the tickers these tracking rules "
+        "(marketdata.tracking_rules ids) expand to in the window, and nothing else (the "
+        "sensor's history run for a new rule).",
     )
     strategy: Literal["auto", "range", "grouped"] = Field(
         default="auto",
@@ -76,6 +82,15 @@ def resolve_symbols(
     For stocks in `window`, the chosen tickers follow their companies (tracking FB fetches
     META after the rename) and the tracking rules add every ticker they expand to there.
     """
+    invalid: dict[str, str] = {}
+    if config.rules is not None:
+        if asset_class is not AssetClass.STOCK or config.symbols is not None:
+            raise dg.Failure("run config rules: stock runs only, and not with symbols")
+        if window is None:
+            return [], invalid
+        with database.connect() as conn:
+            chosen = rule_symbols(conn, config.rules, window.first, window.last)
+        return sorted(set(chosen)), invalid
     if config.symbols is not None:
         chosen: list[Symbol] = []
         for raw in config.symbols:
@@ -84,7 +99,6 @@ def resolve_symbols(
             except InputError as exc:
                 raise dg.Failure(f"run config symbols: {exc}") from None
             chosen.append(sym)
-        invalid: dict[str, str] = {}
         with_rules = False
     else:
         with database.connect() as conn:

@@ -26,17 +26,14 @@ from marketdata_pipeline.defs.corporate_actions.refresh import (
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
-from marketdata_pipeline.lib.postgres.returns import TABLE as RETURNS_TABLE
 from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols
 from marketdata_pipeline.lib.symbols import AssetClass
 
 GROUP = "corporate_actions"
 
 
-#: The assets a run that fetches stock candles includes to keep history true (and, after them,
-#: the stored returns of what changed).
+#: The assets a run that fetches stock candles includes to keep history true.
 CORPORATE_ACTION_NAMES = ("stock_splits", "stock_dividends", "stock_split_adjustments")
-STOCK_COMPANION_KEYS = tuple(dg.AssetKey(name) for name in (*CORPORATE_ACTION_NAMES, RETURNS_TABLE))
 
 
 def build_corporate_action_assets(

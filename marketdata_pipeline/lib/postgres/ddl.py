@@ -529,6 +529,31 @@ _MIGRATIONS: list[tuple[int, str]] = [
         DROP TABLE marketdata.reference_refreshes;
         """,
     ),
+    (
+        20,
+        # A tracking rule added (or re-activated) wakes the tracked-symbols sensor like a
+        # symbol does: its tickers' history is requested (the bump lives in the database, so
+        # a rule inserted by plain SQL counts too).
+        """
+        CREATE SEQUENCE IF NOT EXISTS marketdata.tracking_rules_change_seq;
+        ALTER TABLE marketdata.tracking_rules ADD COLUMN IF NOT EXISTS change_seq bigint
+            NOT NULL DEFAULT nextval('marketdata.tracking_rules_change_seq');
+        COMMENT ON COLUMN marketdata.tracking_rules.change_seq IS
+            'Bumped when a rule is added or re-activated; part of the symbol sensor''s cursor.';
+        CREATE OR REPLACE FUNCTION marketdata.tracking_rules_touch() RETURNS trigger AS $$
+        BEGIN
+            IF TG_OP = 'INSERT' OR (NEW.active AND NOT OLD.active) THEN
+                NEW.change_seq := nextval('marketdata.tracking_rules_change_seq');
+            END IF;
+            RETURN NEW;
+        END;
+        $$ LANGUAGE plpgsql;
+        DROP TRIGGER IF EXISTS tracking_rules_touch ON marketdata.tracking_rules;
+        CREATE TRIGGER tracking_rules_touch BEFORE INSERT OR UPDATE
+            ON marketdata.tracking_rules
+            FOR EACH ROW EXECUTE FUNCTION marketdata.tracking_rules_touch();
+        """,
+    ),
 ]
 
 

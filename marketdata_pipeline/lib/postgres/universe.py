@@ -202,3 +202,23 @@ def universe_symbols(
         except InputError:
             continue
     return sorted(out)
+
+
+def rule_symbols(
+    conn: psycopg.Connection, rule_ids: Sequence[int], first: dt.date, last: dt.date
+) -> list[Symbol]:
+    """The stock symbols the active rules `rule_ids` expand to over [first, last] (a new
+    rule's history run); ids of no active rule expand to nothing."""
+    wanted = set(rule_ids)
+    chosen = [rule for rule in list_rules(conn) if rule.rule_id in wanted]
+    return sorted(_valid(rule_tickers(conn, first, last, chosen)))
+
+
+def _valid(tickers: set[str]) -> set[Symbol]:
+    out = set()
+    for ticker in tickers:
+        try:
+            out.add(parse_symbol(ticker, AssetClass.STOCK))
+        except InputError:
+            continue
+    return out
