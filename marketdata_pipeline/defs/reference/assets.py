@@ -103,6 +103,7 @@ def build_reference_assets(start_date: dt.date) -> tuple[dg.AssetsDefinition, ..
             context.log.info(
                 f"ticker_reference: {result.securities} securities, {result.intervals} ticker "
                 f"intervals in {result.requests} requests"
+                + (" (only what changed since the last load)" if result.mode == "changes" else "")
             )
         return dg.MaterializeResult(metadata=result.as_metadata())
 
