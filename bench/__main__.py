@@ -25,6 +25,7 @@ from bench import (
     partition_overhead,
     reading,
     reference_daily,
+    reference_maintenance,
     requests,
     resume,
     scale,
@@ -46,6 +47,7 @@ BENCHMARKS = {
     "resume": resume,
     "sensor_tick": sensor_tick,
     "reference_daily": reference_daily,
+    "reference_maintenance": reference_maintenance,
     "reading": reading,
     "fixed_cost": fixed_cost,
     "crypto_scale": crypto_scale,
@@ -61,6 +63,7 @@ _USES_POSTGRES = {
     "resume",
     "sensor_tick",
     "reference_daily",
+    "reference_maintenance",
     "reading",
     "fixed_cost",
 }

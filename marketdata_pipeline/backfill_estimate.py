@@ -28,6 +28,7 @@ def estimate_lines(database_url: str, settings: Settings, request: BackfillReque
     """The plan of each asset and its cost at the configured budget, the reference data a
     stock run reads today with it (`corporate_action_plan`) and the total; sends no request."""
     from marketdata_pipeline.lib.corporate_action_plan import corporate_action_plan
+    from marketdata_pipeline.lib.identity_changes import planned_load
     from marketdata_pipeline.lib.polygon.planner import plan_requests
     from marketdata_pipeline.lib.polygon.progress import duration_text, estimate
     from marketdata_pipeline.lib.postgres.connection import connect
@@ -57,10 +58,9 @@ def estimate_lines(database_url: str, settings: Settings, request: BackfillReque
             if pending:
                 sessions = plan.days  # the sessions the API plan serves
                 lines.append(
-                    "  tracking rules: the run first loads the ticker reference (about 2 "
-                    "requests per 1,000 tickers, listed and delisted, plus one per renamed "
-                    "security; at most once a day), then fetches every ticker the rules expand "
-                    f"to with grouped requests: {len(sessions)}, one per session"
+                    "  tracking rules: the run first loads the ticker reference, "
+                    f"{planned_load(conn)} (at most once a day), then fetches every ticker the "
+                    f"rules expand to with grouped requests: {len(sessions)}, one per session"
                 )
             lines.append(f"  estimate: {estimate(plan, settings.requests_per_minute).text}")
             if cls is AssetClass.STOCK and table in running:

@@ -18,8 +18,12 @@ grouped endpoints, the ticker list, ticker details and ticker events all agree.
 Reference endpoints (real paths and shapes):
 
 - `GET /v3/reference/tickers`: `ticker` (and `.gt/.gte/.lt/.lte`), `type`, `market`, `exchange`,
-  `cik`, `search`, `active` (default true), `date` (point in time), `sort`, `order`, `limit`
-  (default 100, at most 1000), `cursor` (a `next_url` carries only the cursor);
+  `cik`, `search`, `active` (default true), `date` (point in time), `sort` (`ticker`,
+  `last_updated_utc`, `delisted_utc`, ...), `order`, `limit` (default 100, at most 1000),
+  `cursor` (a `next_url` carries only the cursor). A stock row's `last_updated_utc` is when the
+  world last changed it: its listing under that ticker (a new listing, or the new ticker of a
+  rename), or its delisting (the old ticker of a rename too), at a time of that day hashed
+  from the ticker, so an incremental reader sorting by it finds exactly what changed;
 - `GET /v3/reference/tickers/{ticker}` with `date`: 404 when nobody held the ticker;
 - `GET /vX/reference/tickers/{id}/events?types=ticker_change`: `id` a ticker (the entity that
   holds it today; 404 when nobody does) or a composite FIGI; events newest first.
@@ -331,6 +335,14 @@ def universe_listing(ticker: str) -> SimListing:
     )
 
 
+def _updated_utc(ticker: str, day: dt.date) -> str:
+    """`last_updated_utc` of a row the world changed on `day`: a time of that New York day
+    (06:00 to 20:00, hashed from the ticker, so rows changed on one day seldom tie)."""
+    seconds = 6 * 3600 + int(_hashed(f"updated:{ticker}:{day}", "0123456789", 8)) % (14 * 3600)
+    local = dt.datetime.combine(day, dt.time(), tzinfo=NEW_YORK) + dt.timedelta(seconds=seconds)
+    return local.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _utc_midnight_after(day: dt.date) -> str:
     """`delisted_utc`: the New York midnight after the last day, in UTC (the vendor's style)."""
     local = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=NEW_YORK)
@@ -397,10 +409,13 @@ class TickerRow:
                     "round_lot": 100,
                 }
             )
-        else:
-            record["last_updated_utc"] = _LAST_UPDATED
-        if not active and interval.last_day is not None:
-            record["delisted_utc"] = _utc_midnight_after(interval.last_day)
+        last = None if active else interval.last_day
+        if not details:
+            # The world last changed this row when it listed, or when it was delisted.
+            changed = interval.first_day if last is None else last + dt.timedelta(days=1)
+            record["last_updated_utc"] = _updated_utc(self.ticker, changed)
+        if last is not None:
+            record["delisted_utc"] = _utc_midnight_after(last)
         return {k: v for k, v in record.items() if v is not None}
 
 
@@ -485,14 +500,23 @@ def list_tickers(
         if not _row_matches(record, params):
             continue
         selected.append(record)
-    if sort not in ("ticker", "name", "type", "cik", "composite_figi", "last_updated_utc"):
+    if sort not in _SORTS:
         raise EventQueryError(f"Could not parse the query parameter: 'sort' ({sort!r})")
-    selected.sort(key=lambda r: (r.get(sort) is None, r.get(sort) or "", r.get("delisted_utc", "")))
+    # Rows without the field last in either order; ties by ticker (the vendor's page marker).
+    valued = [r for r in selected if r.get(sort) is not None]
+    valued.sort(key=lambda r: (r[sort], r["ticker"], r.get("delisted_utc", "")))
     if order == "desc":
-        selected.reverse()
+        valued.reverse()
+    selected = valued + [r for r in selected if r.get(sort) is None]
     page = selected[offset : offset + limit]
     next_offset = offset + limit if offset + limit < len(selected) else None
     return page, next_offset
+
+
+_SORTS = frozenset(
+    {"ticker", "name", "market", "locale", "primary_exchange", "type", "cik"}
+    | {"composite_figi", "share_class_figi", "last_updated_utc", "delisted_utc"}
+)
 
 
 def _row_matches(record: dict[str, Any], params: dict[str, str]) -> bool:
