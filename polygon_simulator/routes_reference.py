@@ -11,18 +11,18 @@ from starlette.responses import Response
 
 from polygon_simulator import market
 from polygon_simulator.event_endpoints import ENDPOINTS, list_events
-from polygon_simulator.listings import (
+from polygon_simulator.parsing import next_cursor_url, parse_date
+from polygon_simulator.reference_bodies import EventsBody, ReferenceBody
+from polygon_simulator.reference_query import EventQueryError, decode_event_cursor
+from polygon_simulator.request_flow import RequestFlow
+from polygon_simulator.responses import BadRequest, NotFound
+from polygon_simulator.ticker_reference import (
     TickerRow,
     list_tickers,
     ticker_details,
     ticker_events,
     ticker_rows,
 )
-from polygon_simulator.parsing import next_cursor_url, parse_date
-from polygon_simulator.reference_bodies import EventsBody, ReferenceBody
-from polygon_simulator.reference_query import EventQueryError, decode_event_cursor
-from polygon_simulator.request_flow import RequestFlow
-from polygon_simulator.responses import BadRequest, NotFound
 
 
 class ReferenceRoutes:
