@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bench import (
     backfill_overhead,
+    crypto_scale,
     fixed_cost,
     ingest,
     market_scale,
@@ -24,6 +25,7 @@ from bench import (
     partition_overhead,
     reading,
     reference_daily,
+    reference_maintenance,
     requests,
     resume,
     scale,
@@ -45,10 +47,13 @@ BENCHMARKS = {
     "resume": resume,
     "sensor_tick": sensor_tick,
     "reference_daily": reference_daily,
+    "reference_maintenance": reference_maintenance,
     "reading": reading,
     "fixed_cost": fixed_cost,
+    "crypto_scale": crypto_scale,
 }
 _USES_POSTGRES = {
+    "crypto_scale",
     "ingest",
     "backfill_overhead",
     "scale",
@@ -58,6 +63,7 @@ _USES_POSTGRES = {
     "resume",
     "sensor_tick",
     "reference_daily",
+    "reference_maintenance",
     "reading",
     "fixed_cost",
 }

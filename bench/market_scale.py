@@ -44,6 +44,8 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +94,7 @@ def _child(args: dict[str, Any]) -> dict[str, Any]:
     import dagster as dg
 
     from bench.common import REPO_ROOT, current_rss_bytes
-    from marketdata_pipeline.backfill import BackfillRequest
+    from marketdata_pipeline.backfill_request import BackfillRequest
     from marketdata_pipeline.defs.build import build_defs
     from marketdata_pipeline.defs.candles.jobs import STOCK_CANDLES_JOB
     from marketdata_pipeline.lib.candles.schema import candle_run_config
@@ -224,13 +226,13 @@ def bare_copy_file(url: str, path: Path, table: str) -> float:
     return timer.seconds
 
 
-def _export(url: str, path: Path) -> None:
+def _export(url: str, path: Path, table: str = TABLE) -> None:
     """The candle table's rows as CSV in `path` (streamed: the parent never holds them)."""
     from marketdata_pipeline.lib.candles.schema import CANDLE_COLUMNS
 
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in CANDLE_COLUMNS)
     statement = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT (FORMAT csv)").format(
-        columns, sql.SQL(TABLE)
+        columns, sql.SQL(table)
     )
     with (
         psycopg.connect(url) as conn,
@@ -314,12 +316,7 @@ def _measure(
                 if bounds is not None:
                     sim.configure(body_cache_mb=0)  # applies at once: the cache is emptied
                     sim.configure(body_cache_mb=bounds[0], body_cache_entries=bounds[1])
-                with (
-                    server.temporary_database("market") as url,
-                    server.temporary_database("dagster", migrated=False) as dagster_url,
-                ):
-                    sim.reset()
-                    sim_cpu = _cpu_seconds(sim)
+                with run_databases(server, sim, "market") as (url, dagster_url, sim_cpu):
                     child = run_child(
                         "bench.market_scale",
                         {
@@ -331,13 +328,13 @@ def _measure(
                             "base_url": sim.base_url,
                             "api_key": sim.api_key,
                             "database_url": url,
-                            "dagster_url": _sqlalchemy(dagster_url),
+                            "dagster_url": dagster_url,
                         },
                         timeout=timeout,
                     )
-                    stats = {**sim.stats(), "cpu_seconds": _cpu_seconds(sim) - sim_cpu}
+                    stats = {**sim.stats(), "cpu_seconds": cpu_seconds(sim) - sim_cpu}
                     plan = _planned(count, universe, first, last)
-                    copy_s = _anchor(url) if name == "10x" else None
+                    copy_s = anchor_copy(url) if name == "10x" else None
                     results[name] = (child, stats, plan, copy_s)
     finally:
         sim.configure(
@@ -348,12 +345,24 @@ def _measure(
     return figures
 
 
+@contextmanager
+def run_databases(server: BenchPostgres, sim: Any, name: str) -> Iterator[tuple[str, str, float]]:
+    """A fresh candle store and Dagster storage for one child run, the simulator's counters
+    reset: (store URL, storage URL for dagster.yaml, the simulator's CPU seconds so far)."""
+    with (
+        server.temporary_database(name) as url,
+        server.temporary_database(f"{name}_dagster", migrated=False) as dagster_url,
+    ):
+        sim.reset()
+        yield url, _sqlalchemy(dagster_url), cpu_seconds(sim)
+
+
 def _field(config: Any, name: str) -> Any:
     """A config field as either simulator returns its config (model or dict)."""
     return config[name] if isinstance(config, dict) else getattr(config, name)
 
 
-def _cpu_seconds(sim: Any) -> float:
+def cpu_seconds(sim: Any) -> float:
     """CPU seconds the simulator's child process has used so far (0 for an in-process one):
     it shares the machine's cores with the run, unlike a remote API."""
     proc = getattr(sim, "_proc", None)
@@ -372,20 +381,20 @@ def _sqlalchemy(url: str) -> str:
     return sqlalchemy_url(url)
 
 
-def _anchor(url: str) -> float:
-    """Bare COPY of the run's stored rows into an empty table like the candle table."""
+def anchor_copy(url: str, table: str = TABLE) -> float:
+    """Bare COPY of the run's stored rows (of `table`) into an empty table like it."""
     anchor = "public.copy_anchor"
     with tempfile.TemporaryDirectory(prefix="md-bench-copy-") as tmp:
         path = Path(tmp) / "rows.csv"
-        _export(url, path)
+        _export(url, path, table)
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"CREATE TABLE {anchor} (LIKE {TABLE} INCLUDING ALL)")
+            conn.execute(f"CREATE TABLE {anchor} (LIKE {table} INCLUDING ALL)")
             # Start from the same state as the run did: no dirty pages of the export to flush.
             conn.execute("CHECKPOINT")
         seconds = bare_copy_file(url, path, anchor)
         with psycopg.connect(url) as conn:
             copied = conn.execute(f"SELECT count(*) FROM {anchor}").fetchone()[0]
-            stored = conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
+            stored = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         if copied != stored:
             raise RuntimeError(f"bare COPY stored {copied} rows, the run {stored}")
     return seconds

@@ -96,7 +96,7 @@ def _stock_path_child(args: dict[str, Any]) -> dict[str, Any]:
     import psycopg
 
     from bench.common import REPO_ROOT, Timer, quiet_logs
-    from marketdata_pipeline.backfill import BackfillRequest
+    from marketdata_pipeline.backfill_request import BackfillRequest
     from marketdata_pipeline.defs.build import build_defs
     from marketdata_pipeline.defs.candles.jobs import STOCK_CANDLES_JOB
     from marketdata_pipeline.lib.candles.schema import candle_run_config

@@ -24,7 +24,7 @@ SMOKE = {"days": 20}
 
 def _time_metadata(days: int, method: str) -> float:
     """Seconds the asset spends giving each of `days` partitions its row count via `method`."""
-    from marketdata_pipeline.defs.candles.ingest import add_partition_metadata
+    from marketdata_pipeline.defs.candles.partition_metadata import add_partition_metadata
     from marketdata_pipeline.lib.candles.window import CandleWindow
 
     partitions = dg.DailyPartitionsDefinition(start_date="2000-01-01", timezone="UTC")

@@ -6,11 +6,11 @@
   way: `dagster dev` gets one SIGINT and stops its webserver, daemon and code server in order;
   whatever of its process group is left afterwards (runs in flight) is killed.
 - Runs this server launched and that were still in flight are then marked failed in the Dagster
-  instance, so none stays "Started" forever holding a slot of the run queue. A symbol-history run
-  of the tracked-symbols sensor that ended that way is requested again on the next start by the
-  code location's `history_recovery_sensor` (`defs/symbols/recovery.py`), which reads the
-  failures recorded while its daemon was down: the recovery is Dagster's, in every deployment,
-  not this server's.
+  instance (`devserver_runs.settle_runs`), so none stays "Started" forever holding a slot of the
+  run queue. A symbol-history run of the tracked-symbols sensor that ended that way is requested
+  again on the next start by the code location's `history_recovery_sensor`
+  (`defs/symbols/recovery.py`), which reads the failures recorded while its daemon was down: the
+  recovery is Dagster's, in every deployment, not this server's.
 
 `dagster dev` runs in its own session: a Ctrl-C in the terminal reaches only this process. If
 every child got it at once, `dagster dev` 1.13 would restart the code server that exited first
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 import signal
 import socket
@@ -29,17 +28,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
 
+from marketdata_pipeline.devserver_runs import settle_runs
 from marketdata_pipeline.lib.errors import ConfigError
-from marketdata_pipeline.lib.run_triggers import HISTORY_TRIGGER, TRIGGER_TAG
-
-if TYPE_CHECKING:
-    import dagster as dg
 
 #: The repository's workspace file: one code location, `marketdata_pipeline.definitions`.
 WORKSPACE_FILE = Path(__file__).resolve().parent.parent / "workspace.yaml"
@@ -50,9 +44,6 @@ DEV_SHUTDOWN_SECONDS = 90
 GROUP_KILL_SECONDS = 10.0
 #: The signals that stop the server, all handled alike.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-#: How long the child that settles the runs may take (it imports Dagster, opens the instance).
-SETTLE_SECONDS = 120
-_RESULT_MARKER = "interrupted-runs: "
 
 
 class PortInUseError(ConfigError):
@@ -203,7 +194,7 @@ def run_dev(
             _kill_leftovers(process.pid)
         process.wait()
         with contextlib.suppress(_Stop):
-            _settle_runs(env, began, stopping_since or dt.datetime.now(dt.UTC))
+            settle_runs(env, began, stopping_since or dt.datetime.now(dt.UTC))
         return code
     except _Stop:
         # A stop before `dagster dev` was even started: nothing to settle.
@@ -213,134 +204,3 @@ def run_dev(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-# -- runs in flight when the server stopped ------------------------------------------------
-
-IN_FLIGHT = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
-ENDED_BADLY = ("FAILURE", "CANCELED")
-
-
-@dataclass(frozen=True)
-class InterruptedRun:
-    """A run of this server that the stop ended (marked failed here, or failed by itself)."""
-
-    run_id: str
-    status_before: str
-    marked_failed: bool
-    trigger: str | None
-    job: str
-    symbols: tuple[str, ...]
-
-
-def _symbols_of(run_config: Mapping) -> tuple[str, ...]:
-    found: list[str] = []
-    for op in (run_config.get("ops") or {}).values():
-        found.extend((op.get("config") or {}).get("symbols") or [])
-    return tuple(found)
-
-
-def settle_interrupted_runs(
-    instance: dg.DagsterInstance, *, since: dt.datetime, stopping_since: dt.datetime
-) -> list[InterruptedRun]:
-    """Mark failed the runs touched since `since` that are still in flight; list what stopped.
-
-    "Touched" (updated, not created, since the server started) so that a run queued before it
-    and launched by its daemon counts too. Only runs launched through the code location (by the
-    daemon or the webserver) count: a `marketdata backfill` executing in its own process at the
-    same time shares the instance but is not ours to fail. Also listed: launched runs that
-    failed or were canceled by themselves after `stopping_since` (a worker interrupted by the
-    stop may record its own failure).
-    """
-    import dagster as dg
-
-    interrupted = []
-    for record in instance.get_run_records(filters=dg.RunsFilter(updated_after=since)):
-        run = record.dagster_run
-        if run.remote_job_origin is None:
-            continue
-        status = run.status.value
-        if status in IN_FLIGHT:
-            instance.report_run_failed(
-                run,
-                message="marketdata dev stopped while this run was in flight; it did not "
-                "finish. Launch it again (a symbol-history run is requested again by the "
-                "history_recovery_sensor on the next start).",
-            )
-            marked = True
-        elif status in ENDED_BADLY and (record.end_time or 0) >= stopping_since.timestamp():
-            marked = False
-        else:
-            continue
-        interrupted.append(
-            InterruptedRun(
-                run_id=run.run_id,
-                status_before=status,
-                marked_failed=marked,
-                trigger=run.tags.get(TRIGGER_TAG),
-                job=run.job_name,
-                symbols=_symbols_of(run.run_config or {}),
-            )
-        )
-    return interrupted
-
-
-def _settle_runs(
-    env: Mapping[str, str], since: dt.datetime, stopping_since: dt.datetime
-) -> list[InterruptedRun]:
-    """Settle the interrupted runs in a child process with `env`; a line per run.
-
-    The instance is built in a child because its `dagster.yaml` reads the storage URL from the
-    environment, and this process's own environment is not the Dagster processes'.
-    """
-    command = [sys.executable, "-m", "marketdata_pipeline.devserver"]
-    command += [since.isoformat(), stopping_since.isoformat()]
-    try:
-        result = subprocess.run(
-            command, env=dict(env), capture_output=True, text=True, timeout=SETTLE_SECONDS
-        )
-        output, problem = result.stdout, (result.stderr or result.stdout).strip()
-    except subprocess.TimeoutExpired:
-        output, problem = "", f"no answer within {SETTLE_SECONDS} s"
-    lines = [ln for ln in output.splitlines() if ln.startswith(_RESULT_MARKER)]
-    if not lines:
-        reason = problem.splitlines()[-1] if problem else "no answer"
-        print(
-            f"could not check the instance for runs left in flight ({reason}); see "
-            "'Stopping `make dev`, and runs left STARTED' in docs/operations.md",
-            flush=True,
-        )
-        return []
-    runs = [
-        InterruptedRun(**{**r, "symbols": tuple(r["symbols"])})
-        for r in json.loads(lines[-1][len(_RESULT_MARKER) :])
-    ]
-    for run in runs:
-        what = run.job
-        if run.symbols:
-            what += f" for {len(run.symbols)} symbols"
-        # The history_recovery_sensor reads this failure when the daemon is back; a run that
-        # recorded its own failure is requested again only if the stop interrupted it.
-        again = ""
-        if run.trigger == HISTORY_TRIGGER and run.symbols:
-            again = "; its history is requested again on the next start" + (
-                "" if run.marked_failed else " if the stop interrupted it"
-            )
-        verb = "marked failed" if run.marked_failed else "ended failed"
-        print(f"run {run.run_id[:8]} ({what}, {run.status_before}): {verb}{again}", flush=True)
-    return runs
-
-
-def _main(argv: Sequence[str]) -> int:
-    """Child-process entry of `_settle_runs`: settle, print the runs as one JSON line."""
-    import dagster as dg
-
-    since, stopping_since = (dt.datetime.fromisoformat(a) for a in argv)
-    with dg.DagsterInstance.get() as instance:
-        runs = settle_interrupted_runs(instance, since=since, stopping_since=stopping_since)
-    print(_RESULT_MARKER + json.dumps([asdict(r) for r in runs]), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main(sys.argv[1:]))

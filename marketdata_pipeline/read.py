@@ -7,6 +7,8 @@ bars = read.candles(["AAPL", "MSFT"], start="2024-01-02", end="2024-06-28")
 day = read.cross_section("2024-06-28")                 # every stored stock on one day
 traded = read.candles("AAPL", start="2024-01-02", end="2024-06-28", adjustment="none")
 daily = read.returns(start="2024-06-03", end="2024-06-28")
+meta = read.security_candles(read.security_at("META", "2024-06-28"),
+                             start="2015-01-02", end="2024-06-28")  # FB, then META
 for batch in read.candle_batches(start="2015-01-02", end="2024-12-31", rows=1_000_000):
     ...                                                # bounded memory, any size
 ```
@@ -33,14 +35,22 @@ from collections.abc import Iterable, Iterator
 from typing import Literal
 
 import polars as pl
-from psycopg import sql
 
-from marketdata_pipeline.lib.candles.schema import CANDLE_ASSET_BY_CLASS, CANDLE_SCHEMA
 from marketdata_pipeline.lib.errors import InputError
 from marketdata_pipeline.lib.postgres.arrow import query_batches, query_frame
 from marketdata_pipeline.lib.postgres.database import ensure_schema, resolve_database_url
-from marketdata_pipeline.lib.postgres.ddl import SCHEMA
-from marketdata_pipeline.lib.settings import load_settings, parse_date, validate_database_url
+from marketdata_pipeline.lib.postgres.reading import (
+    BAR_SCHEMA,
+    RETURNS_SCHEMA,
+    SECURITY_BAR_SCHEMA,
+    candle_query,
+    dividend_factors,
+    reinvest,
+    returns_query,
+    security_at_query,
+    security_query,
+)
+from marketdata_pipeline.lib.settings import parse_date, store_location, validate_database_url
 from marketdata_pipeline.lib.symbols import AssetClass, parse_asset_class, parse_symbol
 
 __all__ = [
@@ -53,44 +63,12 @@ __all__ = [
     "cross_section",
     "returns",
     "returns_query",
+    "security_at",
+    "security_candles",
 ]
 
 Adjustment = Literal["split", "none", "total_return"]
 ADJUSTMENTS: tuple[str, ...] = ("split", "none", "total_return")
-#: The columns (and types) of every candle frame the reader returns.
-BAR_SCHEMA: dict[str, pl.DataType] = {
-    name: CANDLE_SCHEMA[name]
-    for name in (
-        "symbol",
-        "day",
-        "ts",
-        "open",
-        "high",
-        "low",
-        "close",
-        "volume",
-        "vwap",
-        "transactions",
-        "provisional",
-    )
-}
-#: The columns (and types) of `returns`.
-RETURNS_SCHEMA: dict[str, pl.DataType] = {
-    "symbol": pl.String(),
-    "day": pl.Date(),
-    "prev_day": pl.Date(),
-    "prev_close": pl.Float64(),
-    "close": pl.Float64(),
-    "dividend": pl.Float64(),
-    "dividend_adjusted": pl.Float64(),
-    "simple_return": pl.Float64(),
-    "total_return": pl.Float64(),
-}
-#: Where daily returns are read from: the table the stock candle runs keep (the rows of the view
-#: `stock_daily_returns`, read from an index instead of recomputed).
-RETURNS_TABLE = "stock_daily_returns_stored"
-#: Prices a total-return adjustment scales (volume and transactions stay as they are).
-_SCALED = ("open", "high", "low", "close", "vwap")
 DEFAULT_BATCH_ROWS = 1_000_000
 
 
@@ -135,102 +113,11 @@ def store_url(url: str | None = None) -> str:
     if url is not None:
         resolved = validate_database_url(url, "url")
     else:
-        settings = load_settings()
-        resolved = resolve_database_url(settings.database_url, settings.home)
+        # The store's location only: research code need not import the pipeline's settings.
+        location = store_location()
+        resolved = resolve_database_url(location.database_url, location.home)
     ensure_schema(resolved)
     return resolved
-
-
-# -- SQL ----------------------------------------------------------------------------------
-
-
-def _where(first: dt.date, last: dt.date, symbols: list[str] | None) -> sql.Composable:
-    conditions = [sql.SQL("day >= {} AND day <= {}").format(sql.Literal(first), sql.Literal(last))]
-    if symbols is not None:
-        conditions.append(sql.SQL("symbol = ANY({})").format(sql.Literal(symbols)))
-    return sql.SQL(" AND ").join(conditions)
-
-
-def candle_query(
-    first: dt.date,
-    last: dt.date,
-    symbols: list[str] | None = None,
-    *,
-    asset_class: AssetClass = AssetClass.STOCK,
-    adjustment: str = "split",
-) -> str:
-    """The SQL `candles` sends for a window (values inlined, quoted by psycopg: the driver
-    reads a statement without parameters through binary COPY, its fastest path)."""
-    table = CANDLE_ASSET_BY_CLASS[asset_class]
-    if asset_class is AssetClass.STOCK and adjustment == "none":
-        table = "stock_daily_candles_unadjusted"
-    return (
-        sql.SQL("SELECT {columns} FROM {relation} WHERE {where} ORDER BY symbol, day")
-        .format(
-            columns=sql.SQL(", ").join(sql.Identifier(c) for c in BAR_SCHEMA),
-            relation=sql.Identifier(SCHEMA, table),
-            where=_where(first, last, symbols),
-        )
-        .as_string()
-    )
-
-
-def returns_query(first: dt.date, last: dt.date, symbols: list[str] | None = None) -> str:
-    """The SQL `returns` sends for a window (see `candle_query`)."""
-    return (
-        sql.SQL("SELECT {columns} FROM {relation} WHERE {where} ORDER BY symbol, day")
-        .format(
-            columns=sql.SQL(", ").join(sql.Identifier(c) for c in RETURNS_SCHEMA),
-            relation=sql.Identifier(SCHEMA, RETURNS_TABLE),
-            where=_where(first, last, symbols),
-        )
-        .as_string()
-    )
-
-
-def _dividend_factors(url: str, symbols: list[str] | None) -> pl.DataFrame:
-    """Per ex-date: the factor every earlier bar is scaled by for this and all later dividends.
-
-    A day's total return is `(close + dividend) / prev_close - 1`; scaling each earlier bar by
-    `close / (close + dividend)` of the ex-date makes the close's change that return. The
-    factors of all later ex-dates multiply (a reverse cumulative product per symbol).
-    """
-    where: sql.Composable = sql.SQL("dividend_adjusted > 0")
-    if symbols is not None:
-        where = sql.SQL("{} AND symbol = ANY({})").format(where, sql.Literal(symbols))
-    events = query_frame(
-        url,
-        sql.SQL(
-            "SELECT symbol, day, close / (close + dividend_adjusted) AS ratio"
-            " FROM {} WHERE {} ORDER BY symbol, day"
-        ).format(sql.Identifier(SCHEMA, RETURNS_TABLE), where),
-        schema={"symbol": pl.String(), "day": pl.Date(), "ratio": pl.Float64()},
-    )
-    return events.select(
-        "symbol",
-        "day",
-        pl.col("ratio").cum_prod(reverse=True).over("symbol").alias("factor"),
-    ).sort("day")
-
-
-def _reinvest(bars: pl.DataFrame, factors: pl.DataFrame) -> pl.DataFrame:
-    """`bars` scaled by the factor of the first ex-date after each bar (1 after the last)."""
-    if bars.height == 0 or factors.height == 0:
-        return bars
-    joined = bars.sort("day").join_asof(
-        factors,
-        on="day",
-        by="symbol",
-        strategy="forward",
-        allow_exact_matches=False,
-        check_sortedness=False,  # both sorted by day above, which is what a grouped asof needs
-    )
-    factor = pl.col("factor").fill_null(1.0)
-    return (
-        joined.with_columns(*(pl.col(c) * factor for c in _SCALED))
-        .drop("factor")
-        .sort("symbol", "day")
-    )
 
 
 # -- public -------------------------------------------------------------------------------
@@ -261,7 +148,7 @@ def candles(
     statement = candle_query(first, last, names, asset_class=cls, adjustment=adjustment)
     bars = query_frame(resolved, statement, schema=BAR_SCHEMA)
     if cls is AssetClass.STOCK and adjustment == "total_return":
-        bars = _reinvest(bars, _dividend_factors(resolved, names))
+        bars = reinvest(bars, dividend_factors(resolved, names))
     return bars
 
 
@@ -328,9 +215,47 @@ def candle_batches(
     resolved = store_url(url)
     statement = candle_query(first, last, names, asset_class=cls, adjustment=adjustment)
     factors = (
-        _dividend_factors(resolved, names)
+        dividend_factors(resolved, names)
         if cls is AssetClass.STOCK and adjustment == "total_return"
         else None
     )
     batches = query_batches(resolved, statement, rows=rows, schema=BAR_SCHEMA)
-    return batches if factors is None else (_reinvest(batch, factors) for batch in batches)
+    return batches if factors is None else (reinvest(batch, factors) for batch in batches)
+
+
+def security_candles(
+    securities: str | Iterable[str] | None = None,
+    *,
+    start: dt.date | str,
+    end: dt.date | str,
+    url: str | None = None,
+) -> pl.DataFrame:
+    """Daily stock bars by security (`marketdata.securities`: the composite FIGI, else an
+    `md:` id) from `start` to `end` inclusive: a company's whole series across renames (FB,
+    then META) and, under a reused ticker, only its own days.
+
+    Columns of `SECURITY_BAR_SCHEMA` (security_id, ticker as traded that day, then the bar,
+    split-adjusted as stored), ordered by security and day. Default: every security.
+    """
+    first, last = _window(start, end)
+    if securities is None:
+        ids = None
+    else:
+        ids = sorted({securities} if isinstance(securities, str) else set(securities))
+        if not ids or any(not isinstance(i, str) or not i.strip() for i in ids):
+            raise InputError(f"securities {securities!r} must be security ids (text)")
+    return query_frame(store_url(url), security_query(first, last, ids), schema=SECURITY_BAR_SCHEMA)
+
+
+def security_at(ticker: str, day: dt.date | str, *, url: str | None = None) -> str:
+    """The security that held `ticker` on `day` (point in time: META on 2015-01-02 was
+    another company than META today). InputError when nobody held it that day."""
+    when = _day(day, "day")
+    symbol = parse_symbol(ticker, AssetClass.STOCK).symbol
+    found = query_frame(
+        store_url(url), security_at_query(symbol, when), schema={"security_id": pl.String()}
+    )
+    security = found.item() if found.height else None
+    if security is None:
+        raise InputError(f"nobody held {symbol!r} on {when} (no security in the ticker history)")
+    return security

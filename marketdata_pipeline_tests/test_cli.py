@@ -407,7 +407,7 @@ def test_the_store_belongs_to_the_project_not_the_current_directory(tmp_path, mo
 
 
 def test_a_backfill_request_is_one_run_per_asset_class_on_its_partitions():
-    from marketdata_pipeline.backfill import ALL_ASSETS, BackfillRequest
+    from marketdata_pipeline.backfill_request import ALL_ASSETS, BackfillRequest
     from marketdata_pipeline.lib.candles.window import CandleWindow
 
     # Wednesday 2024-07-03 to Sunday 07-07: three sessions (Independence Day off).

@@ -14,14 +14,13 @@ import pytest
 from PIL import Image
 
 from marketdata_pipeline.coverage import (
-    COLOURS,
     Cell,
     CoverageReport,
     SymbolCoverage,
     coverage_report,
-    format_summary,
     symbol_coverage,
 )
+from marketdata_pipeline.coverage_render import COLOURS, format_summary
 from marketdata_pipeline.lib.errors import InputError
 from marketdata_pipeline.lib.symbols import AssetClass
 

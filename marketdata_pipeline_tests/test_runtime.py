@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -47,4 +46,6 @@ def test_a_real_api_is_named_by_its_address_in_the_cache():
     settings = load_settings({"POLYGON_API_KEY": "k", "POLYGON_BASE_URL": "http://api.test"})
     assert settings.cache_scope is None
     # A simulator the user started and set as POLYGON_BASE_URL is any other API here.
-    assert dataclasses.replace(settings, simulator_world=None, simulated=True).cache_scope is None
+    assert (
+        settings.model_copy(update={"simulator_world": None, "simulated": True}).cache_scope is None
+    )

@@ -5,13 +5,16 @@ crypto; stock splits and dividends) with deterministic synthetic candles, NYSE h
 `next_url` pagination, key checking, a free-tier rate limit and switchable faults, and counts
 every request for tests and benchmarks.
 
-- `market`: the synthetic data (`bars`, `stock_universe`, `crypto_universe`).
-- `corporate_actions`: configured splits and dividends, their endpoints, split-adjusted bars.
+- `market`: the synthetic data (`bars`, `stock_universe`, `crypto_universe`), over `universe`,
+  `hashing`, `series` and `timestamps`; `pages` and `body_cache`: the bodies and their cache.
+- `corporate_actions`: configured splits and dividends, split-adjusted bars; `event_endpoints`
+  and `reference_query`: their endpoints.
 - `listings`: listed securities with ticker intervals (renames, reused tickers, delistings),
   `identity_world()`, and the ticker reference endpoints.
 - `faults`: `FaultRule` and what each fault kind sends.
-- `state`: `SimulatorConfig` and `SimulatorState` (config, faults, counters, log).
-- `app`: `create_app(state)`, the Starlette app.
+- `config`: `SimulatorConfig`; `state`: `SimulatorState` (config, faults, counters, log).
+- `app`: `create_app(state)`, the Starlette app, wiring `request_flow` (what every API request
+  goes through), `routes_aggregates`, `routes_reference`, `control` (`/_sim/`), `middleware`.
 - `server`: `SimulatorServer` (background thread, for tests) and `serve` (the CLI command).
 """
 

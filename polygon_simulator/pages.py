@@ -1,9 +1,10 @@
-"""Response bodies of the simulated endpoints, in the real Polygon shapes, with a bounded cache.
+"""Response bodies of the aggregates endpoints, in the real Polygon shapes.
 
 Serialising thousands of bars dominates a request's cost, so the `results` array of a page is
-cached as JSON text per (ticker, days, sort, limit, revision) and spliced into a small envelope
-that carries the per-request parts (`request_id`, `adjusted`, `next_url`). Faults that edit a
-body use `as_dict()` instead, which is slower but only runs when a fault fires.
+cached as JSON text per (ticker, days, sort, limit, revision) (see body_cache.py) and spliced
+into a small envelope that carries the per-request parts (`request_id`, `adjusted`,
+`next_url`). Faults that edit a body use `as_dict()` instead, which is slower but only runs
+when a fault fires.
 """
 
 from __future__ import annotations
@@ -12,9 +13,6 @@ import base64
 import binascii
 import datetime as dt
 import json
-import threading
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -22,6 +20,7 @@ from urllib.parse import parse_qsl, urlencode
 import numpy as np
 
 from polygon_simulator import market
+from polygon_simulator.body_cache import BodyCache
 from polygon_simulator.corporate_actions import SplitFactor, apply_splits
 
 RANGE_FIELDS = ("v", "vw", "o", "c", "h", "l", "t", "n")  # key order of the real range mocks
@@ -30,83 +29,28 @@ DEFAULT_LIMIT = 5000
 MAX_LIMIT = 50_000
 _PLACEHOLDER = "@@RESULTS@@"  # cannot occur in a ticker, so safe to splice on
 
+# The cache moved to body_cache.py; its tests still import it from here.
+__all__ = [
+    "DEFAULT_LIMIT",
+    "GROUPED_FIELDS",
+    "MAX_LIMIT",
+    "RANGE_FIELDS",
+    "BodyCache",
+    "GroupedBody",
+    "GroupedPage",
+    "RangeBody",
+    "RangePage",
+    "build_grouped_page",
+    "build_range_page",
+    "decode_cursor",
+    "dumps",
+    "encode_cursor",
+]
+
 
 def dumps(value: Any) -> str:
     """Compact JSON like the real API (no spaces)."""
     return json.dumps(value, separators=(",", ":"))
-
-
-class BodyCache:
-    """A thread-safe LRU of JSON texts bounded by entry count and total size.
-
-    The default size holds ten years of bars for ~550 tickers (~330 kB each), so a benchmark
-    that backfills a few hundred symbols twice is served from the cache the second time. The
-    bounds are the simulator's live config (`body_cache_mb`, `body_cache_entries`): a whole
-    market's grouped page is ~1.5 MB, so ten years of them (2,516 pages) need about 4 GB.
-    """
-
-    def __init__(self, max_entries: int = 2048, max_chars: int = 192_000_000) -> None:
-        """Create an empty cache with the given bounds."""
-        self.max_entries = max_entries
-        self.max_chars = max_chars
-        self._lock = threading.Lock()
-        self._items: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
-        self._chars = 0
-        self.hits = 0
-        self.misses = 0
-
-    def get_or_build(self, key: Any, build: Callable[[], Any], size: Callable[[Any], int]) -> Any:
-        """The cached value for `key`, or `build()` stored (building happens outside the lock)."""
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                self.hits += 1
-                return self._items[key][0]
-            self.misses += 1
-        value = build()
-        with self._lock:
-            if key not in self._items:
-                self._items[key] = (value, size(value))
-                self._chars += self._items[key][1]
-                self._evict()
-        return value
-
-    def _evict(self) -> None:
-        """Drop the least recently used entries until both bounds hold (lock held)."""
-        while self._items and (len(self._items) > self.max_entries or self._chars > self.max_chars):
-            _, (_, old_size) = self._items.popitem(last=False)
-            self._chars -= old_size
-
-    def resize(self, max_entries: int, max_chars: int) -> None:
-        """Change the bounds, evicting the least recently used entries that no longer fit."""
-        with self._lock:
-            self.max_entries = max_entries
-            self.max_chars = max_chars
-            self._evict()
-
-    def describe(self) -> dict[str, int]:
-        """Bounds, contents and the hit/miss counters (since the last `reset_counters`)."""
-        with self._lock:
-            return {
-                "max_entries": self.max_entries,
-                "max_bytes": self.max_chars,
-                "entries": len(self._items),
-                "bytes": self._chars,
-                "hits": self.hits,
-                "misses": self.misses,
-            }
-
-    def reset_counters(self) -> None:
-        """Zero the hit/miss counters (the contents stay)."""
-        with self._lock:
-            self.hits = 0
-            self.misses = 0
-
-    def clear(self) -> None:
-        """Drop everything."""
-        with self._lock:
-            self._items.clear()
-            self._chars = 0
 
 
 def _rows_json(columns: dict[str, np.ndarray], fields: tuple[str, ...]) -> bytes:

@@ -44,7 +44,9 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     # Without a key variable the settings carry the local simulator's public key (the command
     # line starts the simulator then); a real key only ever travels as an EnvVar reference.
     api_key: Any = (
-        dg.EnvVar(settings.api_key_variable) if settings.api_key_variable else settings.api_key
+        dg.EnvVar(settings.api_key_variable)
+        if settings.api_key_variable
+        else settings.api_key_value()
     )
     polygon = PolygonResource(
         api_key=api_key or "",

@@ -15,10 +15,6 @@ CANDLE_ASSET_BY_CLASS: dict[AssetClass, str] = {
 }
 CANDLE_ASSET_NAMES: tuple[str, ...] = tuple(CANDLE_ASSET_BY_CLASS.values())
 ASSET_CLASS_BY_NAME: dict[str, AssetClass] = {v: k for k, v in CANDLE_ASSET_BY_CLASS.items()}
-#: The candle table of each market, keyed by the asset class's value ("stock", "crypto").
-CANDLE_TABLE_BY_CLASS_NAME: dict[str, str] = {
-    cls.value: name for cls, name in CANDLE_ASSET_BY_CLASS.items()
-}
 
 STOCK_CANDLES = CANDLE_ASSET_BY_CLASS[AssetClass.STOCK]
 CRYPTO_CANDLES = CANDLE_ASSET_BY_CLASS[AssetClass.CRYPTO]

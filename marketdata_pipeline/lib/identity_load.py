@@ -4,9 +4,11 @@ The first load: the ticker list of the market, listed and delisted (ceil(tickers
 requests), the ticker-change events of the securities that need them (renamed, or holding a
 reused ticker: one request each), intervals placed from them, cross-checked against the days
 each ticker traded in stored candles, and written in one transaction. A daily load after it
-reads the listed tickers only, plus one request per ticker that stopped being listed and the
-events of the securities that changed. A write that would give a
-ticker two owners on one day is refused (naming both) and leaves the stored identity as it was.
+reads only what changed since (`identity_changes`: the listed and the delisted rows newest
+first down to the last load's watermark, and a slice of rolling reconciliation), plus the
+events of renamed securities: 3 requests on a day without a rename, whatever the market's
+size. A write that would give a ticker two owners on one day is refused (naming both) and
+leaves the stored identity as it was.
 """
 
 from __future__ import annotations
@@ -14,24 +16,34 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import psycopg
 
 from marketdata_pipeline.lib.identity import (
     EVENT_SLACK_DAYS,
+    SecurityRows,
     cross_check,
     group_securities,
     intervals_for,
     make_room,
     needs_events,
-    touched,
+)
+from marketdata_pipeline.lib.identity_changes import (
+    DELISTED_KIND,
+    FULL_KIND,
+    RECONCILE_PAGES,
+    REFRESH_KIND,
+    changed,
+    fetch_changes,
+    incremental_state,
+    renamed,
+    with_stored_rows,
 )
 from marketdata_pipeline.lib.polygon.client import PolygonClient
 from marketdata_pipeline.lib.polygon.reference import (
     TickerEvent,
-    TickerFetch,
     TickerRecord,
     fetch_ticker_events,
     fetch_tickers,
@@ -44,9 +56,7 @@ from marketdata_pipeline.lib.postgres.securities import (
 )
 from marketdata_pipeline.lib.postgres.universe import list_rules, record_refresh, refreshed_on
 
-REFRESH_KIND = "tickers"
-#: When the delisted tickers were last read in full (the first load, or a forced one).
-FULL_KIND = "tickers_full"
+__all__ = ["FULL_KIND", "REFRESH_KIND", "IdentityLoad", "ensure_loaded", "load_identity"]
 #: What `marketdata.ticker_history.ticker` accepts (its CHECK constraint).
 STORED_TICKER = re.compile(r"[A-Z0-9][A-Za-z0-9.]{0,19}")
 
@@ -56,6 +66,7 @@ class IdentityLoad:
     """What one load did (or that it was skipped: already loaded today)."""
 
     skipped: bool = False
+    mode: str = "full"  # or "changes": a daily load after the first
     requests: int = 0
     securities: int = 0
     intervals: int = 0
@@ -67,6 +78,7 @@ class IdentityLoad:
         """Dagster metadata."""
         return {
             "skipped_already_loaded_today": self.skipped,
+            "mode": self.mode,
             "requests": self.requests,
             "securities": self.securities,
             "ticker_intervals": self.intervals,
@@ -110,14 +122,16 @@ def load_identity(
     today: dt.date,
     market: str = "stocks",
     force: bool = False,
+    reconcile_pages: int = RECONCILE_PAGES,
 ) -> IdentityLoad:
     """Load the market's ticker reference unless it was loaded today (or `force`).
 
-    The first load (and a forced one) reads the listed and the delisted tickers. Later ones
-    read the listed tickers only, ask about each ticker that stopped being listed (one
-    request each: delisted or renamed), and rewrite only the securities whose rows changed.
-    `floor` is the first day the store covers: the start of a ticker interval the vendor's
-    data cannot date.
+    The first load (a forced one, or one on a store without a watermark) reads the listed and
+    the delisted tickers. Later ones read what changed since the last (`fetch_changes`),
+    fetch the events of renamed securities only, and rewrite only the securities whose rows
+    changed. `floor` is the first day the store covers: the start of a ticker interval the
+    vendor's data cannot date; `reconcile_pages` the pages of rolling reconciliation a daily
+    load reads.
     """
     result = IdentityLoad()
     if not force and refreshed_on(conn, REFRESH_KIND, market) == today:
@@ -125,23 +139,86 @@ def load_identity(
         return result
     before = client.stats.attempts
     full = force or refreshed_on(conn, FULL_KIND, market) is None
+    state = None if full else incremental_state(conn, market)
     existing = all_intervals(conn)
-    records = _storable(fetch_tickers(client, market=market, include_delisted=full), result)
-    if not full:
-        listed = {r.ticker for r in records}
-        gone = sorted({i.ticker for i in existing if i.last_day is None} - listed)
-        for ticker in gone:
-            found = fetch_tickers(client, market=market, listed=False, ticker=ticker)
-            records.extend(r for r in _storable(found, result) if not r.active)
-    securities = group_securities(records, existing)
-    if not full:
-        securities = [s for s in securities if touched(s, existing)]
+    if state is None:
+        listed = fetch_tickers(client, market=market, include_delisted=False)
+        delisted = fetch_tickers(client, market=market, listed=False)
+        result.rejected.extend(listed.rejected + delisted.rejected)
+        records = _storable(listed.records + delisted.records, result)
+        marks = {
+            REFRESH_KIND: _newest(r.last_updated_utc for r in listed.records),
+            DELISTED_KIND: _newest(r.delisted_utc for r in delisted.records),
+        }
+        resume_after = None
+        securities = group_securities(records, existing)
+        event_ids = {s.security_id for s in needs_events(securities, existing)}
+    else:
+        result.mode = "changes"
+        changes = fetch_changes(
+            client, conn, state, existing, market=market, reconcile_pages=reconcile_pages
+        )
+        result.rejected.extend(changes.rejected)
+        records = _storable(changes.records, result)
+        marks = {REFRESH_KIND: changes.listed_mark, DELISTED_KIND: changes.delisted_mark}
+        resume_after = changes.resume_after
+        securities = changed(group_securities(records, existing), existing)
+        held = {i.security_id for i in existing}
+        fresh = [s for s in securities if s.security_id not in held]
+        event_ids = renamed(securities, existing)
+        event_ids |= {s.security_id for s in needs_events(fresh, existing)}
+        securities = with_stored_rows(conn, securities, existing)
+    events = _events(client, [s for s in securities if s.security_id in event_ids], result)
+    checked = _placed(conn, securities, events, existing, floor, result)
+    with conn.transaction():
+        result.securities = upsert_securities(conn, (s.security() for s in securities), "polygon")
+        result.intervals = replace_intervals(conn, checked, "polygon")
+        result.requests = client.stats.attempts - before
+        for kind, mark in marks.items():
+            record_refresh(
+                conn,
+                kind,
+                market,
+                today,
+                result.requests if kind == REFRESH_KIND else 0,
+                records=len(records),
+                # None (no row carried the instant): the next load reads from the start;
+                # for the listed rows that means a full load again.
+                watermark=mark,
+                resume_after=resume_after if kind == REFRESH_KIND else None,
+            )
+        if state is None:
+            record_refresh(conn, FULL_KIND, market, today, result.requests, records=len(records))
+    return result
+
+
+def _newest(instants: Iterable[dt.datetime | None]) -> dt.datetime | None:
+    return max((i for i in instants if i is not None), default=None)
+
+
+def _events(
+    client: PolygonClient, securities: Sequence[SecurityRows], result: IdentityLoad
+) -> dict[str, list[TickerEvent]]:
+    """The ticker-change events of `securities` (one request each)."""
     events: dict[str, list[TickerEvent]] = {}
-    for sec in needs_events(securities, existing):
+    for sec in securities:
         found_events = fetch_ticker_events(client, sec.security_id)
         result.events_fetched += 1
         if found_events:
             events[sec.security_id] = found_events
+    return events
+
+
+def _placed(
+    conn: psycopg.Connection,
+    securities: Sequence[SecurityRows],
+    events: dict[str, list[TickerEvent]],
+    existing: Sequence[TickerInterval],
+    floor: dt.date,
+    result: IdentityLoad,
+) -> list[TickerInterval]:
+    """The intervals of `securities`, from their events or rows, clear of the stored owners
+    of the same tickers and cross-checked against the stored bars."""
     known_first = {(i.security_id, i.ticker): i.first_day for i in existing}
     intervals: list[TickerInterval] = []
     for sec in securities:
@@ -158,22 +235,14 @@ def load_identity(
         for old, new in zip(sorted(intervals, key=_key), sorted(checked, key=_key), strict=True)
         if old.first_day != new.first_day
     ]
-    with conn.transaction():
-        result.securities = upsert_securities(conn, (s.security() for s in securities), "polygon")
-        result.intervals = replace_intervals(conn, checked, "polygon")
-        result.requests = client.stats.attempts - before
-        record_refresh(conn, REFRESH_KIND, market, today, result.requests)
-        if full:
-            record_refresh(conn, FULL_KIND, market, today, result.requests)
-    return result
+    return checked
 
 
-def _storable(fetched: TickerFetch, result: IdentityLoad) -> list[TickerRecord]:
+def _storable(records: Iterable[TickerRecord], result: IdentityLoad) -> list[TickerRecord]:
     """The rows whose ticker the store accepts (ticker_history's CHECK): one odd vendor
     ticker must not refuse the whole load; the others are reported."""
-    result.rejected.extend(fetched.rejected)
     out = []
-    for record in fetched.records:
+    for record in records:
         if STORED_TICKER.fullmatch(record.ticker):
             out.append(record)
         else:

@@ -21,6 +21,14 @@
 This module is the edge: `load_settings()` is the one place that reads the environment. The code
 location (`definitions.py`) and the command line call it once and pass the `Settings` down;
 nothing below them reads `os.environ`.
+
+`Settings` is a frozen pydantic-settings model (`lib/settings_model.py`): each variable is read,
+validated and typed once, and the key is a `SecretStr`. This module holds the rules it applies
+(plain functions, also used where a value comes from run config) and is cheap to import:
+pydantic-settings costs ~0.25 s to import, more than the whole of `marketdata symbols list`'s
+0.3 s goal, so the commands that only need the store (`symbols`, `db`, `coverage`) read its
+location alone (`store_location`, after checking the whole environment by the same `RULES`),
+and `Settings` is imported on first use.
 """
 
 from __future__ import annotations
@@ -28,12 +36,16 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from marketdata_pipeline.lib.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from marketdata_pipeline.lib.settings_model import Settings
 
 DEFAULT_BASE_URL = "https://api.massive.com"
 DEFAULT_REQUESTS_PER_MINUTE = 5
@@ -129,135 +141,139 @@ def redact_url(url: str) -> str:
     return parts.geturl() if changed else url
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The validated environment."""
+def config_date(value: str, what: str) -> dt.date:
+    """`parse_date` for a setting: a bad date is configuration (exit 3), not input (exit 2)."""
+    try:
+        return parse_date(value, what)
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
 
-    api_key: str | None
-    api_key_variable: str | None
-    base_url: str
-    requests_per_minute: int
+
+def bounded_int(value: str | int, what: str, low: int, high: int) -> int:
+    """`value` as a whole number in low..high, or ConfigError naming `what`."""
+    text = str(value).strip()
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ConfigError(f"{what} {text!r} must be a whole number from {low} to {high}")
+    return int(text)
+
+
+def present(env: Mapping[str, str]) -> dict[str, str]:
+    """The variables of `env` that hold something (a blank variable counts as unset)."""
+    return {name: value for name, value in env.items() if value and value.strip()}
+
+
+def resolved_path(value: Any) -> Path:
+    """A configured directory as an absolute path."""
+    return Path(str(value).strip()).resolve()
+
+
+def _start_date(value: str) -> dt.date:
+    start = config_date(value, "MARKETDATA_START_DATE")
+    if start < EARLIEST_START_DATE:
+        raise ConfigError(f"MARKETDATA_START_DATE {start} is before {EARLIEST_START_DATE}")
+    return start
+
+
+def _revision_sessions(value: str) -> int:
+    text = str(value).strip()
+    if not text.isdigit() or not 0 <= int(text) <= 250:
+        raise ConfigError(f"MARKETDATA_REVISION_SESSIONS {text!r} must be a number from 0 to 250")
+    return int(text)
+
+
+def _text(value: str) -> str:
+    return str(value).strip()
+
+
+#: The rule of each variable (raising ConfigError naming it), in one place: `Settings` applies
+#: it to its field, `check_environment` to the environment of the commands that need less.
+RULES: dict[str, Callable[[str], Any]] = {
+    "POLYGON_BASE_URL": lambda v: validate_base_url(v, "POLYGON_BASE_URL"),
+    "POLYGON_REQUESTS_PER_MINUTE": validate_requests_per_minute,
+    "POLYGON_HISTORY_START": lambda v: config_date(v, "POLYGON_HISTORY_START"),
+    "MARKETDATA_DATABASE_URL": validate_database_url,
+    "MARKETDATA_START_DATE": _start_date,
+    "MARKETDATA_HOME": resolved_path,
+    "MARKETDATA_REVISION_SESSIONS": _revision_sessions,
+    "MARKETDATA_SIMULATED": lambda v: v.strip() == "1",
+    "MARKETDATA_SIMULATOR_WORLD": _text,
+    "DAGSTER_HOME": resolved_path,
+    "MARKETDATA_DAGSTER_STORAGE_URL": _text,
+    "MARKETDATA_CACHE_DIR": resolved_path,
+    "MARKETDATA_CACHE_MAX_AGE_DAYS": lambda v: bounded_int(
+        v, "MARKETDATA_CACHE_MAX_AGE_DAYS", 1, 365
+    ),
+    "MARKETDATA_CACHE_MAX_MB": lambda v: bounded_int(v, "MARKETDATA_CACHE_MAX_MB", 1, 10_000_000),
+    "MARKETDATA_CACHE_RECENT_MAX_AGE_MINUTES": lambda v: bounded_int(
+        v, "MARKETDATA_CACHE_RECENT_MAX_AGE_MINUTES", 1, 10_080
+    ),
+    "MARKETDATA_SPOOL_DIR": resolved_path,
+}
+
+
+def rule(variable: str) -> Callable[[Any], Any]:
+    """`RULES[variable]` for a raw value; a value of the field's own type passes as it is."""
+    check = RULES[variable]
+
+    def apply(value: Any) -> Any:
+        return check(value) if isinstance(value, str) else value
+
+    return apply
+
+
+def check_environment(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Every known variable set in `env` (default: the process's), checked by its rule, as its
+    value: what `Settings` would refuse is refused here too."""
+    env = present(os.environ if env is None else env)
+    return {name: check(env[name]) for name, check in RULES.items() if name in env}
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    """Where the candle store and the Dagster instance are: the part of the settings that the
+    store-only commands need (`symbols`, `db`, `coverage`), without importing pydantic."""
+
     database_url: str | None
-    start_date: dt.date
     home: Path
-    revision_sessions: int = DEFAULT_REVISION_SESSIONS
-    # POLYGON_BASE_URL was set explicitly (then a missing key is an error, not the simulator).
-    base_url_configured: bool = False
-    # The API is the local simulator (its rows are stored with source 'simulator').
-    simulated: bool = False
-    # DAGSTER_HOME as the user set it (None: ours, under `home`), and the instance storage URL
-    # (MARKETDATA_DAGSTER_STORAGE_URL; None: derived from the candle store's server).
     dagster_home_override: Path | None = None
     dagster_storage_url: str | None = None
-    #: First day the API key's plan serves (POLYGON_HISTORY_START); None = no limit.
-    history_start: dt.date | None = None
-    cache_dir_override: Path | None = None
-    cache_max_age_days: int = DEFAULT_CACHE_MAX_AGE_DAYS
-    cache_max_mb: int = DEFAULT_CACHE_MAX_MB
-    spool_dir_override: Path | None = None
-    cache_recent_max_age_minutes: int = DEFAULT_CACHE_RECENT_MAX_AGE_MINUTES
-    # The built-in simulator's world (its answers' identity, whatever its port); None otherwise.
-    simulator_world: str | None = None
-
-    @property
-    def cache_scope(self) -> str | None:
-        """The API's identity in the page cache's keys: `simulator:<world>` for the built-in
-        simulator (a new port every command, the same pages); None for any other API, which
-        its base URL names."""
-        if self.simulated and self.simulator_world:
-            return f"simulator:{self.simulator_world}"
-        return None
 
     @property
     def dagster_home(self) -> Path:
         """The Dagster instance directory: DAGSTER_HOME, else `<home>/dagster_home`."""
         return self.dagster_home_override or self.home / "dagster_home"
 
-    @property
-    def cache_dir(self) -> Path:
-        """Where fetched pages wait until their rows are committed (`MARKETDATA_CACHE_DIR`)."""
-        return self.cache_dir_override or self.home / "cache"
-
-    @property
-    def spool_dir(self) -> Path:
-        """Where a run's validated chunks wait for its write (`MARKETDATA_SPOOL_DIR`)."""
-        return self.spool_dir_override or self.home / "spool"
+    def with_database(self, url: str) -> StoreLocation:
+        """The same location with the store at `url` (the embedded server, once started)."""
+        return replace(self, database_url=url)
 
 
-def _bounded_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    """`env[name]` as a whole number in low..high (default when unset), or ConfigError."""
-    text = env.get(name, "").strip() or str(default)
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise ConfigError(f"{name} {text!r} must be a whole number from {low} to {high}")
-    return int(text)
+def store_location(env: Mapping[str, str] | None = None) -> StoreLocation:
+    """Where the store is, from an environment checked whole (`check_environment`)."""
+    values = check_environment(env)
+    return StoreLocation(
+        database_url=values.get("MARKETDATA_DATABASE_URL"),
+        home=values.get("MARKETDATA_HOME") or default_home().resolve(),
+        dagster_home_override=values.get("DAGSTER_HOME"),
+        dagster_storage_url=values.get("MARKETDATA_DAGSTER_STORAGE_URL"),
+    )
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate the environment; raise ConfigError/InputError naming the variable."""
-    env = os.environ if env is None else env
-    key_var = next((v for v in API_KEY_VARIABLES if env.get(v, "").strip()), None)
-    try:
-        start = (
-            parse_date(env["MARKETDATA_START_DATE"], "MARKETDATA_START_DATE")
-            if env.get("MARKETDATA_START_DATE", "").strip()
-            else DEFAULT_START_DATE
-        )
-    except InputError as exc:
-        # An environment variable is configuration (exit 3), not command input (exit 2).
-        raise ConfigError(str(exc)) from None
-    if start < EARLIEST_START_DATE:
-        raise ConfigError(f"MARKETDATA_START_DATE {start} is before {EARLIEST_START_DATE}")
-    history = env.get("POLYGON_HISTORY_START", "").strip()
-    try:
-        history_start = parse_date(history, "POLYGON_HISTORY_START") if history else None
-    except InputError as exc:
-        raise ConfigError(str(exc)) from None
-    db = env.get("MARKETDATA_DATABASE_URL", "").strip()
-    sessions = env.get("MARKETDATA_REVISION_SESSIONS", "").strip() or str(DEFAULT_REVISION_SESSIONS)
-    if not sessions.isdigit() or not 0 <= int(sessions) <= 250:
-        raise ConfigError(
-            f"MARKETDATA_REVISION_SESSIONS {sessions!r} must be a number from 0 to 250"
-        )
-    return Settings(
-        api_key=env[key_var].strip() if key_var else None,
-        api_key_variable=key_var,
-        base_url=validate_base_url(env.get("POLYGON_BASE_URL") or DEFAULT_BASE_URL),
-        requests_per_minute=validate_requests_per_minute(
-            env.get("POLYGON_REQUESTS_PER_MINUTE") or DEFAULT_REQUESTS_PER_MINUTE
-        ),
-        database_url=validate_database_url(db) if db else None,
-        start_date=start,
-        home=Path(env.get("MARKETDATA_HOME") or default_home()).resolve(),
-        revision_sessions=int(sessions),
-        base_url_configured=bool(env.get("POLYGON_BASE_URL", "").strip()),
-        simulated=env.get("MARKETDATA_SIMULATED", "").strip() == "1",
-        dagster_home_override=(
-            Path(env["DAGSTER_HOME"]).resolve() if env.get("DAGSTER_HOME", "").strip() else None
-        ),
-        dagster_storage_url=env.get("MARKETDATA_DAGSTER_STORAGE_URL", "").strip() or None,
-        history_start=history_start,
-        cache_dir_override=(
-            Path(env["MARKETDATA_CACHE_DIR"].strip()).resolve()
-            if env.get("MARKETDATA_CACHE_DIR", "").strip()
-            else None
-        ),
-        cache_max_age_days=_bounded_int(
-            env, "MARKETDATA_CACHE_MAX_AGE_DAYS", DEFAULT_CACHE_MAX_AGE_DAYS, 1, 365
-        ),
-        cache_max_mb=_bounded_int(
-            env, "MARKETDATA_CACHE_MAX_MB", DEFAULT_CACHE_MAX_MB, 1, 10_000_000
-        ),
-        spool_dir_override=(
-            Path(env["MARKETDATA_SPOOL_DIR"].strip()).resolve()
-            if env.get("MARKETDATA_SPOOL_DIR", "").strip()
-            else None
-        ),
-        cache_recent_max_age_minutes=_bounded_int(
-            env,
-            "MARKETDATA_CACHE_RECENT_MAX_AGE_MINUTES",
-            DEFAULT_CACHE_RECENT_MAX_AGE_MINUTES,
-            1,
-            10_080,
-        ),
-        simulator_world=env.get("MARKETDATA_SIMULATOR_WORLD", "").strip() or None,
-    )
+    """Read and validate the environment (`env` instead, when given); raise ConfigError naming
+    the variable."""
+    from marketdata_pipeline.lib.settings_model import Settings
+
+    if env is None:
+        return Settings()
+    # A mapping stands for the whole environment: the process's own variables are not read.
+    return Settings.from_mapping(env)
+
+
+def __getattr__(name: str) -> Any:
+    # `from marketdata_pipeline.lib.settings import Settings` works, loading pydantic then.
+    if name == "Settings":
+        from marketdata_pipeline.lib.settings_model import Settings
+
+        return Settings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,6 +23,7 @@ from bench import (
     partition_overhead,
     reading,
     reference_daily,
+    reference_maintenance,
     requests,
     resume,
     scale,
@@ -190,6 +191,17 @@ def test_reference_daily_second_run_of_the_day_pays_only_its_candle_plan(bench_p
         assert by_name[f"reference_daily.{label}.first_run_beyond_plan"].value > 0
         assert by_name[f"reference_daily.{label}.second_run_beyond_plan"].met
         assert by_name[f"reference_daily.{label}.summary_vs_simulator"].met
+
+
+def test_reference_maintenance_counts_a_few_requests_a_day_and_lands_every_change(bench_pg, sim):
+    figures = reference_maintenance.run(pg=bench_pg, sim=sim, **reference_maintenance.SMOKE)
+    by_name = {f.name: f for f in figures}
+    # Listed (3 pages) and delisted (1) in full, then each day: listed and delisted newest
+    # first, one reconciliation page and the renamed company's events.
+    assert by_name["reference_maintenance.first_load"].value == 4
+    assert by_name["reference_maintenance.daily_max"].value == 4
+    assert by_name["reference_maintenance.no_change_day"].value == 3
+    assert by_name["reference_maintenance.changes_landed"].met
 
 
 def test_reading_compares_the_reader_with_psql_copy_and_reports_the_goals(bench_pg):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from marketdata_pipeline.lib.identity import (
     cross_check,
@@ -94,3 +95,14 @@ def test_a_ticker_row_without_a_ticker_is_left_out_with_the_reason():
 def test_a_malformed_figi_is_treated_as_none():
     (sec,) = group_securities([row("ODD", "not-a-figi")])
     assert sec.security_id.startswith("md:") and sec.security().composite_figi is None
+
+
+def test_the_vendors_ticker_rows_carry_when_they_last_changed(fixtures_dir):
+    """`last_updated_utc` of the client's recorded ticker list (what the daily load's
+    watermark is made of)."""
+    body = json.loads(
+        (fixtures_dir / "reference" / "v3_reference_tickers__client_mock.json").read_text()
+    )
+    rows = [parse_ticker(r) for r in body["results"]]
+    assert {r.last_updated_utc for r in rows} == {dt.datetime(2022, 4, 27, tzinfo=dt.UTC)}
+    assert parse_ticker({"ticker": "A", "last_updated_utc": "soon"}).last_updated_utc is None

@@ -20,11 +20,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from marketdata_pipeline.backfill import validate_range
+from marketdata_pipeline.backfill_request import validate_range
 from marketdata_pipeline.lib.calendar import last_complete_day
 from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.errors import ConfigError, InputError
-from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.settings import load_settings
 from marketdata_pipeline.lib.symbols import parse_symbol
 from marketdata_pipeline_tests.helpers import (
@@ -143,9 +142,9 @@ def test_resource_refuses_bad_configuration_before_any_request(sim):
         (dict(base_url="ftp://x"), "is not an http"),
         (dict(requests_per_minute=0), "between 1 and"),
     ]:
-        polygon: PolygonResource = make_polygon(sim, **overrides)
+        # Refused when the resource is built (or, for a key, when the client is).
         with pytest.raises(ConfigError, match=expected):
-            polygon.get_client()
+            make_polygon(sim, **overrides).get_client()
     assert sim.stats()["requests"] == 0
 
 

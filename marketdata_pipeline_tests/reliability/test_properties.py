@@ -22,17 +22,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from marketdata_pipeline.lib.calendar import market_day_start
+from marketdata_pipeline.lib.candles.accumulator import CandleAccumulator
 from marketdata_pipeline.lib.candles.schema import (
     CANDLE_SCHEMA,
     PRICE_COLUMNS,
     REJECTED_SCHEMA,
     REQUIRED_COLUMNS,
     UTC_DATETIME,
-)
-from marketdata_pipeline.lib.candles.validation import (
-    check_structure,
-    drop_helper_columns,
-    quarantine,
 )
 from marketdata_pipeline.lib.errors import MarketdataError
 from marketdata_pipeline.lib.polygon.payload import normalise_bars, parse_page
@@ -170,10 +166,12 @@ def _ingest(body: bytes, asset_class: AssetClass):
     if endpoint == "grouped":  # the resource keeps the requested symbols only
         frame = frame.filter(pl.col("symbol").is_in(["BTCUSD", "ETHUSD"]))
     symbols = ["AAPL"] if endpoint == "range" else ["BTCUSD", "ETHUSD"]
-    report = check_structure(drop_helper_columns(frame), start=START, end=END, symbols=symbols)
+    # The asset's and the repair's own accumulator: structure, quarantine, tally.
+    rows = CandleAccumulator(f"{asset_class}_daily_candles", asset_class)
+    report = rows.add(frame, start=START, end=END, symbols=symbols)
     if not report.passed:
         return frame, None  # the asset raises before Output: nothing is written
-    return frame, quarantine(frame, asset=f"{asset_class}_daily_candles")
+    return frame, (rows.candles, rows.rejected())
 
 
 def _assert_sound(frame: pl.DataFrame, good: pl.DataFrame, rejected: pl.DataFrame) -> None:

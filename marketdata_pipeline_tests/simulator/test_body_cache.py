@@ -91,3 +91,11 @@ def test_resize_evicts_the_least_recently_used(entries: int, size: int, kept: in
     if kept:
         assert cache.get_or_build("a", lambda: "rebuilt", len) == "a" * 10
         assert cache.get_or_build("b", lambda: "rebuilt", len) == "rebuilt"
+
+
+def test_a_zero_byte_bound_keeps_not_even_empty_pages() -> None:
+    cache = BodyCache(max_entries=10, max_chars=100)
+    cache.get_or_build("closed day", lambda: b"", len)
+    cache.resize(10, 0)
+    cache.get_or_build("another closed day", lambda: b"", len)
+    assert cache.describe()["entries"] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import httpx
 import pytest
 
 from polygon_simulator import ConfigError, SimulatorServer, identity_world
+from polygon_simulator.listings import universe_listing
 
 REFERENCE = Path(__file__).parent.parent / "fixtures" / "polygon" / "reference"
 STOCKS = "/v2/aggs/grouped/locale/us/market/stocks/"
@@ -172,3 +174,46 @@ def test_overlapping_owners_are_refused_naming_both(sim: SimulatorServer) -> Non
     clash.append({"name": "Other Co", "tickers": [{"ticker": "META", "first_day": "2023-01-03"}]})
     with pytest.raises(ConfigError, match=r"Meta Platforms.*Other Co.*META"):
         sim.configure(listings=clash)
+
+
+def day_two_changes() -> list[dict]:
+    """Changes of 2025-06-03: NEWCO lists, AAPL is delisted, MSFT is renamed MSFX."""
+    aapl = universe_listing("AAPL").model_dump(mode="json")
+    aapl["tickers"][0]["last_day"] = "2025-06-02"
+    msft = universe_listing("MSFT").model_dump(mode="json")
+    msft["tickers"] = [
+        {**msft["tickers"][0], "last_day": "2025-06-02"},
+        {"ticker": "MSFX", "first_day": "2025-06-03"},
+    ]
+    newco = {
+        "name": "Newco",
+        "composite_figi": "BBG0NEWC0000",
+        "tickers": [{"ticker": "NEWCO", "first_day": "2025-06-03"}],
+    }
+    return [aapl, msft, newco]
+
+
+def test_last_updated_utc_says_when_the_world_changed_a_row(sim: SimulatorServer, client) -> None:
+    newest_first = {"market": "stocks", "sort": "last_updated_utc", "order": "desc"}
+    sim.configure(listings=world(), stock_universe_size=30, today=dt.date(2025, 6, 2))
+    before = get(client, TICKERS, **newest_first, limit=1000)["results"]
+    stamps = [r["last_updated_utc"] for r in before]
+    assert stamps == sorted(stamps, reverse=True) and len(set(stamps)) == len(stamps)
+    # Meta's new ticker (2022-06-09) is the newest change of the identity world's listed rows.
+    assert before[0]["ticker"] == "META" and stamps[0].startswith("2022-06-09T")
+    # The next day the world changes: only the changed rows are newer than yesterday's newest.
+    sim.configure(listings=world() + day_two_changes(), today=dt.date(2025, 6, 3))
+    page = get(client, TICKERS, **newest_first, limit=2)
+    assert [r["ticker"] for r in page["results"]] in (["MSFX", "NEWCO"], ["NEWCO", "MSFX"])
+    assert all(r["last_updated_utc"] > stamps[0] for r in page["results"])
+    third = get(client, page["next_url"])["results"][0]
+    assert third["last_updated_utc"] == stamps[0]  # unchanged rows keep their stamps
+    gone = get(client, TICKERS, market="stocks", active="false", sort="delisted_utc", order="desc")
+    latest = gone["results"][:3]
+    assert sorted(r["ticker"] for r in latest[:2]) == ["AAPL", "MSFT"]
+    assert {r["delisted_utc"] for r in latest[:2]} == {"2025-06-03T04:00:00Z"}
+    assert latest[2]["ticker"] == "SIVB" and all(
+        r["last_updated_utc"] > stamps[0] for r in latest[:2]
+    )
+    oldest_first = get(client, TICKERS, active="false", sort="delisted_utc", order="asc")["results"]
+    assert oldest_first[0]["ticker"] == "ZZQX"  # delisted after 2021-06-30, the earliest

@@ -10,28 +10,25 @@ rows out).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
-from typing import Literal
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import dagster as dg
-import polars as pl
 from pydantic import Field
 
 from marketdata_pipeline.defs.candles import checks
+from marketdata_pipeline.defs.candles.partition_metadata import (
+    record_partition_row_counts,
+    run_metadata_partition,
+)
 from marketdata_pipeline.lib.calendar import NEW_YORK
+from marketdata_pipeline.lib.candles.accumulator import CandleAccumulator
 from marketdata_pipeline.lib.candles.batch import CandleBatch
 from marketdata_pipeline.lib.candles.quality import DEFAULT_JUMP_THRESHOLD
-from marketdata_pipeline.lib.candles.schema import empty_rejected
 from marketdata_pipeline.lib.candles.spool import CandleSpool
-from marketdata_pipeline.lib.candles.tally import QualityTally
-from marketdata_pipeline.lib.candles.validation import (
-    StructuralReport,
-    check_structure,
-    drop_helper_columns,
-    quarantine,
-)
+from marketdata_pipeline.lib.candles.validation import StructuralReport
 from marketdata_pipeline.lib.candles.window import CandleWindow
-from marketdata_pipeline.lib.dagster_private import AssetMetadataHandle, OutputMetadataAccumulator
 from marketdata_pipeline.lib.errors import InputError
 from marketdata_pipeline.lib.identity_load import ensure_loaded
 from marketdata_pipeline.lib.polygon.errors import PolygonError
@@ -41,7 +38,7 @@ from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.securities import AmbiguousOwnership
 from marketdata_pipeline.lib.postgres.store import stored_counts
 from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols, record_failures
-from marketdata_pipeline.lib.postgres.universe import universe_symbols
+from marketdata_pipeline.lib.postgres.universe import rule_symbols, universe_symbols
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol, parse_symbol
 
 
@@ -52,6 +49,12 @@ class CandleConfig(dg.Config):
         default=None,
         description="Only these symbols (e.g. AAPL, X:BTCUSD). Default: every active tracked "
         "symbol of the asset's class in marketdata.tracked_symbols.",
+    )
+    rules: list[int] | None = Field(
+        default=None,
+        description="Stocks only, instead of symbols: the tickers these tracking rules "
+        "(marketdata.tracking_rules ids) expand to in the window, and nothing else (the "
+        "sensor's history run for a new rule).",
     )
     strategy: Literal["auto", "range", "grouped"] = Field(
         default="auto",
@@ -79,6 +82,15 @@ def resolve_symbols(
     For stocks in `window`, the chosen tickers follow their companies (tracking FB fetches
     META after the rename) and the tracking rules add every ticker they expand to there.
     """
+    invalid: dict[str, str] = {}
+    if config.rules is not None:
+        if asset_class is not AssetClass.STOCK or config.symbols is not None:
+            raise dg.Failure("run config rules: stock runs only, and not with symbols")
+        if window is None:
+            return [], invalid
+        with database.connect() as conn:
+            chosen = rule_symbols(conn, config.rules, window.first, window.last)
+        return sorted(set(chosen)), invalid
     if config.symbols is not None:
         chosen: list[Symbol] = []
         for raw in config.symbols:
@@ -87,7 +99,6 @@ def resolve_symbols(
             except InputError as exc:
                 raise dg.Failure(f"run config symbols: {exc}") from None
             chosen.append(sym)
-        invalid: dict[str, str] = {}
         with_rules = False
     else:
         with database.connect() as conn:
@@ -121,88 +132,6 @@ def _ensure_reference(
         )
 
 
-def empty_answers_with_stored_rows(
-    database: PostgresDatabase,
-    asset: str,
-    window: CandleWindow,
-    fetched: list[str],
-    frame_symbols: set[str],
-) -> dict[str, str]:
-    """Symbols the API answered with no bars at all but that have rows stored in the window,
-    with the reason they count as failed.
-
-    Polygon has served transient empty results under load. Replacing the slice with such an
-    answer would delete good history, so these symbols are failed instead and keep their rows.
-    """
-    empty = sorted(set(fetched) - frame_symbols)
-    if not empty:
-        return {}
-    with database.connect() as conn:
-        counts = stored_counts(conn, asset, window, empty)
-    return {
-        symbol: (
-            f"{symbol} {window}: the API answered with no bars, but {count} rows are stored "
-            "for this window; they were kept (a transient empty answer?). Rerun later."
-        )
-        for symbol, count in counts.items()
-    }
-
-
-def record_partition_row_counts(
-    context: dg.AssetExecutionContext, counts: Mapping[dt.date, int]
-) -> None:
-    """Give each partition of the run its own `dagster/partition_row_count`: the rows written
-    for its day (Dagster's key for a partition's rows; `dagster/row_count`, the table's, is on
-    the run's newest partition, from the IO manager).
-
-    Dagster copies an Output's metadata onto every partition of a single-run range, so a
-    run-wide count there would be false on each of them; per-partition asset metadata is not.
-    """
-    add_partition_metadata(
-        context,
-        {
-            key: {"dagster/partition_row_count": counts.get(dt.date.fromisoformat(key), 0)}
-            for key in context.partition_keys
-        },
-    )
-
-
-def add_partition_metadata(
-    context: dg.AssetExecutionContext, metadata_by_key: Mapping[str, Mapping[str, object]]
-) -> None:
-    """`context.add_asset_metadata(metadata, partition_key=key)` for every key of the run, in
-    time linear in the keys.
-
-    Dagster's method checks each key against the run's whole partition range and copies every
-    entry added so far, on each call: quadratic in a range run's partitions (10.7 s of a 47 s
-    twenty-year run for 7,303 partitions). Here the keys are checked once against the run's own
-    keys and the step's metadata accumulator is extended once. The Dagster packages are pinned;
-    should those internals move, the public method is used, one key at a time.
-    """
-    run_keys = set(context.partition_keys)
-    outside = [key for key in metadata_by_key if key not in run_keys]
-    if outside:
-        raise ValueError(f"partition keys {outside[:3]} are not partitions of this run")
-    step = getattr(context.op_execution_context, "_step_execution_context", None)
-    accumulator = getattr(step, "_metadata_accumulator", None)
-    if not isinstance(accumulator, OutputMetadataAccumulator):
-        for key, metadata in metadata_by_key.items():
-            context.add_asset_metadata(dict(metadata), partition_key=key)
-        return
-    merged = dict(accumulator.per_output_metadata)
-    for key, metadata in metadata_by_key.items():
-        handle = AssetMetadataHandle(asset_key=context.asset_key, partition_key=key)
-        merged[handle] = {**merged.get(handle, {}), **metadata}
-    step._metadata_accumulator = OutputMetadataAccumulator(per_output_metadata=merged)
-
-
-def run_metadata_partition(context: dg.AssetExecutionContext) -> str | None:
-    """The partition that carries the run-wide metadata of a range run (its newest), or None
-    when the run has at most one partition (then the Output carries it, as usual)."""
-    keys = context.partition_keys if context.has_partition_key_range else []
-    return max(keys) if len(keys) > 1 else None
-
-
 def materialise_candles(
     context: dg.AssetExecutionContext,
     config: CandleConfig,
@@ -233,97 +162,107 @@ def materialise_candles(
     if served is None:
         symbols = []
     with CandleSpool(polygon.spool_dir) as spool:
-        yield from _fetch_validate_emit(
-            context, config, asset_class, polygon, database, spool, window, symbols, invalid
+        rows = CandleAccumulator(asset, asset_class, config.jump_threshold, spool=spool)
+        fetch = _RunFetch()
+        yield from _fetch_into(
+            context, config, polygon, database, rows, fetch, window, symbols, invalid
         )
+        yield from _emit(context, polygon, database, rows, fetch, window, len(symbols), invalid)
 
 
-def _fetch_validate_emit(
+@dataclass
+class _RunFetch:
+    """What a run's requests produced besides its rows: errors, pages, the plan, the counts."""
+
+    errors: dict[str, str] = field(default_factory=dict)
+    cache_keys: list[str] = field(default_factory=list)
+    requests: dict = field(default_factory=dict)
+    requests_made: int = 0
+    run_plan: Any = None
+
+
+def _fetch_into(
     context: dg.AssetExecutionContext,
     config: CandleConfig,
-    asset_class: AssetClass,
     polygon: PolygonResource,
     database: PostgresDatabase,
-    spool: CandleSpool,
+    rows: CandleAccumulator,
+    fetch: _RunFetch,
     window: CandleWindow,
     symbols: list[Symbol],
     invalid: dict[str, str],
-) -> Iterator[dg.AssetCheckResult | dg.Output]:
-    """The body of `materialise_candles`, chunk by chunk into `spool`."""
-    asset = context.asset_key.path[-1]
+) -> Iterator[dg.AssetCheckResult]:
+    """Fetch the run chunk by chunk into `rows`; a structural failure fails the run here,
+    before any Output (nothing written)."""
     strategy = None if config.strategy == "auto" else config.strategy
-    tally = QualityTally(asset_class, config.jump_threshold)
-    rejected_chunks: list[pl.DataFrame] = []
-    fetched_all: set[str] = set()
-    fetch_errors: dict[str, str] = {}
-    cache_keys: list[str] = []
-    requests: dict = {}
-    requests_made = 0
-    run_plan = None
-    grouped_failed = False
     for chunk in polygon.fetch_chunks(
-        asset_class,
+        rows.asset_class,
         symbols,
         window,
         log=context.log,
         force_strategy=strategy,
         chunk_rows=config.rows_per_chunk,
     ):
-        run_plan = chunk.run_plan or chunk.plan
-        requests = chunk.requests
-        requests_made += int(chunk.requests.get("requests", 0))
-        fetch_errors.update(chunk.errors)
-        cache_keys.extend(chunk.cache_keys)
-        if chunk.plan.strategy == "grouped" and chunk.errors:
-            grouped_failed = True  # every symbol failed: nothing of the run is written
-            break
-        fetched_all.update(chunk.fetched)
-        candles = drop_helper_columns(chunk.frame)
-        start, end = (
-            (chunk.plan.start, chunk.plan.end)
-            if chunk.plan.strategy == "grouped"
-            else (window.first, window.last)
+        fetch.run_plan = chunk.run_plan or chunk.plan
+        fetch.requests = chunk.requests
+        fetch.requests_made += int(chunk.requests.get("requests", 0))
+        fetch.errors.update(chunk.errors)
+        fetch.cache_keys.extend(chunk.cache_keys)
+        if chunk.fails_the_run:
+            # Nothing of the run is written; the days that did arrive stay cached for the rerun.
+            rows.discard()
+            fetch.cache_keys.clear()
+            return
+        grouped = chunk.plan.strategy == "grouped"
+        report = rows.add(
+            chunk.frame,
+            start=chunk.plan.start if grouped else window.first,
+            end=chunk.plan.end if grouped else window.last,
+            symbols=chunk.fetched,
         )
-        report = check_structure(candles, start=start, end=end, symbols=chunk.fetched)
         if not report.passed:
             yield checks.structural_result(report)
             message = "structural validation failed, nothing written: " + "; ".join(report.problems)
             # The pages behind the bad chunk must not be reused: a rerun asks the API again
             # for them (the earlier chunks' pages stay for the rerun).
             polygon.forget_pages(chunk.cache_keys)
-            failed = {**dict.fromkeys(symbols_of(symbols), message), **fetch_errors}
+            failed = {**dict.fromkeys(symbols_of(symbols), message), **fetch.errors}
             failed.update({s: f"invalid tracked symbol: {why}" for s, why in invalid.items()})
             # Nothing is written, so the failures are recorded on their own.
             with database.connect() as conn:
-                record_failures(conn, asset_class, failed)
+                record_failures(conn, rows.asset_class, failed)
             raise dg.Failure(
-                description=f"{asset} {window}: {message}",
+                description=f"{rows.asset} {window}: {message}",
                 metadata={"problems": dg.MetadataValue.json(report.problems)},
             )
-        good, rejected = quarantine(chunk.frame, asset=asset)
-        tally.add(good, start=start, end=end, symbols=chunk.fetched)
-        spool.add(good)
-        if rejected.height:
-            rejected_chunks.append(rejected)
-        del candles, good, chunk
+        del chunk
 
-    fetched_unique = sorted(fetched_all) if not grouped_failed else []
-    if grouped_failed:
-        spool.clear()
-        rejected_chunks.clear()
-        # Nothing of the run is written: the days that did arrive stay cached for the rerun.
-        cache_keys.clear()
-        tally = QualityTally(asset_class, config.jump_threshold)
-    kept = empty_answers_with_stored_rows(database, asset, window, fetched_unique, spool.symbols())
-    fetched = [s for s in fetched_unique if s not in kept]
-    for symbol in kept:
-        tally.missing.pop(symbol, None)
+
+def _emit(
+    context: dg.AssetExecutionContext,
+    polygon: PolygonResource,
+    database: PostgresDatabase,
+    rows: CandleAccumulator,
+    fetch: _RunFetch,
+    window: CandleWindow,
+    requested: int,
+    invalid: dict[str, str],
+) -> Iterator[dg.AssetCheckResult | dg.Output]:
+    """The run's checks and its one Output (the IO manager writes it)."""
+    asset = rows.asset
+
+    def counts(symbols: Sequence[str]) -> Mapping[str, int]:
+        with database.connect() as conn:
+            return stored_counts(conn, asset, window, symbols)
+
+    kept = rows.empty_answers(window, counts)
+    fetched = rows.written(kept)
     errors = {
         **{s: f"invalid tracked symbol: {why}" for s, why in invalid.items()},
-        **fetch_errors,
+        **fetch.errors,
         **kept,
     }
-    rejected = pl.concat(rejected_chunks, how="vertical") if rejected_chunks else empty_rejected()
+    rejected = rows.rejected()
     # Who answered (the client saw it in the answers), not what the rows say: the write claims
     # the store for it, or is refused when the store holds the other kind.
     try:
@@ -331,11 +270,14 @@ def _fetch_validate_emit(
     except PolygonError as exc:
         raise dg.Failure(description=f"{asset} {window}: {exc}") from None
 
+    spool = rows.candles
+    assert isinstance(spool, CandleSpool)
     yield checks.structural_result(StructuralReport())
-    yield checks.fetch_result(len(symbols) + len(invalid), errors)
-    yield from checks.quality_results_of(tally, rejected)
+    yield checks.fetch_result(requested + len(invalid), errors)
+    yield from checks.quality_results_of(rows.tally, rejected)
     record_partition_row_counts(context, spool.rows_per_day)
     per_symbol = sorted(spool.rows_per_symbol.items())[:50]
+    run_plan = fetch.run_plan
     run_metadata = {
         # What the whole run did: on its last partition only (`run_metadata_partition`), since
         # Dagster would copy an Output's metadata onto every partition of a range.
@@ -345,8 +287,8 @@ def _fetch_validate_emit(
         "symbols_failed": ", ".join(sorted(errors)[:20]),
         "rows_per_symbol": dg.MetadataValue.json(dict(per_symbol)),
         "plan": dg.MetadataValue.json(run_plan.as_metadata() if run_plan else {}),
-        "requests": dg.MetadataValue.json({**requests, "requests": requests_made}),
-        "requests_made": requests_made,
+        "requests": dg.MetadataValue.json({**fetch.requests, "requests": fetch.requests_made}),
+        "requests_made": fetch.requests_made,
         "run_rows_rejected": rejected.height,
         "spooled_chunks": spool.chunks,
     }
@@ -355,7 +297,7 @@ def _fetch_validate_emit(
         context.add_asset_metadata(run_metadata, partition_key=last)
     yield dg.Output(
         CandleBatch(
-            asset_class=asset_class,
+            asset_class=rows.asset_class,
             window=window,
             symbols=tuple(fetched),
             source_family=source_family,
@@ -367,7 +309,7 @@ def _fetch_validate_emit(
     )
     # Dagster resumes this generator only after the IO manager stored the Output, so reaching
     # this line means the rows are committed: their cached pages are no longer needed.
-    polygon.forget_pages(cache_keys)
+    polygon.forget_pages(fetch.cache_keys)
 
 
 def symbols_of(symbols: list[Symbol]) -> list[str]:

@@ -3,9 +3,10 @@
 The vendor's adjusted bars are adjusted as of the moment they are fetched, so a split learned
 later leaves every stored bar before its execution date on the old share basis. For each active
 tracked stock with such stale bars, `bring_history_current` re-fetches the stale span with one
-range request and replaces it in one transaction: the stored history then equals what the
-vendor's adjusted bars are now, exactly (re-scaling stored prices ourselves would drift from the
-vendor's own rounding). Bars on or after the execution date, and other symbols, are untouched.
+range request and replaces it in one transaction through the candle IO manager: the stored
+history then equals what the vendor's adjusted bars are now, exactly (re-scaling stored prices
+ourselves would drift from the vendor's own rounding). Bars on or after the execution date, and
+other symbols, are untouched.
 
 Which bars are stale is derived from the data (`stale_split_history`): a bar fetched before a
 split took effect. A repaired bar is fresh, so calling this again finds nothing and costs no
@@ -16,16 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from marketdata_pipeline.lib.candles.accumulator import CandleAccumulator
 from marketdata_pipeline.lib.candles.batch import CandleBatch
-from marketdata_pipeline.lib.candles.validation import (
-    check_structure,
-    drop_helper_columns,
-    quarantine,
-)
 from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.polygon.client import PolygonClient
 from marketdata_pipeline.lib.polygon.errors import PolygonError
@@ -36,7 +33,8 @@ from marketdata_pipeline.lib.postgres.corporate_actions import (
     stale_split_history,
 )
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
-from marketdata_pipeline.lib.postgres.store import write_batch
+from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
+from marketdata_pipeline.lib.postgres.store import stored_counts
 from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol
 
@@ -67,6 +65,7 @@ class HistoryReport:
 def bring_history_current(
     polygon: PolygonResource,
     database: PostgresDatabase,
+    store: PostgresCandleIOManager,
     *,
     symbols: list[str] | None = None,
     log: logging.Logger | Any | None = None,
@@ -75,7 +74,8 @@ def bring_history_current(
 
     `symbols` defaults to the active tracked stocks. Cost: one range request per symbol with
     stale bars, none otherwise. Call it after new splits were stored (the `stock_splits` asset)
-    and after candles were written, e.g. from an asset downstream of both.
+    and after candles were written, e.g. from an asset downstream of both. Each repaired span
+    is written by `store`, the candle IO manager (the one persistence step of every slice).
     """
     log = log or logging.getLogger(__name__)
     report = HistoryReport()
@@ -93,7 +93,7 @@ def bring_history_current(
         log.info(f"{what}: {item.rows} stored bars predate split(s) {splits}; re-fetching")
         try:
             with _fresh_pages(client):
-                report.repaired[item.symbol] = detail = _repair(database, item, client)
+                report.repaired[item.symbol] = detail = _repair(database, store, item, client)
             log.info(
                 f"{what}: replaced {detail['rows_replaced']} rows with the vendor's "
                 f"{detail['rows_inserted']} adjusted bars"
@@ -135,38 +135,47 @@ def _fresh_pages(client: PolygonClient) -> Iterator[None]:
 
 
 def _repair(
-    database: PostgresDatabase, item: StaleHistory, client: PolygonClient
+    database: PostgresDatabase,
+    store: PostgresCandleIOManager,
+    item: StaleHistory,
+    client: PolygonClient,
 ) -> dict[str, Any]:
     """Re-fetch one symbol's stale span and replace it in one transaction."""
     symbol = Symbol(item.symbol, AssetClass.STOCK)
-    frame = client.fetch_range(symbol, item.first_day, item.last_day)
-    candles = drop_helper_columns(frame)
-    report = check_structure(
-        candles, start=item.first_day, end=item.last_day, symbols=[symbol.symbol]
+    window = CandleWindow(item.first_day, item.last_day)
+    rows = CandleAccumulator(TABLE, AssetClass.STOCK)
+    report = rows.add(
+        client.fetch_range(symbol, item.first_day, item.last_day),
+        start=window.first,
+        end=window.last,
+        symbols=[symbol.symbol],
     )
     if not report.passed:
         raise _Refused("the vendor's bars are malformed: " + "; ".join(report.problems))
-    good, rejected = quarantine(frame, asset=TABLE)
-    if good.height == 0:
+
+    def counts(symbols: Sequence[str]) -> Mapping[str, int]:
+        with database.connect() as conn:
+            return stored_counts(conn, TABLE, window, symbols)
+
+    if rows.empty_answers(window, counts) or rows.rows == 0:
         # An empty answer must not delete good history (transient empty results happen).
         raise _Refused("the vendor answered with no usable bars")
     # The same write as the candle assets': the store's source claim checked (a repair from
     # the other kind of API is refused) and the symbol's status recorded, in one transaction.
     batch = CandleBatch(
         asset_class=AssetClass.STOCK,
-        window=CandleWindow(item.first_day, item.last_day),
+        window=window,
         symbols=(symbol.symbol,),
         source_family=client.answered_family(),
-        candles=good,
-        rejected=rejected,
+        candles=rows.candles,
+        rejected=rows.rejected(),
     )
-    with database.connect() as conn:
-        counts = write_batch(conn, TABLE, batch)
+    written = store.store(TABLE, batch).counts
     return {
         "window": f"{item.first_day}..{item.last_day}",
         "stale_rows": item.rows,
-        "rows_replaced": counts["deleted"],
-        "rows_inserted": counts["inserted"],
-        "rows_quarantined": counts["quarantined"],
+        "rows_replaced": written["deleted"],
+        "rows_inserted": written["inserted"],
+        "rows_quarantined": written["quarantined"],
         "splits": [f"{d} {f:g}->{t:g}" for d, f, t in item.splits],
     }

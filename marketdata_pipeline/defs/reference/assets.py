@@ -1,11 +1,12 @@
 """The `ticker_reference` asset: the vendor's ticker reference as securities and intervals.
 
 Not partitioned: it is one whole-market load (the ticker list, listed and delisted, and the
-ticker-change events of renamed securities), done at most once a day per store, whatever the
-number of runs. Every stock run includes it, and the stock candles load it themselves first
-when a tracking rule needs it and it was not loaded today (Dagster does not order steps without
-a dependency, and a dependency would make the UI ask to materialise it before the candles), so
-a run's tickers follow renames and the rules see today's listings and delistings.
+ticker-change events of renamed securities; after the first, only what changed), done at most
+once a day per store, whatever the number of runs. Every stock run includes it, and the stock
+candles load it themselves first when a tracking rule needs it and it was not loaded today
+(Dagster does not order steps without a dependency, and a dependency would make the UI ask to
+materialise it before the candles), so a run's tickers follow renames and the rules see
+today's listings and delistings.
 """
 # No `from __future__ import annotations`: Dagster reads the real annotation objects.
 
@@ -22,6 +23,7 @@ from marketdata_pipeline.defs.reference.names import (
     TICKER_REFERENCE_KEY,
     TICKER_SWITCHES,
 )
+from marketdata_pipeline.lib.identity_changes import RECONCILE_PAGES
 from marketdata_pipeline.lib.identity_load import load_identity, recheck_switches
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
@@ -36,6 +38,13 @@ class TickerReferenceConfig(dg.Config):
 
     force: bool = Field(
         default=False, description="Load again even when it was already loaded today."
+    )
+    reconcile_pages: int = Field(
+        default=RECONCILE_PAGES,
+        ge=0,
+        description="Pages of the listed tickers a daily load re-reads in ticker order (a "
+        "rolling reconciliation: a change the vendor back-dated is found within "
+        "ceil(listed / 1000 / pages) days); 0: none.",
     )
 
 
@@ -60,8 +69,10 @@ def build_reference_assets(start_date: dt.date) -> tuple[dg.AssetsDefinition, ..
 
         The first load reads the ticker list (listed and delisted: ceil(tickers / 1000)
         requests) and the ticker-change events of renamed securities and reused tickers (one
-        request each); later loads, at most once a day per store, read the listed tickers and
-        ask only about what changed (`force` reads everything again). Switch dates are
+        request each); later loads, at most once a day per store, read only what changed since
+        the last one (listed and delisted rows newest first down to its watermarks, and one
+        page of rolling reconciliation: 3 requests, plus one per renamed security; `force`
+        reads everything again). Switch dates are
         cross-checked against the stored bars (the vendor's event dates can be days off). A
         load that would give one ticker two owners on one day fails, naming both, and leaves
         the stored identity as it was.
@@ -77,7 +88,12 @@ def build_reference_assets(start_date: dt.date) -> tuple[dg.AssetsDefinition, ..
         with database.connect() as conn:
             try:
                 result = load_identity(
-                    client, conn, floor=start_date, today=today, force=config.force
+                    client,
+                    conn,
+                    floor=start_date,
+                    today=today,
+                    force=config.force,
+                    reconcile_pages=config.reconcile_pages,
                 )
             except AmbiguousOwnership as exc:
                 raise dg.Failure(f"ticker_reference: {exc}") from None
@@ -87,6 +103,7 @@ def build_reference_assets(start_date: dt.date) -> tuple[dg.AssetsDefinition, ..
             context.log.info(
                 f"ticker_reference: {result.securities} securities, {result.intervals} ticker "
                 f"intervals in {result.requests} requests"
+                + (" (only what changed since the last load)" if result.mode == "changes" else "")
             )
         return dg.MaterializeResult(metadata=result.as_metadata())
 

@@ -42,6 +42,13 @@ class FetchResult:
     # The whole run's plan when this result is one chunk of it (`plan` is the chunk's).
     run_plan: RequestPlan | None = None
 
+    @property
+    def fails_the_run(self) -> bool:
+        """A grouped day that failed fails every symbol of the run: a day of the whole market
+        is one answer, so no symbol's slice is complete without it. The one statement of the
+        rule: the engine stops fetching after such a chunk, the asset writes nothing."""
+        return self.plan.strategy == "grouped" and bool(self.errors)
+
 
 def _leave_signals_to_the_main_thread() -> None:
     """Initializer of the request threads: they block SIGINT and SIGTERM, so the kernel delivers
@@ -119,7 +126,7 @@ class FetchEngine:
                 before = client.stats.attempts
                 if cache is not None:
                     result.requests["pages_reused"] = cache.stats.reused - reused_before
-                failed = result.plan.strategy == "grouped" and bool(result.errors)
+                failed = result.fails_the_run
                 yield result
                 # Drop this chunk before fetching the next: two chunks never live at once.
                 del result

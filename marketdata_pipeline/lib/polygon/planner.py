@@ -104,6 +104,20 @@ class RequestPlan:
         }
 
 
+def served_days(
+    start: dt.date, end: dt.date, history_start: dt.date | None
+) -> tuple[dt.date, dt.date] | None:
+    """The part of start..end the API plan serves (POLYGON_HISTORY_START on), or None when it
+    serves none of it: the one statement of the rule. Earlier days are never requested (the
+    API would answer 403 NOT_AUTHORIZED), and a run replaces only the served part, so history
+    fetched earlier under a bigger plan is kept."""
+    if history_start is None or history_start <= start:
+        return start, end
+    if history_start > end:
+        return None
+    return history_start, end
+
+
 def plan_requests(
     asset_class: AssetClass,
     symbols: list[Symbol] | tuple[Symbol, ...],
@@ -119,11 +133,9 @@ def plan_requests(
     `history_start` is the first day the API plan serves: earlier days are never requested.
     """
     all_days = tuple(trading_days(asset_class, start, end)) if end >= start else ()
-    if history_start is None:
-        days, unserved = all_days, ()
-    else:
-        days = tuple(d for d in all_days if d >= history_start)
-        unserved = all_days[: len(all_days) - len(days)]
+    served = served_days(start, end, history_start)
+    days = tuple(d for d in all_days if served is not None and d >= served[0])
+    unserved = all_days[: len(all_days) - len(days)]
     syms = tuple(sorted(set(symbols)))
     if not days or not syms:
         return RequestPlan(

@@ -2,7 +2,9 @@
 
 - `/v3/reference/tickers` (1,000 rows a page, cursor paging): one pass for the listed tickers
   and one with `active=false` for the delisted ones. Types are filtered here rather than by
-  the `type` parameter, so a rule of several types costs no more pages than one.
+  the `type` parameter, so a rule of several types costs no more pages than one. Newest first
+  (`sort=last_updated_utc` or `delisted_utc`, `order=desc`), `fetch_recent` reads only the
+  rows changed since a watermark; `fetch_ticker_range` reads a few pages from a ticker on.
 - `/v3/reference/tickers/{ticker}` with `date=`: one ticker as of a day (404: nobody had it).
 - `/vX/reference/tickers/{id}/events?types=ticker_change`: a security's ticker changes, by
   composite FIGI (or by the ticker it holds today); 404 when the id names nobody.
@@ -42,6 +44,8 @@ class TickerRecord:
     composite_figi: str | None
     share_class_figi: str | None
     delisted_utc: dt.datetime | None
+    #: When the vendor last changed the row (list results only).
+    last_updated_utc: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ def parse_ticker(record: Any) -> TickerRecord | str:
         composite_figi=_text(record.get("composite_figi")),
         share_class_figi=_text(record.get("share_class_figi")),
         delisted_utc=_instant(record.get("delisted_utc")),
+        last_updated_utc=_instant(record.get("last_updated_utc")),
     )
 
 
@@ -95,6 +100,17 @@ class TickerFetch:
     records: list[TickerRecord]
     requests: int
     rejected: list[str]
+
+
+def _page_records(page: dict[str, Any], out: TickerFetch) -> list[TickerRecord]:
+    parsed = []
+    for raw in page["results"]:
+        record = parse_ticker(raw)
+        if isinstance(record, str):
+            out.rejected.append(record)
+        else:
+            parsed.append(record)
+    return parsed
 
 
 def fetch_tickers(
@@ -127,12 +143,105 @@ def fetch_tickers(
             what += f" {ticker}"
         for page in client.json_pages(TICKERS_PATH, params, kind=REFERENCE_KIND, what=what):
             out.requests += 1
-            for raw in page["results"]:
-                record = parse_ticker(raw)
-                if isinstance(record, str):
-                    out.rejected.append(record)
-                elif not wanted or record.type in wanted:
-                    out.records.append(record)
+            records = _page_records(page, out)
+            out.records.extend(r for r in records if not wanted or r.type in wanted)
+    return out
+
+
+#: The instants the ticker list can be read newest first by.
+RECENT_SORTS = ("last_updated_utc", "delisted_utc")
+
+
+@dataclass
+class RecentFetch(TickerFetch):
+    """The rows of a newest-first read, and the newest instant among them (None: no row had
+    one)."""
+
+    newest: dt.datetime | None = None
+
+
+def fetch_recent(
+    client: PolygonClient,
+    *,
+    market: str,
+    active: bool,
+    sort: str,
+    since: dt.datetime | None,
+    page_limit: int = TICKERS_PAGE_LIMIT,
+) -> RecentFetch:
+    """The rows of `market` (listed, or delisted with `active=False`) whose `sort` instant is
+    `since` or later, read newest first: paging stops at the first row older than `since`, so
+    a day's changes cost one page. A row without the instant is kept (it cannot be placed);
+    `since` None reads every row."""
+    if sort not in RECENT_SORTS:
+        raise ValueError(f"sort {sort!r}: expected one of {', '.join(RECENT_SORTS)}")
+    params = {
+        "market": market,
+        "active": "true" if active else "false",
+        "sort": sort,
+        "order": "desc",
+        "limit": str(page_limit),
+    }
+    what = f"{'listed' if active else 'delisted'} {market} tickers by {sort}"
+    out = RecentFetch([], 0, [])
+    for page in client.json_pages(TICKERS_PATH, params, kind=REFERENCE_KIND, what=what):
+        out.requests += 1
+        older = False
+        for record in _page_records(page, out):
+            stamp: dt.datetime | None = getattr(record, sort)
+            if stamp is not None and since is not None and stamp < since:
+                older = True
+                break
+            if stamp is not None and (out.newest is None or stamp > out.newest):
+                out.newest = stamp
+            out.records.append(record)
+        if older:
+            break
+    return out
+
+
+@dataclass
+class RangeFetch(TickerFetch):
+    """A few pages of listed tickers in ticker order: the last ticker read, and whether the
+    list ended there."""
+
+    last: str | None = None
+    exhausted: bool = False
+
+
+def fetch_ticker_range(
+    client: PolygonClient,
+    *,
+    market: str,
+    after: str | None,
+    pages: int,
+    page_limit: int = TICKERS_PAGE_LIMIT,
+) -> RangeFetch:
+    """Up to `pages` pages of the listed tickers of `market` after `after` (from the first
+    when None), in ticker order."""
+    params = {
+        "market": market,
+        "active": "true",
+        "sort": "ticker",
+        "order": "asc",
+        "limit": str(page_limit),
+    }
+    if after is not None:
+        params["ticker.gt"] = after
+    out = RangeFetch([], 0, [])
+    if pages <= 0:
+        return out
+    what = f"listed {market} tickers after {after or 'the first'}"
+    for page in client.json_pages(TICKERS_PATH, params, kind=REFERENCE_KIND, what=what):
+        out.requests += 1
+        records = _page_records(page, out)
+        out.records.extend(records)
+        raw_last = [r.get("ticker") for r in page["results"] if isinstance(r, dict)]
+        if raw_last and isinstance(raw_last[-1], str):
+            out.last = raw_last[-1]
+        out.exhausted = not page.get("next_url")
+        if out.requests >= pages:
+            break
     return out
 
 

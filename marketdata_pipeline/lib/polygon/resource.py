@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
-from pydantic import PrivateAttr
+from pydantic import PrivateAttr, field_validator
 
 from marketdata_pipeline.lib.candles.batch import SourceFamily, check_source_family
 from marketdata_pipeline.lib.candles.window import CandleWindow
@@ -24,7 +24,12 @@ from marketdata_pipeline.lib.errors import ConfigError, InputError
 from marketdata_pipeline.lib.polygon.client import PolygonClient
 from marketdata_pipeline.lib.polygon.engine import FetchEngine, FetchResult, empty_normalised
 from marketdata_pipeline.lib.polygon.page_cache import PageCache
-from marketdata_pipeline.lib.polygon.planner import DEFAULT_CHUNK_ROWS, Strategy, plan_requests
+from marketdata_pipeline.lib.polygon.planner import (
+    DEFAULT_CHUNK_ROWS,
+    Strategy,
+    plan_requests,
+    served_days,
+)
 from marketdata_pipeline.lib.polygon.rate_budget import (
     LocalRateBudget,
     PostgresRateBudget,
@@ -102,6 +107,44 @@ class PolygonResource(dg.ConfigurableResource):
     # `cache_recent_max_age_minutes` only, then fetched fresh. None: every page counts as recent.
     fresh_after: str | None = None
 
+    # The rules of the settings, applied once, when the resource is built: from `Settings` at
+    # the edge (already valid) or from run config in the UI (where a mistake is caught here,
+    # before any request). A `ConfigError` passes through pydantic unchanged.
+    @field_validator("base_url")
+    @classmethod
+    def _valid_base_url(cls, value: str) -> str:
+        return validate_base_url(value, "PolygonResource.base_url")
+
+    @field_validator("requests_per_minute")
+    @classmethod
+    def _valid_budget(cls, value: int) -> int:
+        return validate_requests_per_minute(value, "PolygonResource.requests_per_minute")
+
+    @field_validator("max_concurrent_requests")
+    @classmethod
+    def _valid_concurrency(cls, value: int) -> int:
+        if value < 1:
+            raise ConfigError("PolygonResource.max_concurrent_requests must be >= 1")
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _valid_source(cls, value: str) -> str:
+        try:
+            return check_source_family(value, "PolygonResource.source")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    @field_validator("history_start")
+    @classmethod
+    def _valid_history_start(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            return parse_date(value, "PolygonResource.history_start").isoformat()
+        except InputError as exc:
+            raise ConfigError(str(exc)) from None
+
     _client: PolygonClient | None = PrivateAttr(default=None)
     # The run this resource serves (instance, run id), to tag it with a dead end.
     _run: tuple[Any, str] | None = PrivateAttr(default=None)
@@ -130,17 +173,9 @@ class PolygonResource(dg.ConfigurableResource):
                         "or leave it unset and use the local simulator (`marketdata backfill` "
                         "and `make dev` start it for you)"
                     )
-                base_url = validate_base_url(self.base_url, "PolygonResource.base_url")
-                rpm = validate_requests_per_minute(
-                    self.requests_per_minute, "PolygonResource.requests_per_minute"
-                )
-                if self.max_concurrent_requests < 1:
-                    raise ConfigError("PolygonResource.max_concurrent_requests must be >= 1")
-                try:
-                    check_source_family(self.source, "PolygonResource.source")
-                except ValueError as exc:
-                    raise ConfigError(str(exc)) from None
-                self._budget = self._make_budget(rpm, base_url)
+                # Every other field was validated when the resource was built (below).
+                base_url = self.base_url
+                self._budget = self._make_budget(self.requests_per_minute, base_url)
                 cache = self._make_cache(base_url)
                 self._client = PolygonClient(
                     api_key=self.api_key.strip(),
@@ -169,11 +204,7 @@ class PolygonResource(dg.ConfigurableResource):
             client = self._client
         if client is not None:
             return client.answered_family()
-        try:
-            configured = check_source_family(self.source, "PolygonResource.source")
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        return "simulator" if configured == "simulator" else None
+        return "simulator" if self.source == "simulator" else None
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Remember the run, so a dead end met by its requests can be tagged on it."""
@@ -186,13 +217,8 @@ class PolygonResource(dg.ConfigurableResource):
             instance.add_run_tags(run_id, {DEAD_END_TAG: line})
 
     def history_start_date(self) -> dt.date | None:
-        """`history_start` as a date (None = no limit); ConfigError when it is not YYYY-MM-DD."""
-        if self.history_start is None or not self.history_start.strip():
-            return None
-        try:
-            return parse_date(self.history_start, "PolygonResource.history_start")
-        except InputError as exc:
-            raise ConfigError(str(exc)) from None
+        """`history_start` as a date (None = no limit)."""
+        return dt.date.fromisoformat(self.history_start) if self.history_start else None
 
     def served_window(self, window: CandleWindow) -> CandleWindow | None:
         """The part of `window` the key's plan serves (from `history_start` on), or None.
@@ -200,12 +226,10 @@ class PolygonResource(dg.ConfigurableResource):
         A run replaces only this part, so history fetched earlier (under a bigger plan) before
         the plan's first day is kept rather than deleted.
         """
-        first = self.history_start_date()
-        if first is None or first <= window.first:
-            return window
-        if first > window.last:
+        served = served_days(window.first, window.last, self.history_start_date())
+        if served is None:
             return None
-        return CandleWindow(first, window.last)
+        return window if served[0] == window.first else CandleWindow(*served)
 
     def _make_cache(self, base_url: str) -> PageCache | None:
         if not self.cache_dir:

@@ -12,10 +12,10 @@ each failure means is `errors.py`'s:
 - 400/404 (bad request) and 401/403 (key or plan) are final: retrying cannot fix them and would
   spend quota, so they raise at once with the API's own message. A 403 NOT_AUTHORIZED about the
   data timeframe becomes a `PolygonPlanError` naming the refused window in plain words.
-- Dead ends hold for the whole client (one run): the first request goes alone, and once the key
-  is refused (401) no other request is sent; a refused connection (nothing listens at the base
-  URL) is retried twice within a second, and after that no other request is sent either. Each
-  is reported once through `on_dead_end`, in one line naming the URL.
+- Dead ends hold for the whole client (one run, `dead_ends.py`): the first request goes alone,
+  and once the key is refused (401) no other request is sent; a refused connection (nothing
+  listens at the base URL) is retried twice within a second, and after that no other request is
+  sent either. Each is reported once through `on_dead_end`, in one line naming the URL.
 
 Aggregates pages are kept in the page cache (`page_cache.py`) around the fetch: read back
 instead of requested when kept, stored once answered.
@@ -34,6 +34,7 @@ import httpx
 
 from marketdata_pipeline import __version__
 from marketdata_pipeline.lib.candles.batch import SourceFamily
+from marketdata_pipeline.lib.polygon.dead_ends import DeadEnds
 from marketdata_pipeline.lib.polygon.errors import (
     PolygonAuthError,
     PolygonError,
@@ -55,7 +56,6 @@ from marketdata_pipeline.lib.polygon.provenance import (
 )
 from marketdata_pipeline.lib.polygon.rate_budget import RateBudget
 from marketdata_pipeline.lib.polygon.retries import RequestStats, RetryPolicy
-from marketdata_pipeline.lib.settings import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,7 @@ class PolygonTransport:
         self.page_cache = page_cache
         # Told once, in one line, when a dead end (key refused, nothing listening) is met.
         self.on_dead_end = on_dead_end
-        self._dead_end: PolygonError | None = None
-        self._dead_end_lock = threading.Lock()
+        self._dead_ends = DeadEnds(self.base_url, api_key, self._report_dead_end)
         # Until the first request is answered, requests go one at a time (see the docstring).
         self._first_done = threading.Event()
         self._first_lock = threading.Lock()
@@ -249,12 +248,7 @@ class PolygonTransport:
         window: tuple[dt.date, dt.date] | None,
     ) -> Any:
         """One request with its retries, unless a dead end was met: then nothing is sent."""
-        if self._dead_end is not None:
-            raise type(self._dead_end)(
-                f"{what} not requested: {self._dead_end}",
-                request=what,
-                status_code=self._dead_end.status_code,
-            )
+        self._dead_ends.refuse_if_met(what)
         try:
             return self._retry.retrying()(self._attempt, path, params, kind, what, parse, window)
         except TransientError as exc:
@@ -262,16 +256,7 @@ class PolygonTransport:
         except PolygonError as exc:
             exc.args = (redact(str(exc), self._api_key),)
             if isinstance(exc, PolygonAuthError) and exc.status_code == 401:
-                refusal = f"HTTP 401 {exc.api_message} (check POLYGON_API_KEY)"
-                self._met_dead_end(
-                    PolygonAuthError(
-                        f"the API key was refused on an earlier request ({refusal})",
-                        status_code=401,
-                        api_message=exc.api_message,
-                    ),
-                    f"the Polygon API at {redact_url(self.base_url)} refused the key: "
-                    f"{refusal}; nothing more was requested",
-                )
+                self._dead_ends.key_refused(exc)
             raise
 
     def _gave_up(self, exc: TransientError, what: str) -> PolygonError:
@@ -280,14 +265,7 @@ class PolygonTransport:
         text = redact(str(exc), self._api_key)
         error_cls: type[PolygonError] = PolygonUnavailableError
         if exc.refused:
-            url = redact_url(self.base_url)
-            self._met_dead_end(
-                PolygonUnreachableError(
-                    f"nothing listens at {url} (connection refused on an earlier request)"
-                ),
-                f"cannot connect to the Polygon API at {url}: connection refused (nothing "
-                "listens there: check POLYGON_BASE_URL)",
-            )
+            url = self._dead_ends.connection_refused()
             text = f"{text}: nothing listens at {url}"
             error_cls = PolygonUnreachableError
         elif exc.status_code == 200:
@@ -298,15 +276,10 @@ class PolygonTransport:
             status_code=exc.status_code,
         )
 
-    def _met_dead_end(self, error: PolygonError, line: str) -> None:
-        """Remember the first dead end (`error` for every request not sent after it) and report
-        it once, as `line`."""
-        with self._dead_end_lock:
-            if self._dead_end is not None:
-                return
-            self._dead_end = error
+    def _report_dead_end(self, line: str) -> None:
+        # Looked up when met: a caller may set `on_dead_end` after building the client.
         if self.on_dead_end is not None:
-            self.on_dead_end(redact(line, self._api_key))
+            self.on_dead_end(line)
 
     # -- paging ---------------------------------------------------------------------------------
 

@@ -173,23 +173,24 @@ class PooledPostgresEventLogStorage(PostgresEventLogStorage):
         )
         serialized = serialize_value(event)
         timestamp = self._event_insert_timestamp(event)
+        rows = [
+            dict(
+                asset_key=planned.asset_key.to_string(),
+                check_name=planned.check_name,
+                partition=partition_key,
+                run_id=event.run_id,
+                execution_status=AssetCheckExecutionRecordStatus.PLANNED.value,
+                evaluation_event=serialized,
+                evaluation_event_timestamp=timestamp,
+                evaluation_event_storage_id=event_id,
+            )
+            for partition_key in partition_keys
+        ]
+        # Parameters sent as one executemany page, as `_store_planned_batch` does: a compiled
+        # multi-row VALUES of thousands of serialised events cost more than the server's work.
         with self.index_connection() as conn:
-            conn.execute(
-                AssetCheckExecutionsTable.insert().values(
-                    [
-                        dict(
-                            asset_key=planned.asset_key.to_string(),
-                            check_name=planned.check_name,
-                            partition=partition_key,
-                            run_id=event.run_id,
-                            execution_status=AssetCheckExecutionRecordStatus.PLANNED.value,
-                            evaluation_event=serialized,
-                            evaluation_event_timestamp=timestamp,
-                            evaluation_event_storage_id=event_id,
-                        )
-                        for partition_key in partition_keys
-                    ]
-                )
+            conn.execution_options(insertmanyvalues_page_size=max(1, len(rows))).execute(
+                AssetCheckExecutionsTable.insert(), rows
             )
 
 

@@ -500,6 +500,60 @@ _MIGRATIONS: list[tuple[int, str]] = [
         ON CONFLICT DO NOTHING;
         """,
     ),
+    (
+        15,
+        # One record of reference reads: the ticker loads' rows (migration 6's
+        # reference_refreshes) join the splits and dividends reads in reference_refresh, with
+        # what an incremental read needs to resume (the newest vendor change it has taken in,
+        # and where a rolling reconciliation pass stopped).
+        """
+        ALTER TABLE marketdata.reference_refresh
+            ADD COLUMN IF NOT EXISTS watermark timestamptz,
+            ADD COLUMN IF NOT EXISTS resume_after text;
+        COMMENT ON COLUMN marketdata.reference_refresh.watermark IS
+            'Incremental reads: the newest vendor change taken in (e.g. the largest '
+            'last_updated_utc of the ticker list); the next read stops at records older.';
+        COMMENT ON COLUMN marketdata.reference_refresh.resume_after IS
+            'Rolling reads: where the last pass stopped (e.g. a ticker); the next one starts '
+            'after it, NULL: from the beginning.';
+        COMMENT ON TABLE marketdata.reference_refresh IS
+            'The last read of each reference kind (splits, dividends, tickers, ...) per scope '
+            '(market: the whole market; stocks: a vendor market): the New York day, the event '
+            'dates it covered, what it cost, and where an incremental read resumes.';
+        INSERT INTO marketdata.reference_refresh
+            (kind, scope, refreshed_on, refreshed_at, covers_from, covers_to, requests, records)
+        SELECT kind, scope, refreshed_on, refreshed_at, refreshed_on, refreshed_on,
+               greatest(requests, 0), 0
+        FROM marketdata.reference_refreshes
+        ON CONFLICT (kind, scope) DO NOTHING;
+        DROP TABLE marketdata.reference_refreshes;
+        """,
+    ),
+    (
+        20,
+        # A tracking rule added (or re-activated) wakes the tracked-symbols sensor like a
+        # symbol does: its tickers' history is requested (the bump lives in the database, so
+        # a rule inserted by plain SQL counts too).
+        """
+        CREATE SEQUENCE IF NOT EXISTS marketdata.tracking_rules_change_seq;
+        ALTER TABLE marketdata.tracking_rules ADD COLUMN IF NOT EXISTS change_seq bigint
+            NOT NULL DEFAULT nextval('marketdata.tracking_rules_change_seq');
+        COMMENT ON COLUMN marketdata.tracking_rules.change_seq IS
+            'Bumped when a rule is added or re-activated; part of the symbol sensor''s cursor.';
+        CREATE OR REPLACE FUNCTION marketdata.tracking_rules_touch() RETURNS trigger AS $$
+        BEGIN
+            IF TG_OP = 'INSERT' OR (NEW.active AND NOT OLD.active) THEN
+                NEW.change_seq := nextval('marketdata.tracking_rules_change_seq');
+            END IF;
+            RETURN NEW;
+        END;
+        $$ LANGUAGE plpgsql;
+        DROP TRIGGER IF EXISTS tracking_rules_touch ON marketdata.tracking_rules;
+        CREATE TRIGGER tracking_rules_touch BEFORE INSERT OR UPDATE
+            ON marketdata.tracking_rules
+            FOR EACH ROW EXECUTE FUNCTION marketdata.tracking_rules_touch();
+        """,
+    ),
 ]
 
 

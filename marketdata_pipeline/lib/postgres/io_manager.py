@@ -8,6 +8,7 @@ included, lives in the store (`store.py`).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -50,6 +51,24 @@ def add_run_metadata(context: dg.OutputContext, metadata: dict[str, Any]) -> Non
     context.add_output_metadata(metadata)
 
 
+@dataclass(frozen=True)
+class Written:
+    """What one write did: the store's counts, the table's rows after it, its duration."""
+
+    counts: dict[str, int]
+    table_rows: int
+    seconds: float
+
+    def describe(self, table: str, batch: CandleBatch) -> str:
+        """One log line for the write."""
+        counts = self.counts
+        return (
+            f"{SCHEMA}.{table}: replaced {counts['deleted']} rows with {counts['inserted']} "
+            f"for {len(batch.symbols)} symbols, {batch.window}, "
+            f"{counts['quarantined']} quarantined, in {self.seconds:.2f}s"
+        )
+
+
 class PostgresCandleIOManager(dg.ConfigurableIOManager):
     """Stores candle assets in `marketdata.<asset name>` and loads them back as polars frames.
 
@@ -70,7 +89,25 @@ class PostgresCandleIOManager(dg.ConfigurableIOManager):
                 f"{table}: the candle IO manager stores a CandleBatch (window, symbols, source "
                 f"and rows), got {type(obj).__name__}"
             )
-        batch, window, symbols = obj, obj.window, obj.symbols
+        written = self.store(table, obj)
+        counts, seconds = written.counts, written.seconds
+        context.log.info(written.describe(table, obj))
+        add_run_metadata(
+            context,
+            {
+                "dagster/table_name": f"{SCHEMA}.{table}",
+                # The table's rows: what the asset's overview in the UI shows as its row count.
+                "dagster/row_count": written.table_rows,
+                "run_rows_inserted": counts["inserted"],
+                "run_rows_replaced": counts["deleted"],
+                "run_rows_quarantined": counts["quarantined"],
+                "write_seconds": round(seconds, 3),
+            },
+        )
+
+    def store(self, table: str, batch: CandleBatch) -> Written:
+        """Write `batch` into `marketdata.<table>` (`store.write_batch`, one transaction): the
+        persistence step of the candle assets' Outputs and of the split repair alike."""
         began = time.perf_counter()
         try:
             with self.database.connect() as conn:
@@ -82,29 +119,12 @@ class PostgresCandleIOManager(dg.ConfigurableIOManager):
             # for the data instead of surfacing a bare driver message.
             reason = " ".join(str(exc).split())
             raise MarketdataError(
-                f"writing {SCHEMA}.{table} {window} for {len(symbols)} symbols failed: "
-                f"the database connection was lost ({reason}). The write is one transaction: "
-                "the slice keeps its previous rows (or, only if the commit itself got through, "
-                "all of the new ones); rerun to fill it."
+                f"writing {SCHEMA}.{table} {batch.window} for {len(batch.symbols)} symbols "
+                f"failed: the database connection was lost ({reason}). The write is one "
+                "transaction: the slice keeps its previous rows (or, only if the commit itself "
+                "got through, all of the new ones); rerun to fill it."
             ) from exc
-        seconds = time.perf_counter() - began
-        context.log.info(
-            f"{SCHEMA}.{table}: replaced {counts['deleted']} rows with {counts['inserted']} "
-            f"for {len(symbols)} symbols, {window}, "
-            f"{counts['quarantined']} quarantined, in {seconds:.2f}s"
-        )
-        add_run_metadata(
-            context,
-            {
-                "dagster/table_name": f"{SCHEMA}.{table}",
-                # The table's rows: what the asset's overview in the UI shows as its row count.
-                "dagster/row_count": total,
-                "run_rows_inserted": counts["inserted"],
-                "run_rows_replaced": counts["deleted"],
-                "run_rows_quarantined": counts["quarantined"],
-                "write_seconds": round(seconds, 3),
-            },
-        )
+        return Written(counts, total, time.perf_counter() - began)
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         """The upstream asset's rows for the downstream partition window, all symbols, in the

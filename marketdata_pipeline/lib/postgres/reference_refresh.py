@@ -1,9 +1,11 @@
 """The store's record of reference-data reads: every SQL statement on `reference_refresh`.
 
-A row per (kind, scope) says when that kind of reference data (`splits`, `dividends`, ...) was
-last read for that scope (`market`: the whole market) and which event dates the read covered.
-Runs consult it to read each kind at most once a day; `refresh_lock` makes two runs that start
-together read it once between them.
+A row per (kind, scope) says when that kind of reference data (`splits`, `dividends`,
+`tickers`, ...) was last read for that scope (`market`: the whole market; `stocks`: one vendor
+market), which event dates the read covered, and for incremental reads where the next one
+resumes (`watermark`: the newest vendor change taken in; `resume_after`: where a rolling pass
+stopped). Runs consult it to read each kind at most once a day; `refresh_lock` makes two runs
+that start together read it once between them.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class RefreshRecord:
     covers_to: dt.date
     requests: int
     records: int
+    watermark: dt.datetime | None = None
+    resume_after: str | None = None
 
     def covers(self, on: dt.date, start: dt.date, end: dt.date) -> bool:
         """True when this read happened on `on` and covered the event dates `start`..`end`."""
@@ -40,7 +44,8 @@ def last_refresh(conn: psycopg.Connection, kind: str, scope: str) -> RefreshReco
     """The last recorded read of `kind` for `scope`, or None if it was never read."""
     row = conn.execute(
         "SELECT kind, scope, refreshed_on, refreshed_at, covers_from, covers_to, requests,"
-        " records FROM marketdata.reference_refresh WHERE kind = %s AND scope = %s",
+        " records, watermark, resume_after"
+        " FROM marketdata.reference_refresh WHERE kind = %s AND scope = %s",
         (kind, scope),
     ).fetchone()
     return RefreshRecord(*row) if row else None
@@ -55,20 +60,36 @@ def record_refresh(
     covers: tuple[dt.date, dt.date],
     requests: int,
     records: int,
+    watermark: dt.datetime | None = None,
+    resume_after: str | None = None,
 ) -> None:
     """Remember a read of `kind` for `scope` (call it in the transaction that stores its rows,
-    so a read whose rows were not stored is never taken as done)."""
+    so a read whose rows were not stored is never taken as done). `watermark` and
+    `resume_after` replace the stored ones (an incremental read passes on the old watermark
+    when it found nothing newer)."""
     conn.execute(
         """
         INSERT INTO marketdata.reference_refresh AS r
-            (kind, scope, refreshed_on, covers_from, covers_to, requests, records)
-        VALUES (%s, %s, %s, %s, %s, %s, %s)
+            (kind, scope, refreshed_on, covers_from, covers_to, requests, records,
+             watermark, resume_after)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
         ON CONFLICT (kind, scope) DO UPDATE SET
             refreshed_on = excluded.refreshed_on, refreshed_at = now(),
             covers_from = excluded.covers_from, covers_to = excluded.covers_to,
-            requests = excluded.requests, records = excluded.records
+            requests = excluded.requests, records = excluded.records,
+            watermark = excluded.watermark, resume_after = excluded.resume_after
         """,
-        (kind, scope, refreshed_on, covers[0], covers[1], requests, records),
+        (
+            kind,
+            scope,
+            refreshed_on,
+            covers[0],
+            covers[1],
+            requests,
+            records,
+            watermark,
+            resume_after,
+        ),
     )
 
 

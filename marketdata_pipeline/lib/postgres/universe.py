@@ -1,5 +1,6 @@
 """Tracking rules (`marketdata.tracking_rules`), the universe they expand to, and the daily
-reference bookkeeping (`marketdata.reference_refreshes`).
+ticker-reference bookkeeping (rows of `marketdata.reference_refresh`, shared with the splits
+and dividends reads).
 
 A rule is "every ticker the vendor lists in `market` of these `types`" (all types when
 empty), optionally with the delisted ones for their listed life. It expands through the stored
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 import psycopg
 
 from marketdata_pipeline.lib.errors import InputError
+from marketdata_pipeline.lib.postgres.reference_refresh import last_refresh
+from marketdata_pipeline.lib.postgres.reference_refresh import record_refresh as record_read
 from marketdata_pipeline.lib.postgres.securities import tickers_in_window
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol, parse_symbol
 
@@ -146,23 +149,34 @@ def rule_tickers(
 
 def refreshed_on(conn: psycopg.Connection, kind: str, scope: str) -> dt.date | None:
     """The day this kind of reference data (for `scope`) was last loaded, or None."""
-    row = conn.execute(
-        "SELECT refreshed_on FROM marketdata.reference_refreshes WHERE kind = %s AND scope = %s",
-        (kind, scope),
-    ).fetchone()
-    return None if row is None else row[0]
+    last = last_refresh(conn, kind, scope)
+    return None if last is None else last.refreshed_on
 
 
 def record_refresh(
-    conn: psycopg.Connection, kind: str, scope: str, day: dt.date, requests: int
+    conn: psycopg.Connection,
+    kind: str,
+    scope: str,
+    day: dt.date,
+    requests: int,
+    *,
+    records: int = 0,
+    watermark: dt.datetime | None = None,
+    resume_after: str | None = None,
 ) -> None:
-    """Remember that `kind` (for `scope`) was loaded on `day` with `requests` requests."""
-    conn.execute(
-        "INSERT INTO marketdata.reference_refreshes (kind, scope, refreshed_on, requests)"
-        " VALUES (%s, %s, %s, %s) ON CONFLICT (kind, scope) DO UPDATE SET"
-        " refreshed_on = EXCLUDED.refreshed_on, requests = EXCLUDED.requests,"
-        " refreshed_at = now()",
-        (kind, scope, day, requests),
+    """Remember that `kind` (for `scope`) was loaded on `day` with `requests` requests (a
+    ticker load covers the market as of that day), and where the next incremental load
+    resumes."""
+    record_read(
+        conn,
+        kind,
+        scope,
+        refreshed_on=day,
+        covers=(day, day),
+        requests=requests,
+        records=records,
+        watermark=watermark,
+        resume_after=resume_after,
     )
 
 
@@ -188,3 +202,23 @@ def universe_symbols(
         except InputError:
             continue
     return sorted(out)
+
+
+def rule_symbols(
+    conn: psycopg.Connection, rule_ids: Sequence[int], first: dt.date, last: dt.date
+) -> list[Symbol]:
+    """The stock symbols the active rules `rule_ids` expand to over [first, last] (a new
+    rule's history run); ids of no active rule expand to nothing."""
+    wanted = set(rule_ids)
+    chosen = [rule for rule in list_rules(conn) if rule.rule_id in wanted]
+    return sorted(_valid(rule_tickers(conn, first, last, chosen)))
+
+
+def _valid(tickers: set[str]) -> set[Symbol]:
+    out = set()
+    for ticker in tickers:
+        try:
+            out.add(parse_symbol(ticker, AssetClass.STOCK))
+        except InputError:
+            continue
+    return out

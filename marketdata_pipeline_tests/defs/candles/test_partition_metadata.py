@@ -7,7 +7,7 @@ import dagster as dg
 import pytest
 from dagster._core.execution.context.metadata_logging import OutputMetadataAccumulator
 
-from marketdata_pipeline.defs.candles.ingest import add_partition_metadata
+from marketdata_pipeline.defs.candles.partition_metadata import add_partition_metadata
 from marketdata_pipeline.lib.candles.window import CandleWindow
 
 PARTITIONS = dg.DailyPartitionsDefinition(start_date="2020-01-01", timezone="UTC")

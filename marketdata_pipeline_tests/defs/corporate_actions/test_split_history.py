@@ -17,6 +17,7 @@ import polars as pl
 import psycopg
 import pytest
 
+from marketdata_pipeline.lib.postgres.io_manager import PostgresCandleIOManager
 from marketdata_pipeline.lib.postgres.tracked_symbols import add_symbols
 from marketdata_pipeline.lib.symbols import parse_symbols
 from marketdata_pipeline_tests.conftest import make_polygon
@@ -475,3 +476,40 @@ def test_bars_served_from_the_page_cache_carry_the_time_the_vendor_sent_them(
     assert materialise(*HISTORY, resources, assets=REFRESH).success
     assert requests_by_kind(sim)["range"] == 1
     assert_close(stored(database_url, "AAPL"), vendor_bars(sim, "AAPL", *HISTORY, adjusted=True))
+
+
+#: (table, window, symbols) of every write of `RecordingIOManager`, in order.
+WRITES: list[tuple[str, str, tuple[str, ...]]] = []
+
+
+class RecordingIOManager(PostgresCandleIOManager):
+    """The production IO manager, noting each write it makes."""
+
+    def store(self, table, batch):
+        WRITES.append((table, str(batch.window), batch.symbols))
+        return super().store(table, batch)
+
+
+def test_the_repair_writes_through_the_candle_io_manager(sim, resources, database_url):
+    """The repaired span is persisted by the run's `candle_io_manager` (the one persistence
+    step of every candle slice), not by a write of its own."""
+    track(database_url, "AAPL", "MSFT")
+    io_manager = RecordingIOManager(database=resources["database"])
+    resources = {**resources, "candle_io_manager": io_manager}
+    symbols = {"stock_daily_candles": ["AAPL", "MSFT"]}
+    assert materialise(*HISTORY, resources, assets=WITH_SPLITS, symbols=symbols).success
+    sim.configure(splits=[{"ticker": "AAPL", "execution_date": "2024-06-10", "split_from": 1,
+                           "split_to": 4}])  # fmt: skip
+    reference_reads_age(database_url)
+    WRITES.clear()
+    new_days = (dt.date(2024, 6, 3), dt.date(2024, 6, 14))
+    assert materialise(*new_days, resources, assets=WITH_SPLITS, symbols=symbols).success
+    # The run's Output, then the repair of AAPL's stale span: both through the IO manager.
+    assert WRITES == [
+        ("stock_daily_candles", "2024-06-03..2024-06-14", ("AAPL", "MSFT")),
+        ("stock_daily_candles", "2024-03-01..2024-06-07", ("AAPL",)),
+    ]
+    assert_close(
+        stored(database_url, "AAPL"),
+        vendor_bars(sim, "AAPL", HISTORY[0], new_days[1], adjusted=True),
+    )

@@ -8,6 +8,7 @@ import dagster as dg
 import polars as pl
 import psycopg
 
+from marketdata_pipeline.defs.symbols.sensors import read_cursor
 from marketdata_pipeline.lib.calendar import last_complete_day, stock_sessions
 from marketdata_pipeline.lib.postgres.tracked_symbols import add_symbols, remove_symbols
 from marketdata_pipeline.lib.symbols import parse_symbol
@@ -80,7 +81,7 @@ def test_new_symbols_become_one_history_run_per_asset_class(database, database_u
             r.run_config["ops"]["stock_daily_candles"]["config"]["symbols"]
             for r in later.run_requests
         ] == [["NVDA"]]
-        assert int(later.cursor) > int(result.cursor)
+        assert read_cursor(later.cursor)[0] > read_cursor(result.cursor)[0]
 
 
 def test_symbols_added_with_plain_sql_and_reactivated_ones_are_seen(database, database_url):

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import pytest
 
-from marketdata_pipeline.backfill import validate_range
+from marketdata_pipeline.backfill_request import validate_range
 from marketdata_pipeline.lib.calendar import stock_sessions
 from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.errors import ConfigError, InputError

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import psycopg
 
+from marketdata_pipeline.defs.symbols.sensors import read_cursor
 from marketdata_pipeline.lib.postgres.tracked_symbols import (
     add_symbols,
     changes_since,
@@ -37,12 +38,12 @@ def test_request_history_again_makes_the_sensor_request_it_under_a_new_run_key(
         with psycopg.connect(database_url) as conn:
             remove_symbols(conn, [msft])
             assert request_history_again(conn, AssetClass.STOCK, ["AAPL", "MSFT"]) == 1
-            assert changes_since(conn, int(first.cursor))[0] == [("AAPL", "stock")]
+            assert changes_since(conn, read_cursor(first.cursor)[0])[0] == [("AAPL", "stock")]
         second = tick(first.cursor)
         (again,) = second.run_requests
     assert again.run_key != request.run_key
     assert again.run_config["ops"]["stock_daily_candles"]["config"]["symbols"] == ["AAPL"]
-    assert int(second.cursor) > int(first.cursor)
+    assert read_cursor(second.cursor)[0] > read_cursor(first.cursor)[0]
 
 
 def test_request_history_again_with_no_symbols_changes_nothing(database_url):
