@@ -22,21 +22,19 @@ _TESTS = "marketdata_pipeline_tests/"
 #: "The suite" in docs/benchmarks.md). Only the order matters: a stale figure costs balance,
 #: never a test.
 MEASURED_SECONDS = {
-    "bench/test_bench_smoke.py": 150,
-    "e2e/test_devserver_restart.py": 105,
-    "e2e/test_docs_examples.py": 75,
-    "e2e/test_deployment.py": 67,
-    "reliability/test_truthful_ends.py": 53,
-    "e2e/test_devserver.py": 50,
-    "test_cli.py": 40,
-    "reliability/test_database_faults.py": 34,
-    "defs/corporate_actions/test_split_history.py": 31,
-    "reliability/test_api_faults.py": 29,
-    "e2e/test_dev.py": 26,
-    "test_read.py": 23,
-    "defs/symbols/test_sensors.py": 20,
-    "reliability/test_resume.py": 20,
-    # Skipped where Chromium is missing (its deployment still starts: 14 s); ~56 s with it.
+    "bench/test_bench_smoke.py": 155,
+    "e2e/test_devserver_restart.py": 85,
+    "e2e/test_deployment.py": 70,
+    "e2e/test_devserver.py": 55,
+    "e2e/test_docs_examples.py": 45,
+    "reliability/test_truthful_ends.py": 45,
+    "defs/corporate_actions/test_split_history.py": 27,
+    "reliability/test_database_faults.py": 25,
+    "reliability/test_resume.py": 25,
+    "reliability/test_api_faults.py": 24,
+    "e2e/test_dev.py": 24,
+    "test_cli.py": 22,
+    # Skipped where Chromium is missing (its deployment still starts: 16 s); ~56 s with it.
     "e2e/test_browser.py": 56,
 }
 #: Files that run on the worker of another file (a unit of work named after that file).
