@@ -37,7 +37,6 @@ import datetime as dt
 import hashlib
 import logging
 import os
-import re
 import tempfile
 import threading
 import time
@@ -45,6 +44,8 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from marketdata_pipeline.lib.polygon.paths import last_day_of
 
 log = logging.getLogger(__name__)
 
@@ -56,31 +57,6 @@ _SUFFIX = ".page"
 _TMP_PREFIX = ".tmp-"
 #: A temporary file this old was left by a killed writer (a page write takes milliseconds).
 _STALE_TMP_SECONDS = 600
-_MS_PER_DAY = 86_400_000
-# `/v2/aggs/ticker/{T}/range/1/day/{from}/{to}` (from/to: dates or ms timestamps, the latter in
-# `next_url` pages) and `/v2/aggs/grouped/locale/{l}/market/{m}/{date}`.
-_RANGE_PATH = re.compile(r"/range/\d+/\w+/([^/]+)/([^/?]+)$")
-_GROUPED_PATH = re.compile(r"/grouped/locale/[^/]+/market/[^/]+/([^/?]+)$")
-
-
-def _as_date(text: str) -> dt.date | None:
-    """A path's date: YYYY-MM-DD or a Unix ms timestamp (UTC day); None when neither."""
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        pass
-    if text.isdigit():
-        return dt.date(1970, 1, 1) + dt.timedelta(days=int(text) // _MS_PER_DAY)
-    return None
-
-
-def last_day_of(path: str) -> dt.date | None:
-    """The last day an aggregates request covers, read from its path (None: unknown)."""
-    if match := _RANGE_PATH.search(path):
-        return _as_date(match.group(2))
-    if match := _GROUPED_PATH.search(path):
-        return _as_date(match.group(1))
-    return None
 
 
 @dataclass
