@@ -1,11 +1,10 @@
-"""The vendor's ticker reference: the ticker list, ticker details and ticker-change events.
+"""The vendor's ticker reference: the ticker list and ticker-change events.
 
 - `/v3/reference/tickers` (1,000 rows a page, cursor paging): one pass for the listed tickers
   and one with `active=false` for the delisted ones. Types are filtered here rather than by
   the `type` parameter, so a rule of several types costs no more pages than one. Newest first
   (`sort=last_updated_utc` or `delisted_utc`, `order=desc`), `fetch_recent` reads only the
   rows changed since a watermark; `fetch_ticker_range` reads a few pages from a ticker on.
-- `/v3/reference/tickers/{ticker}` with `date=`: one ticker as of a day (404: nobody had it).
 - `/vX/reference/tickers/{id}/events?types=ticker_change`: a security's ticker changes, by
   composite FIGI (or by the ticker it holds today); 404 when the id names nobody.
 
@@ -246,7 +245,7 @@ def fetch_ticker_range(
 
 
 def _parse_object(body: bytes, *, request: str) -> dict[str, Any]:
-    """A reference answer whose `results` is one object (details, events)."""
+    """A reference answer whose `results` is one object (the events)."""
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -293,13 +292,3 @@ def fetch_ticker_events(client: PolygonClient, identifier: str) -> list[TickerEv
             events.append(TickerEvent(ticker, day))
     events.sort(key=lambda e: e.day)
     return events
-
-
-def fetch_ticker_details(
-    client: PolygonClient, ticker: str, day: dt.date | None = None
-) -> dict[str, Any] | None:
-    """One ticker's details as of `day` (today when None); None when nobody had it (404)."""
-    params = {"date": day.isoformat()} if day is not None else {}
-    path = f"{TICKERS_PATH}/{quote(ticker, safe='.')}"
-    doc = _get_object(client, path, params, f"ticker details of {ticker}")
-    return None if doc is None else doc["results"]
