@@ -71,6 +71,13 @@ T = TypeVar("T")
 SAVED_ARTIFACTS: list[Path] = []
 
 
+def without_project_variables() -> dict[str, str]:
+    """This process's environment without the project's own variables (API, store, Dagster):
+    what a user's fresh shell has, for the processes an e2e test starts."""
+    prefixes = ("POLYGON_", "MASSIVE_", "MARKETDATA_", "DAGSTER_")
+    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as sock:
@@ -316,11 +323,7 @@ def deployment(pg_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     (home / "workspace.yaml").write_text(WORKSPACE_YAML.format(**ports))
     start_date = dt.date.today() - dt.timedelta(days=HISTORY_DAYS)
     with SimulatorServer(api_key=TEST_API_KEY, **NO_CORPORATE_ACTIONS) as sim:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("POLYGON_", "MASSIVE_", "MARKETDATA_", "DAGSTER_"))
-        }
+        env = without_project_variables()
         env.update(
             DAGSTER_HOME=str(home),
             MARKETDATA_DAGSTER_STORAGE_URL=storage_url,

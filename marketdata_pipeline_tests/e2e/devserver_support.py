@@ -24,7 +24,13 @@ from marketdata_pipeline.lib.postgres.embedded import sqlalchemy_url
 from marketdata_pipeline.lib.postgres.tracked_symbols import add_symbols
 from marketdata_pipeline.lib.symbols import AssetClass, Symbol
 from marketdata_pipeline_tests.conftest import TEST_API_KEY
-from marketdata_pipeline_tests.e2e.conftest import REPO, descendants, fresh_database, live_processes
+from marketdata_pipeline_tests.e2e.conftest import (
+    REPO,
+    descendants,
+    fresh_database,
+    live_processes,
+    without_project_variables,
+)
 from polygon_simulator.corporate_actions import NO_CORPORATE_ACTIONS
 from polygon_simulator.server import SimulatorServer
 
@@ -101,11 +107,7 @@ def dev_environment(
     home.mkdir()
     shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
     with SimulatorServer(api_key=TEST_API_KEY, **NO_CORPORATE_ACTIONS) as sim:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("POLYGON_", "MASSIVE_", "MARKETDATA_", "DAGSTER_"))
-        }
+        env = without_project_variables()
         env.update(
             DAGSTER_HOME=str(home),
             MARKETDATA_HOME=str(tmp_path / "home"),

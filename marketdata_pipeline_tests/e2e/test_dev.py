@@ -28,6 +28,7 @@ from marketdata_pipeline_tests.e2e.conftest import (
     free_port,
     fresh_database,
     live_processes,
+    without_project_variables,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -38,11 +39,7 @@ STOP_TIMEOUT = 120
 
 def test_make_dev_serves_the_ui_and_ctrl_c_leaves_nothing_running(pg_server, tmp_path):
     port = free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("POLYGON_", "MASSIVE_", "MARKETDATA_", "DAGSTER_"))
-    }
+    env = without_project_variables()
     env.update(
         MARKETDATA_HOME=str(tmp_path / "home"),
         MARKETDATA_DATABASE_URL=fresh_database(pg_server, "dev_candles"),

@@ -73,6 +73,7 @@ from marketdata_pipeline_tests.e2e.conftest import (
     WEBSERVER_COMMAND,
     free_port,
     fresh_database,
+    without_project_variables,
 )
 
 SHELL_LANGUAGES = ("bash", "sh", "shell", "console")
@@ -652,11 +653,7 @@ def test_every_documented_command_runs_from_another_directory(  # noqa: C901
     # A user's shell: no key and no settings, but the project's store is this test's database
     # and Dagster instance (the embedded defaults would be the developer's own store), under a
     # home of their own; nothing the commands do may depend on the directory they run from.
-    fresh = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("POLYGON_", "MASSIVE_", "MARKETDATA_", "DAGSTER_"))
-    }
+    fresh = without_project_variables()
     fresh.update(
         MARKETDATA_HOME=str(tmp_path / "project_home"),
         MARKETDATA_DATABASE_URL=database_url,
