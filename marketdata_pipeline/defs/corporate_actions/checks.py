@@ -7,9 +7,13 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
-from marketdata_pipeline.lib.candles.corporate_actions import split_like_moves
+from marketdata_pipeline.lib.candles.corporate_actions import (
+    MIN_LOG_RATIO,
+    classify_steps,
+    split_like_moves,
+)
 from marketdata_pipeline.lib.polygon.planner import DEFAULT_CHUNK_ROWS
-from marketdata_pipeline.lib.postgres.corporate_actions import price_steps, split_events
+from marketdata_pipeline.lib.postgres.corporate_actions import split_candidate_steps, split_events
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 
 RECORDS_VALID = "records_valid"
@@ -131,17 +135,17 @@ def split_vs_move_result(
     Read one batch of symbols at a time (`symbol_batches`): a step compares a symbol's
     consecutive bars only, so batches by symbol give exactly the whole window's answer while
     memory follows `rows_per_chunk`, not the window (20 years of a whole market is ten million
-    bars). Only the steps near a split ratio are kept between batches.
+    bars). Postgres pairs each bar with the previous one and sends only the steps that moved
+    about as much as a split (`split_candidate_steps`); polars classifies those.
     """
     read_from = start - dt.timedelta(days=LOOKBEHIND_DAYS)
     parts: list[pl.DataFrame] = []
     batches = symbol_batches(symbols, read_from, end, rows_per_chunk)
     for batch in batches:
         with database.connect() as conn:
-            candles = price_steps(conn, batch, read_from, end)
+            steps = split_candidate_steps(conn, batch, read_from, end, MIN_LOG_RATIO)
             events = split_events(conn, batch, start, end)
-        parts.append(split_like_moves(candles, events).filter(pl.col("day").is_between(start, end)))
-        del candles  # not held while the next batch is read
+        parts.append(classify_steps(steps, events).filter(pl.col("day").is_between(start, end)))
     # No symbols: split_like_moves of no bars gives the empty result in its schema.
     steps = pl.concat(parts) if parts else split_like_moves(pl.DataFrame(), pl.DataFrame())
     flagged = steps.filter(pl.col("verdict") == "possible_unrecorded_split")

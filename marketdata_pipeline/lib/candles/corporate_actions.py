@@ -103,8 +103,55 @@ def split_like_moves(
     - `price_move`: no event, and the bar does not look split (e.g. a crash on heavy volume):
       reported as a move, never treated as a split.
     """
-    columns = ["symbol", "day", "prev_close", "close", "ratio", "nearest_split", "verdict"]
+    return classify_steps(
+        consecutive_steps(candles), splits, tolerance=tolerance, value_band=value_band
+    )
+
+
+_STEP_SCHEMA = {
+    "symbol": pl.String,
+    "day": pl.Date,
+    "open": pl.Float64,
+    "close": pl.Float64,
+    "volume": pl.Float64,
+    "prev_close": pl.Float64,
+    "prev_volume": pl.Float64,
+}
+#: The columns of a step between two consecutive stored bars of a symbol (`consecutive_steps`,
+#: or the database's `split_candidate_steps`): the bar's, and the previous bar's close and volume.
+STEP_COLUMNS = ("symbol", "day", "open", "close", "volume", "prev_close", "prev_volume")
+
+
+def consecutive_steps(candles: pl.DataFrame) -> pl.DataFrame:
+    """Every bar of `candles` that has a previous bar of its symbol, with that bar's close and
+    volume (`STEP_COLUMNS`)."""
     if candles.height == 0:
+        return pl.DataFrame(schema=_STEP_SCHEMA)
+    return (
+        candles.sort("symbol", "day")
+        .with_columns(
+            prev_close=pl.col("close").shift(1).over("symbol"),
+            prev_volume=pl.col("volume").shift(1).over("symbol"),
+        )
+        .filter(pl.col("prev_close").is_not_null())
+        .select(STEP_COLUMNS)
+    )
+
+
+def classify_steps(
+    steps: pl.DataFrame,
+    splits: pl.DataFrame,
+    *,
+    tolerance: float = DEFAULT_RATIO_TOLERANCE,
+    value_band: float = DEFAULT_VALUE_BAND,
+) -> pl.DataFrame:
+    """`split_like_moves` of steps already paired with their previous bar (`STEP_COLUMNS`).
+
+    Any subset of a series' steps that holds every step whose close moved by at least
+    `MIN_LOG_RATIO` gives the same answer: the others are never near a split ratio.
+    """
+    columns = ["symbol", "day", "prev_close", "close", "ratio", "nearest_split", "verdict"]
+    if steps.height == 0:
         return pl.DataFrame(
             schema={
                 "symbol": pl.String,
@@ -117,13 +164,7 @@ def split_like_moves(
             }
         )
     steps = (
-        candles.sort("symbol", "day")
-        .with_columns(
-            prev_close=pl.col("close").shift(1).over("symbol"),
-            prev_volume=pl.col("volume").shift(1).over("symbol"),
-        )
-        .filter(pl.col("prev_close").is_not_null())
-        .with_columns(
+        steps.with_columns(
             ratio=pl.col("close") / pl.col("prev_close"),
             open_ratio=pl.col("open") / pl.col("prev_close"),
             value_ratio=(pl.col("close") * pl.col("volume"))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -254,34 +255,54 @@ def split_events(
     )
 
 
-#: The columns `split_like_moves` compares, as read by `price_steps`.
+#: The columns of a step (`lib.candles.corporate_actions.STEP_COLUMNS`), as read by
+#: `split_candidate_steps`.
 STEP_SCHEMA: dict[str, pl.DataType] = {
     "symbol": pl.String(),
     "day": pl.Date(),
     "open": pl.Float64(),
     "close": pl.Float64(),
     "volume": pl.Float64(),
+    "prev_close": pl.Float64(),
+    "prev_volume": pl.Float64(),
 }
+#: How much looser (in |ln(close / previous close)|) the database's pre-filter is than the
+#: threshold it is asked for: rounding in the database never drops a step polars would keep.
+_PREFILTER_SLACK = 0.01
 
 
-def price_steps(
-    conn: psycopg.Connection, symbols: Sequence[str], start: dt.date, end: dt.date
+def split_candidate_steps(
+    conn: psycopg.Connection,
+    symbols: Sequence[str],
+    start: dt.date,
+    end: dt.date,
+    min_log_ratio: float,
 ) -> pl.DataFrame:
-    """Stored bars of `symbols` in `start`..`end`, only the columns a split-vs-move
-    comparison needs (`STEP_SCHEMA`), ordered by symbol and day.
+    """The steps between consecutive stored bars of `symbols` in `start`..`end` whose close
+    moved by at least about `min_log_ratio` (|ln(close / previous close)|), each with the
+    previous bar's close and volume (`STEP_SCHEMA`), ordered by symbol and day.
 
-    COPY as CSV parsed by polars: a fraction of the memory of Python row tuples, and of the
-    full candle columns, so a chunk of a quarter million bars costs a few tens of MB.
+    The pairing (`lag` over each symbol's bars) and a slightly looser filter run in Postgres,
+    so only the few candidate steps leave it: reading every bar of a ten-year market into
+    polars cost 50 s at 12.6 M bars, psycopg's COPY handing over one row per call
+    (docs/benchmarks.md 17). Non-positive prices are always passed on, for the caller to judge.
     """
+    bound = math.exp(max(min_log_ratio - _PREFILTER_SLACK, 0.0))
     query = sql.SQL(
-        "COPY (SELECT symbol, day, open, close, volume FROM {table}"
-        " WHERE symbol = ANY({symbols}) AND day BETWEEN {start} AND {end}"
+        "COPY (SELECT symbol, day, open, close, volume, prev_close, prev_volume FROM ("
+        "  SELECT symbol, day, open, close, volume,"
+        "         lag(close) OVER w AS prev_close, lag(volume) OVER w AS prev_volume"
+        "  FROM {table} WHERE symbol = ANY({symbols}) AND day BETWEEN {start} AND {end}"
+        "  WINDOW w AS (PARTITION BY symbol ORDER BY day)) steps"
+        " WHERE prev_close IS NOT NULL AND (prev_close <= 0 OR close <= 0"
+        "  OR close >= prev_close * {bound} OR close * {bound} <= prev_close)"
         " ORDER BY symbol, day) TO STDOUT (FORMAT csv)"
     ).format(
         table=sql.Identifier(SCHEMA, "stock_daily_candles"),
         symbols=sql.Literal(list(symbols)),
         start=sql.Literal(start),
         end=sql.Literal(end),
+        bound=sql.Literal(bound),
     )
     buffer = io.BytesIO()
     with conn.cursor() as cur, cur.copy(query) as copy:
