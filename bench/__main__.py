@@ -28,6 +28,7 @@ from bench import (
     reference_maintenance,
     requests,
     resume,
+    returns_refresh,
     scale,
     sensor_tick,
 )
@@ -49,6 +50,7 @@ BENCHMARKS = {
     "reference_daily": reference_daily,
     "reference_maintenance": reference_maintenance,
     "reading": reading,
+    "returns_refresh": returns_refresh,
     "fixed_cost": fixed_cost,
     "crypto_scale": crypto_scale,
 }
@@ -65,6 +67,7 @@ _USES_POSTGRES = {
     "reference_daily",
     "reference_maintenance",
     "reading",
+    "returns_refresh",
     "fixed_cost",
 }
 

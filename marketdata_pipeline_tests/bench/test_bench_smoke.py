@@ -26,6 +26,7 @@ from bench import (
     reference_maintenance,
     requests,
     resume,
+    returns_refresh,
     scale,
     sensor_tick,
 )
@@ -214,6 +215,26 @@ def test_reading_compares_the_reader_with_psql_copy_and_reports_the_goals(bench_
         "reading.returns_day",
         "reading.export_parquet",
     } <= _names(figures)
+
+
+def test_returns_refresh_times_the_stored_returns_and_the_split_check_against_the_view(
+    bench_pg,
+):
+    figures = returns_refresh.run(pg=bench_pg, **returns_refresh.SMOKE)
+    by_name = {f.name: f for f in figures}
+    assert {
+        "returns_refresh.anchor_view_ctas",
+        "returns_refresh.backfill",
+        "returns_refresh.rewrite",
+        "returns_refresh.daily",
+        "returns_refresh.split_check",
+        "returns_refresh.candle_copy",
+    } <= set(by_name)
+    # Every bar but each symbol's first has its return, in both full refreshes.
+    bars = by_name["returns_refresh.bars"].value
+    symbols = returns_refresh.SMOKE["symbols"]
+    assert f"{bars - symbols:,} rows written" in by_name["returns_refresh.backfill"].note
+    assert f"{bars - symbols:,} replaced" in by_name["returns_refresh.rewrite"].note
 
 
 def test_fixed_cost_times_the_commands_against_import_dagster(bench_pg, sim):
