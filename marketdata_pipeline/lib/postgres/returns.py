@@ -11,9 +11,12 @@ what may have changed since it last ran, in one transaction:
   repair re-fetched its bars, and the restated dividends depend on the split);
 - the ex-dates of dividends (re)read since the last refresh.
 
-A row is computed from the candles like the view computes it: each (symbol, first..last) target
-takes its bars plus the bar just before `first` (one primary-key probe), so no query reads a
-symbol's whole history to know one day's previous close.
+A row is computed from the candles like the view computes it: the targets of a symbol are merged
+into disjoint ranges, and each (symbol, first..last) range takes its bars plus the bar just
+before `first` (one primary-key probe), so no query reads a symbol's whole history to know one
+day's previous close, and no row is computed twice. Into an empty table (a store's first
+history backfill) the rows go into the bare heap and the indexes are built afterwards, in the
+same transaction (`_insert_then_index`). docs/benchmarks.md 17 has the figures.
 """
 
 from __future__ import annotations
