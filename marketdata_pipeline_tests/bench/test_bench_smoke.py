@@ -221,5 +221,9 @@ def test_fixed_cost_times_the_commands_against_import_dagster(bench_pg, sim):
     assert {
         "fixed_cost.import_dagster",
         "fixed_cost.backfill_one_day",
+        "fixed_cost.run_floor",
         "fixed_cost.symbols_list",
     } <= _names(figures)
+    by_name = {f.name: f for f in figures}
+    # The floor is part of the backfill: a floor above it would mean it measured something else.
+    assert by_name["fixed_cost.run_floor"].value < by_name["fixed_cost.backfill_one_day"].value
