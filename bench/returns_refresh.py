@@ -17,27 +17,26 @@ minutes, and times those two steps on it as the run calls them:
 - `returns_refresh.daily`: the refresh of the newest day (a daily run; it also redoes the
   ex-dates of the newest hour of events, `EVENT_OVERLAP`: here every dividend);
 - `returns_refresh.split_check`: `split_vs_move_result` over every symbol and the window;
-- `returns_refresh.candle_copy` (second anchor, `--copy`): the e2e ratio's denominator, a bare
+- `returns_refresh.candle_copy` (second anchor, `--copy 1`): the e2e ratio's denominator, a bare
   COPY of the candle rows into an empty table like the candle table (`market_scale.anchor_copy`),
   so each step's seconds read as points of the e2e ratio.
 
 `python -m bench.returns_refresh` (5,000 x 10 years, ~12.6 M bars, about ten minutes),
-`--smoke` for seconds, `--symbols/--years`, `--copy` to add the candle COPY anchor.
+`--smoke` for seconds, `--symbols/--years`, `--copy 1` to add the candle COPY anchor.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 
 import psycopg
 
-from bench.common import BenchPostgres, Figure, Timer, emit, postgres, quiet_logs
+from bench.common import BenchPostgres, Figure, Timer, emit, module_main, postgres
 from marketdata_pipeline.lib.calendar import stock_sessions
 from marketdata_pipeline.lib.postgres.returns import refresh_returns
 
-FULL = {"symbols": 5_000, "years": 10, "copy": False}
-SMOKE = {"symbols": 30, "years": 1, "copy": True}
+FULL = {"symbols": 5_000, "years": 10, "copy": 0}
+SMOKE = {"symbols": 30, "years": 1, "copy": 1}
 END = dt.date(2024, 12, 31)
 TARGET_BACKFILL_RATIO = 1.5
 
@@ -148,7 +147,7 @@ def run(
     pg: BenchPostgres | None = None,
     symbols: int = FULL["symbols"],
     years: int = FULL["years"],
-    copy: bool = FULL["copy"],
+    copy: int = FULL["copy"],
 ) -> list[Figure]:
     """Measure and print the returns and split-check figures; return them."""
     figures: list[Figure] = []
@@ -204,18 +203,9 @@ def run(
     return figures
 
 
-def main() -> None:
-    """Command line: `python -m bench.returns_refresh [--smoke] [--symbols N --years Y]`."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds)")
-    parser.add_argument("--symbols", type=int)
-    parser.add_argument("--years", type=int)
-    parser.add_argument("--copy", action="store_true", help="add the candle COPY anchor")
-    args = parser.parse_args()
-    quiet_logs()
-    sizes = dict(SMOKE if args.smoke else FULL)
-    sizes.update({k: v for k, v in vars(args).items() if k in sizes and v})
-    run(**sizes)
+def main(argv: list[str] | None = None) -> list[Figure]:
+    """`python -m bench.returns_refresh [--smoke | --symbols N --years Y --copy 1]`."""
+    return module_main(__doc__, run, smoke=SMOKE, full=FULL, argv=argv)
 
 
 if __name__ == "__main__":
