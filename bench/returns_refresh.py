@@ -194,13 +194,14 @@ def run(
             from bench.market_scale import anchor_copy
 
             copied = anchor_copy(url)
+            backfill = sum(f.value for f in figures if f.name == "returns_refresh.backfill")
             emit(
                 Figure(
                     "returns_refresh.candle_copy",
                     copied,
                     "s",
                     note=f"bare COPY of the candles; backfill refresh + split check ="
-                    f" {(figures[2].value + check) / copied:.2f} points of the e2e ratio",
+                    f" {(backfill + check) / copied:.2f} points of the e2e ratio",
                 ),
                 figures,
             )
