@@ -56,7 +56,14 @@ from marketdata_pipeline.lib.postgres.securities import (
 )
 from marketdata_pipeline.lib.postgres.universe import list_rules, record_refresh, refreshed_on
 
-__all__ = ["FULL_KIND", "REFRESH_KIND", "IdentityLoad", "ensure_loaded", "load_identity"]
+__all__ = [
+    "FULL_KIND",
+    "REFRESH_KIND",
+    "IdentityLoad",
+    "ensure_loaded",
+    "load_identity",
+    "write_identity",
+]
 #: What `marketdata.ticker_history.ticker` accepts (its CHECK constraint).
 STORED_TICKER = re.compile(r"[A-Z0-9][A-Za-z0-9.]{0,19}")
 
@@ -169,10 +176,8 @@ def load_identity(
         event_ids |= {s.security_id for s in needs_events(fresh, existing)}
         securities = with_stored_rows(conn, securities, existing)
     events = _events(client, [s for s in securities if s.security_id in event_ids], result)
-    checked = _placed(conn, securities, events, existing, floor, result)
     with conn.transaction():
-        result.securities = upsert_securities(conn, (s.security() for s in securities), "polygon")
-        result.intervals = replace_intervals(conn, checked, "polygon")
+        write_identity(conn, securities, events, existing, floor, result)
         result.requests = client.stats.attempts - before
         for kind, mark in marks.items():
             record_refresh(
@@ -207,6 +212,24 @@ def _events(
         if found_events:
             events[sec.security_id] = found_events
     return events
+
+
+def write_identity(
+    conn: psycopg.Connection,
+    securities: Sequence[SecurityRows],
+    events: dict[str, list[TickerEvent]],
+    existing: Sequence[TickerInterval],
+    floor: dt.date,
+    result: IdentityLoad,
+) -> None:
+    """Write `securities` and their intervals (from `events` where given), clear of the
+    stored owners of the same tickers and cross-checked against the stored bars: the one
+    writer of the vendor's identity, for the ticker list and for hand-typed tickers alike.
+    Raises AmbiguousOwnership (naming both securities) when a ticker would have two owners
+    on one day; call it in a transaction, which then stores nothing."""
+    checked = _placed(conn, securities, events, existing, floor, result)
+    result.securities = upsert_securities(conn, (s.security() for s in securities), "polygon")
+    result.intervals = replace_intervals(conn, checked, "polygon")
 
 
 def _placed(

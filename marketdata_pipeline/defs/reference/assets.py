@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from pydantic import Field
 
+from marketdata_pipeline.defs.candles.identity_first import identify_pending
 from marketdata_pipeline.defs.candles.jobs import STOCK_CANDLES_JOB
 from marketdata_pipeline.defs.reference.names import (
     GROUP,
@@ -79,11 +80,16 @@ def build_reference_assets(start_date: dt.date) -> tuple[dg.AssetsDefinition, ..
         """
         today = dt.datetime.now(NEW_YORK).date()
         with database.connect() as conn:
-            if context.job_name == STOCK_CANDLES_JOB and not list_rules(conn):
-                # Without a rule a stock run needs no vendor list: the tracked tickers are
-                # the universe. Materialising this asset itself loads it whatever the rules.
-                context.log.info("ticker_reference: no tracking rule, nothing to load")
-                return dg.MaterializeResult(metadata={"skipped_no_rule": True, "requests": 0})
+            no_rule = context.job_name == STOCK_CANDLES_JOB and not list_rules(conn)
+        if no_rule:
+            # Without a rule a stock run needs no vendor list: the tracked tickers are the
+            # universe, each identified on its own once (materialising this asset itself
+            # loads the list whatever the rules).
+            made = _identify(context, polygon, database)
+            context.log.info("ticker_reference: no tracking rule, no ticker list loaded")
+            return dg.MaterializeResult(
+                metadata={"skipped_no_rule": True, "requests": 0, **_kinds(made)}
+            )
         client = polygon.get_client()
         with database.connect() as conn:
             try:
@@ -97,6 +103,8 @@ def build_reference_assets(start_date: dt.date) -> tuple[dg.AssetsDefinition, ..
                 )
             except AmbiguousOwnership as exc:
                 raise dg.Failure(f"ticker_reference: {exc}") from None
+        # Tracked tickers the list lacks (grouped daily carries thousands) get theirs too.
+        made = _identify(context, polygon, database)
         if result.skipped:
             context.log.info("ticker_reference: already loaded today, no request made")
         else:
@@ -105,7 +113,7 @@ def build_reference_assets(start_date: dt.date) -> tuple[dg.AssetsDefinition, ..
                 f"intervals in {result.requests} requests"
                 + (" (only what changed since the last load)" if result.mode == "changes" else "")
             )
-        return dg.MaterializeResult(metadata=result.as_metadata())
+        return dg.MaterializeResult(metadata={**result.as_metadata(), **_kinds(made)})
 
     @dg.asset(
         name=TICKER_SWITCHES,
@@ -131,4 +139,18 @@ def build_reference_assets(start_date: dt.date) -> tuple[dg.AssetsDefinition, ..
             context.log.info(f"ticker_switches: moved by stored bars: {', '.join(moved)}")
         return dg.MaterializeResult(metadata={"moved": ", ".join(moved[:20]), "requests": 0})
 
+    def _identify(
+        context: dg.AssetExecutionContext, polygon: PolygonResource, database: PostgresDatabase
+    ) -> dict[str, int]:
+        try:
+            return identify_pending(context.log, polygon, database, start_date, None)
+        except AmbiguousOwnership as exc:
+            raise dg.Failure(f"ticker_reference: {exc}") from None
+
     return (ticker_reference, ticker_switches)
+
+
+def _kinds(made: dict[str, int]) -> dict[str, object]:
+    """The identity requests by kind, as metadata (`reference_requests`, read by the
+    backfill's summary)."""
+    return {"reference_requests": dg.MetadataValue.json(made)} if made else {}
