@@ -27,10 +27,15 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from marketdata_pipeline.lib.errors import InputError
 from marketdata_pipeline.lib.identity import FIGI, SecurityRows, group_securities
 from marketdata_pipeline.lib.identity_load import STORED_TICKER, IdentityLoad, write_identity
 from marketdata_pipeline.lib.polygon.client import PolygonClient
-from marketdata_pipeline.lib.polygon.errors import PolygonError
+from marketdata_pipeline.lib.polygon.errors import (
+    PolygonAuthError,
+    PolygonError,
+    PolygonUnavailableError,
+)
 from marketdata_pipeline.lib.polygon.reference import (
     TickerEvent,
     TickerRecord,
@@ -39,6 +44,7 @@ from marketdata_pipeline.lib.polygon.reference import (
 )
 from marketdata_pipeline.lib.postgres.securities import all_intervals
 from marketdata_pipeline.lib.postgres.universe import record_refresh
+from marketdata_pipeline.lib.symbols import AssetClass, parse_symbol
 
 #: The record of a ticker identified on its own (scope: the ticker).
 IDENTITY_KIND = "ticker_identity"
@@ -91,7 +97,16 @@ def pending_tickers(conn: psycopg.Connection, only: Sequence[str] | None = None)
         """,
         {"only": None if only is None else list(only), "kind": IDENTITY_KIND},
     ).fetchall()
-    return [r[0] for r in rows if STORED_TICKER.fullmatch(r[0])]
+    return [r[0] for r in rows if STORED_TICKER.fullmatch(r[0]) and _valid(r[0])]
+
+
+def _valid(ticker: str) -> bool:
+    """A valid stock symbol (rows added by SQL can be invalid: the run reports those)."""
+    try:
+        parse_symbol(ticker, AssetClass.STOCK)
+    except InputError:
+        return False
+    return True
 
 
 def identify_tracked(
@@ -106,13 +121,17 @@ def identify_tracked(
     """Identify every pending ticker (`pending_tickers`), each written and recorded in its
     own transaction. `floor` is the first day the store covers; `first_day` the run's first
     day (the `date=` of a ticker nobody holds today and with no stored bar). A request that
-    fails leaves its ticker pending; AmbiguousOwnership propagates (nothing of that ticker
-    stored)."""
+    fails leaves its ticker pending (a refused key or an unreachable vendor fails the call);
+    AmbiguousOwnership propagates (nothing of that ticker stored)."""
     out = TrackedIdentity()
     for ticker in pending_tickers(conn, only):
         before = client.stats.attempts
         try:
             found = _look_up(client, conn, ticker, today, first_day, out)
+        except (PolygonAuthError, PolygonUnavailableError):
+            # The key is refused, or the vendor is down or unreachable: the run's candle
+            # requests would fail the same way, so it fails here, on one request.
+            raise
         except PolygonError as exc:
             out.failed[ticker] = str(exc)
             continue

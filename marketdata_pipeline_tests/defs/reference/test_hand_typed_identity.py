@@ -38,24 +38,22 @@ def identity_log(sim) -> list[tuple[str, str]]:
     return [(e["kind"], e["path"]) for e in sim.stats()["log"] if e["kind"] in IDENTITY_REQUESTS]
 
 
-def test_a_hand_typed_ticker_follows_its_rename_without_a_rule(
-    world, cli, dagster_env, database_url
-):
+def test_a_hand_typed_ticker_follows_its_rename_without_a_rule(sim, cli, dagster_env, database_url):
     assert cli("symbols", "add", "FB")[0] == 0
     code, out, _ = cli("backfill", "--start", "2024-03-18", "--end", "2024-06-21", "--dry-run")
     assert code == 0
     assert "identity: 1 tracked ticker without a security (FB)" in out
-    world.reset()
+    sim.reset()
     code, out, err = cli("backfill", "--start", "2024-03-18", "--end", "2024-06-21")
     assert code == 0, out + err
     # FB's details (renamed away: inactive), its company's events by FIGI, then the details
     # of its current ticker; no ticker list.
-    assert [kind for kind, _ in identity_log(world)] == [
+    assert [kind for kind, _ in identity_log(sim)] == [
         "ticker_details",
         "ticker_events",
         "ticker_details",
     ]
-    assert not [e for e in world.stats()["log"] if e["kind"] == "tickers"]
+    assert not [e for e in sim.stats()["log"] if e["kind"] == "tickers"]
     assert "ticker details 2" in out and "ticker events 1" in out
     # One security; the stored bars moved the switch to the day META really started.
     assert history(database_url, META_CO) == [
@@ -71,10 +69,10 @@ def test_a_hand_typed_ticker_follows_its_rename_without_a_rule(
     # Its bars before and after the rename are one series, read by security.
     series = read.security_candles(META_CO, start="2024-03-18", end="2024-06-21", url=database_url)
     vendor = {
-        **{(d, "FB"): c for d, c in vendor_closes(world, "FB", "2024-03-18", "2024-06-21").items()},
+        **{(d, "FB"): c for d, c in vendor_closes(sim, "FB", "2024-03-18", "2024-06-21").items()},
         **{
             (d, "META"): c
-            for d, c in vendor_closes(world, "META", "2024-06-10", "2024-06-21").items()
+            for d, c in vendor_closes(sim, "META", "2024-06-10", "2024-06-21").items()
         },
     }
     assert {(d, t): c for d, t, c in series.select("day", "ticker", "close").iter_rows()} == vendor
@@ -90,23 +88,21 @@ def test_a_hand_typed_ticker_follows_its_rename_without_a_rule(
     assert series.filter(pl.col("close") < 40).is_empty()
     assert series.filter(pl.col("ticker") == "META")["day"].min() == D(2024, 6, 10)
     # A second run the same day, and one the next day, ask nothing about identity.
-    world.reset()
+    sim.reset()
     code, out, err = cli("backfill", "--start", "2024-06-17", "--end", "2024-06-21")
     assert code == 0, out + err
-    assert identity_log(world) == [] and "ticker details" not in out
+    assert identity_log(sim) == [] and "ticker details" not in out
     with psycopg.connect(database_url) as conn:
         conn.execute("UPDATE marketdata.reference_refresh SET refreshed_on = refreshed_on - 1")
         assert pending_tickers(conn) == []
-    world.reset()
+    sim.reset()
     code, out, _ = cli("backfill", "--start", "2024-06-17", "--end", "2024-06-21", "--dry-run")
     assert code == 0 and "identity:" not in out
     assert cli("backfill", "--start", "2024-06-17", "--end", "2024-06-21")[0] == 0
-    assert identity_log(world) == []
+    assert identity_log(sim) == []
 
 
-def test_a_ticker_the_vendor_does_not_know_gets_a_clear_message_once(
-    world, resources, database_url
-):
+def test_a_ticker_the_vendor_does_not_know_gets_a_clear_message_once(sim, resources, database_url):
     with psycopg.connect(database_url) as conn:
         add_symbols(conn, [parse_symbol(t, AssetClass.STOCK) for t in ("NOPEQ", "AAPL")])
         client = resources["polygon"].get_client()
@@ -123,14 +119,14 @@ def test_a_ticker_the_vendor_does_not_know_gets_a_clear_message_once(
             (IDENTITY_KIND,),
         ).fetchall()
         assert recorded == [("AAPL", 1), ("NOPEQ", 0)]
-        world.reset()
+        sim.reset()
         again = identify_tracked(client, conn, floor=D(2024, 1, 1), today=D(2025, 6, 2))
         assert again.requests == {} and again.unknown == []
-    assert world.stats(include_log=False)["requests"] == 0
+    assert sim.stats(include_log=False)["requests"] == 0
 
 
 def test_a_backfill_with_an_unknown_hand_typed_ticker_does_not_fail(
-    world, cli, dagster_env, database_url
+    sim, cli, dagster_env, database_url
 ):
     assert cli("symbols", "add", "NOPEQ", "FB")[0] == 0
     code, out, err = cli("backfill", "--start", "2024-06-03", "--end", "2024-06-14")
