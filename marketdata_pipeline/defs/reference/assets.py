@@ -2,7 +2,8 @@
 
 Not partitioned: it is one whole-market load (the ticker list, listed and delisted, and the
 ticker-change events of renamed securities; after the first, only what changed), done at most
-once a day per store, whatever the number of runs. Every stock run includes it, and the stock
+once a day per store, whatever the number of runs; and, with or without a rule, the security of
+each tracked ticker the store has none for, asked once a ticker (`identity_tracked`). Every stock run includes it, and the stock
 candles load it themselves first when a tracking rule needs it and it was not loaded today
 (Dagster does not order steps without a dependency, and a dependency would make the UI ask to
 materialise it before the candles), so a run's tickers follow renames and the rules see
@@ -76,7 +77,9 @@ def build_reference_assets(start_date: dt.date) -> tuple[dg.AssetsDefinition, ..
         reads everything again). Switch dates are
         cross-checked against the stored bars (the vendor's event dates can be days off). A
         load that would give one ticker two owners on one day fails, naming both, and leaves
-        the stored identity as it was.
+        the stored identity as it was. A tracked ticker still without a security (typed by
+        hand with no rule, or absent from the list) gets its own from its ticker details and
+        ticker events, once a ticker (2 requests, 3 when renamed away).
         """
         today = dt.datetime.now(NEW_YORK).date()
         with database.connect() as conn:
