@@ -3,11 +3,11 @@
 Not partitioned: it is one whole-market load (the ticker list, listed and delisted, and the
 ticker-change events of renamed securities; after the first, only what changed), done at most
 once a day per store, whatever the number of runs; and, with or without a rule, the security of
-each tracked ticker the store has none for, asked once a ticker (`identity_tracked`). Every stock run includes it, and the stock
-candles load it themselves first when a tracking rule needs it and it was not loaded today
-(Dagster does not order steps without a dependency, and a dependency would make the UI ask to
-materialise it before the candles), so a run's tickers follow renames and the rules see
-today's listings and delistings.
+each tracked ticker the store has none for, asked once a ticker (`identity_tracked`). Every
+stock run includes it, and the stock candles do both themselves first when needed
+(`defs/candles/identity_first.py`: Dagster does not order steps without a dependency, and a
+dependency would make the UI ask to materialise it before the candles), so a run's tickers
+follow renames and the rules see today's listings and delistings.
 """
 # No `from __future__ import annotations`: Dagster reads the real annotation objects.
 
@@ -26,7 +26,8 @@ from marketdata_pipeline.defs.reference.names import (
     TICKER_SWITCHES,
 )
 from marketdata_pipeline.lib.identity_changes import RECONCILE_PAGES
-from marketdata_pipeline.lib.identity_load import load_identity, recheck_switches
+from marketdata_pipeline.lib.identity_load import load_identity
+from marketdata_pipeline.lib.identity_switches import recheck_switches
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.securities import AmbiguousOwnership
