@@ -139,3 +139,21 @@ def test_a_backfill_with_an_unknown_hand_typed_ticker_does_not_fail(
     stored = {t for (t,) in query(database_url, "SELECT DISTINCT symbol FROM "
                                   "marketdata.stock_daily_candles")}  # fmt: skip
     assert {"FB", "META"} <= stored
+
+
+def test_a_ticker_nobody_holds_today_is_asked_again_as_of_a_day_it_traded(sim, database_url):
+    """The vendor answers 404 for a ticker renamed away when asked without a date
+    (polygon-io/issues #339); the details are asked again `date=` the run's first day."""
+    from marketdata_pipeline_tests.resources import make_polygon
+
+    sim.add_fault(kind="status", status_code=404, match_path="/v3/reference/tickers/FB$", times=1)
+    with psycopg.connect(database_url) as conn:
+        add_symbols(conn, [parse_symbol("FB", AssetClass.STOCK)])
+        client = make_polygon(sim).get_client()
+        result = identify_tracked(
+            client, conn, floor=D(2024, 1, 1), today=D(2025, 6, 2), first_day=D(2024, 3, 18)
+        )
+    details = [e for e in sim.stats()["log"] if e["path"] == "/v3/reference/tickers/FB"]
+    assert [(e["status"], e["query"]) for e in details] == [(404, ""), (200, "date=2024-03-18")]
+    assert result.identified == [f"FB: {META_CO} (FB, META)"]
+    assert history(database_url, META_CO)[0][0] == "FB"
