@@ -97,5 +97,5 @@ def test_a_pooled_connection_dropped_by_the_server_is_replaced_after_idling(
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
     monkeypatch.setattr(storage_module, "PING_AFTER_IDLE_SECONDS", 3600.0)
-    with pytest.raises(Exception, match="(?i)terminat|closed|connection"):
+    with pytest.raises(Exception, match=r"(?i)terminat|closed|connection"):
         storage.get_asset_records()
