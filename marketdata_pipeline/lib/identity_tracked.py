@@ -42,7 +42,11 @@ from marketdata_pipeline.lib.polygon.reference import (
     fetch_ticker_details,
     fetch_ticker_events,
 )
-from marketdata_pipeline.lib.postgres.securities import all_intervals
+from marketdata_pipeline.lib.postgres.securities import (
+    TickerInterval,
+    all_intervals,
+    intervals_of,
+)
 from marketdata_pipeline.lib.postgres.universe import record_refresh
 from marketdata_pipeline.lib.symbols import AssetClass, parse_symbol
 
@@ -124,10 +128,12 @@ def identify_tracked(
     fails leaves its ticker pending (a refused key or an unreachable vendor fails the call);
     AmbiguousOwnership propagates (nothing of that ticker stored)."""
     out = TrackedIdentity()
+    # Read once: each ticker's security is added to it as it is written.
+    existing = all_intervals(conn)
     for ticker in pending_tickers(conn, only):
         before = client.stats.attempts
         try:
-            found = _look_up(client, conn, ticker, today, first_day, out)
+            found = _look_up(client, conn, ticker, today, first_day, existing, out)
         except (PolygonAuthError, PolygonUnavailableError):
             # The key is refused, or the vendor is down or unreachable: the run's candle
             # requests would fail the same way, so it fails here, on one request.
@@ -139,9 +145,9 @@ def identify_tracked(
         with conn.transaction():
             if found is not None:
                 sec, events = found
-                existing = all_intervals(conn)
-                load = IdentityLoad()
-                write_identity(conn, [sec], events, existing, floor, load)
+                write_identity(conn, [sec], events, existing, floor, IdentityLoad())
+                existing = [i for i in existing if i.security_id != sec.security_id]
+                existing += intervals_of(conn, sec.security_id)
                 held = sec.tickers | {e.ticker for e in events.get(sec.security_id, [])}
                 tickers = ", ".join(sorted(held))
                 out.identified.append(f"{ticker}: {sec.security_id} ({tickers})")
@@ -170,6 +176,7 @@ def _look_up(
     ticker: str,
     today: dt.date,
     first_day: dt.date | None,
+    existing: Sequence[TickerInterval],
     out: TrackedIdentity,
 ) -> tuple[SecurityRows, dict[str, list[TickerEvent]]] | None:
     """The ticker's security and its events (by security id), or None: nobody known."""
@@ -199,5 +206,5 @@ def _look_up(
         if current is not None and current.composite_figi == figi:
             rows.append(current)
     # One security: a second row joins only with the same FIGI.
-    (sec,) = group_securities(rows, all_intervals(conn))
+    (sec,) = group_securities(rows, existing)
     return sec, ({sec.security_id: events} if events else {})

@@ -30,6 +30,7 @@ from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.reference_refresh import refresh_lock
 from marketdata_pipeline.lib.postgres.securities import AmbiguousOwnership
+from marketdata_pipeline.lib.symbols import AssetClass, canonical_case
 
 #: How the summary names the ticker-list requests (as the `ticker_reference` asset's).
 TICKERS = "tickers"
@@ -48,6 +49,9 @@ def ensure_identity(
     reference for the rules (runs without `symbols`) and, with `tracked` (not a rule's
     history run), the security of each pending tracked ticker (of `symbols` when given).
     Returns the requests made, by kind."""
+    if symbols is not None:
+        # As tracked_symbols stores them (an invalid one is reported by the run, not here).
+        symbols = [canonical_case(s, AssetClass.STOCK) for s in symbols]
     first = context.assets_def.partitions_def.get_first_partition_key()
     floor = dt.date.fromisoformat(first)
     today = dt.datetime.now(NEW_YORK).date()
