@@ -34,6 +34,7 @@ from marketdata_pipeline.lib.polygon.client import PolygonClient
 from marketdata_pipeline.lib.polygon.errors import (
     PolygonAuthError,
     PolygonError,
+    PolygonPlanError,
     PolygonUnavailableError,
 )
 from marketdata_pipeline.lib.polygon.reference import (
@@ -134,6 +135,10 @@ def identify_tracked(
         before = client.stats.attempts
         try:
             found = _look_up(client, conn, ticker, today, first_day, existing, out)
+        except PolygonPlanError as exc:
+            # The plan does not include the endpoint: the candles may still be served.
+            out.failed[ticker] = str(exc)
+            continue
         except (PolygonAuthError, PolygonUnavailableError):
             # The key is refused, or the vendor is down or unreachable: the run's candle
             # requests would fail the same way, so it fails here, on one request.

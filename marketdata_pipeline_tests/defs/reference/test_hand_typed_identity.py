@@ -157,3 +157,24 @@ def test_a_ticker_nobody_holds_today_is_asked_again_as_of_a_day_it_traded(sim, d
     assert [(e["status"], e["query"]) for e in details] == [(404, ""), (200, "date=2024-03-18")]
     assert result.identified == [f"FB: {META_CO} (FB, META)"]
     assert history(database_url, META_CO)[0][0] == "FB"
+
+
+def test_a_plan_without_the_reference_endpoint_leaves_the_ticker_pending(sim, database_url):
+    """A plan refusal (403) of ticker details does not fail the run's candles: the ticker is
+    reported and asked about again on the next run."""
+    from marketdata_pipeline_tests.lib.polygon.test_vendor_reality import NOT_AUTHORIZED_MESSAGE
+    from marketdata_pipeline_tests.resources import make_polygon
+
+    sim.add_fault(
+        kind="status",
+        status_code=403,
+        match_path="/v3/reference/tickers/AAPL$",
+        message=NOT_AUTHORIZED_MESSAGE,
+    )
+    with psycopg.connect(database_url) as conn:
+        add_symbols(conn, [parse_symbol("AAPL", AssetClass.STOCK)])
+        client = make_polygon(sim).get_client()
+        result = identify_tracked(client, conn, floor=D(2024, 1, 1), today=D(2025, 6, 2))
+        assert list(result.failed) == ["AAPL"] and result.identified == []
+        assert "asked again next run" in result.problems()[0]
+        assert pending_tickers(conn) == ["AAPL"]
