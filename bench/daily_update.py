@@ -21,13 +21,12 @@ of that day (`refresh_returns`, what the returns asset runs). Figures (best of `
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 
 import polars as pl
 import psycopg
 
-from bench.common import BenchPostgres, Figure, Timer, emit, postgres, quiet_logs
+from bench.common import BenchPostgres, Figure, Timer, emit, module_main, postgres
 from bench.reading import fill
 from marketdata_pipeline.lib.candles.batch import CandleBatch
 from marketdata_pipeline.lib.candles.schema import CANDLE_SCHEMA, UTC_DATETIME
@@ -182,16 +181,7 @@ def run(*, pg: BenchPostgres | None = None, symbols: int, years: int, repeats: i
 
 def main(argv: list[str] | None = None) -> list[Figure]:
     """`python -m bench.daily_update [--smoke | --symbols N --years Y --repeats R]`."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds)")
-    parser.add_argument("--symbols", type=int, default=FULL["symbols"])
-    parser.add_argument("--years", type=int, default=FULL["years"])
-    parser.add_argument("--repeats", type=int, default=FULL["repeats"])
-    args = parser.parse_args(argv)
-    quiet_logs()
-    if args.smoke:
-        return run(**SMOKE)
-    return run(symbols=args.symbols, years=args.years, repeats=args.repeats)
+    return module_main(__doc__, run, smoke=SMOKE, full=FULL, argv=argv)
 
 
 if __name__ == "__main__":
