@@ -197,9 +197,14 @@ def test_reference_daily_second_run_of_the_day_pays_only_its_candle_plan(bench_p
 def test_reference_maintenance_counts_a_few_requests_a_day_and_lands_every_change(bench_pg, sim):
     figures = reference_maintenance.run(pg=bench_pg, sim=sim, **reference_maintenance.SMOKE)
     by_name = {f.name: f for f in figures}
-    # Listed (3 pages) and delisted (1) in full, then each day: listed and delisted newest
-    # first, one reconciliation page and the renamed company's events.
-    assert by_name["reference_maintenance.first_load"].value == 4
+    # Listed (3 pages) and delisted (1) in full, and the details of the two tracked tickers
+    # the list lacks (once); then each day: listed and delisted newest first, one
+    # reconciliation page and the renamed company's events.
+    assert by_name["reference_maintenance.first_load"].value == 4 + 2
+    assert by_name["reference_maintenance.unlisted_identity"].met
+    # Hand-typed tickers without a rule: their identity on the first day, nothing after.
+    assert by_name["reference_maintenance.hand_typed_first_day"].met
+    assert by_name["reference_maintenance.hand_typed_later_days"].value == 0
     assert by_name["reference_maintenance.daily_max"].value == 4
     assert by_name["reference_maintenance.no_change_day"].value == 3
     assert by_name["reference_maintenance.changes_landed"].met
