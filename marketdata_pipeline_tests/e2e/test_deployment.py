@@ -246,3 +246,71 @@ def test_ui_backfill_and_symbol_sensor_on_separate_processes(deployment: Deploym
     ) == [(False,)]
     assert _row_counts(deployment, "stock_daily_candles", start, end)["MSFT"] == len(sessions)
     print(f"e2e: backfills, sensor, checks and CLI verified in {time.monotonic() - started:.0f} s")
+
+
+TERMINATE_RUN = """
+mutation Terminate($runId: String!) {
+  terminateRun(runId: $runId, terminatePolicy: SAFE_TERMINATE) {
+    __typename
+    ... on TerminateRunFailure { message }
+    ... on PythonError { message }
+  }
+}"""
+
+MATERIALIZATIONS = """
+query Materializations($asset: AssetKeyInput!) {
+  assetOrError(assetKey: $asset) {
+    ... on Asset { assetMaterializations(limit: 100) { runId } }
+  }
+}"""
+
+
+def test_terminate_from_the_ui_stops_the_run_in_flight_and_writes_nothing(
+    deployment: Deployment,
+) -> None:
+    # The steps run in the run worker's process (the code location's in-process executor):
+    # the UI's Terminate must still interrupt a step waiting on the API, and nothing is written.
+    day = stock_sessions(deployment.start_date, last_complete_day())[-1]
+    rows_before = _row_counts(deployment, "stock_daily_candles", day, day)
+    hang = deployment.sim.add_fault(kind="delay", seconds=90, match_path="/v2/aggs/")
+    try:
+        launched = deployment.graphql(
+            LAUNCH_BACKFILL,
+            {
+                "params": {
+                    "assetSelection": [{"path": ["stock_daily_candles"]}],
+                    "partitionNames": [str(day)],
+                    "fromFailure": False,
+                    "title": "e2e terminate",
+                }
+            },
+        )["launchPartitionBackfill"]
+        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+
+        def waiting_on_the_api() -> dict[str, Any] | None:
+            runs = deployment.graphql(
+                RUNS_BY_TAG, {"key": "dagster/backfill", "value": launched["backfillId"]}
+            )["runsOrError"]["results"]
+            fired = next(f for f in deployment.sim.state.faults() if f["id"] == hang)["fired"]
+            return runs[0] if runs and runs[0]["status"] == "STARTED" and fired else None
+
+        run = deployment.wait_for("the run waiting on the API", waiting_on_the_api, timeout=90)
+        terminated = deployment.graphql(TERMINATE_RUN, {"runId": run["runId"]})["terminateRun"]
+        assert terminated["__typename"] == "TerminateRunSuccess", terminated
+
+        def ended() -> str | None:
+            runs = deployment.graphql(
+                RUNS_BY_TAG, {"key": "dagster/backfill", "value": launched["backfillId"]}
+            )["runsOrError"]["results"]
+            return runs[0]["status"] if runs[0]["status"] in FINISHED_RUN else None
+
+        # Well before the API would have answered (90 s): the step was interrupted.
+        assert deployment.wait_for("the terminated run to end", ended, timeout=45) == "CANCELED"
+    finally:
+        deployment.sim.state.remove_fault(hang)
+    assert _row_counts(deployment, "stock_daily_candles", day, day) == rows_before
+    materialized = deployment.graphql(
+        MATERIALIZATIONS, {"asset": {"path": ["stock_daily_candles"]}}
+    )
+    runs = {m["runId"] for m in materialized["assetOrError"]["assetMaterializations"]}
+    assert run["runId"] not in runs
