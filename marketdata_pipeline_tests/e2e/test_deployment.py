@@ -257,6 +257,16 @@ mutation Terminate($runId: String!) {
   }
 }"""
 
+RUNS_IN_FLIGHT = """
+query InFlight {
+  runsOrError(filter: {statuses: [QUEUED, NOT_STARTED, STARTING, STARTED, CANCELING]}) {
+    ... on Runs { results { runId } }
+  }
+}"""
+
+#: Seconds the API takes to answer the terminated run's request.
+DELAY = 15
+
 MATERIALIZATIONS = """
 query Materializations($asset: AssetKeyInput!) {
   assetOrError(assetKey: $asset) {
@@ -268,11 +278,21 @@ query Materializations($asset: AssetKeyInput!) {
 def test_terminate_from_the_ui_stops_the_run_in_flight_and_writes_nothing(
     deployment: Deployment,
 ) -> None:
-    # The steps run in the run worker's process (the code location's in-process executor):
-    # the UI's Terminate must still interrupt a step waiting on the API, and nothing is written.
+    # The steps run in the run worker's process (the code location's in-process executor): the
+    # UI's Terminate interrupts the step waiting on the API, which lets its request in flight
+    # end (the delay, shorter than the client's timeout) and writes nothing. Not terminated,
+    # the run would succeed once the answer comes.
+    # Alone, this test starts with the sensor's history runs: their rows are not this run's.
+    deployment.wait_for(
+        "no run in flight",
+        lambda: not deployment.graphql(RUNS_IN_FLIGHT)["runsOrError"]["results"],
+        timeout=150,
+        interval=2,
+    )
     day = stock_sessions(deployment.start_date, last_complete_day())[-1]
     rows_before = _row_counts(deployment, "stock_daily_candles", day, day)
-    hang = deployment.sim.add_fault(kind="delay", seconds=90, match_path="/v2/aggs/")
+    # Only this run's request: the grouped day (the sensor's history runs use ranges).
+    hang = deployment.sim.add_fault(kind="delay", seconds=DELAY, endpoint="grouped", times=1)
     try:
         launched = deployment.graphql(
             LAUNCH_BACKFILL,
@@ -304,8 +324,7 @@ def test_terminate_from_the_ui_stops_the_run_in_flight_and_writes_nothing(
             )["runsOrError"]["results"]
             return runs[0]["status"] if runs[0]["status"] in FINISHED_RUN else None
 
-        # Well before the API would have answered (90 s): the step was interrupted.
-        assert deployment.wait_for("the terminated run to end", ended, timeout=45) == "CANCELED"
+        assert deployment.wait_for("the run to end", ended, timeout=DELAY + 40) == "CANCELED"
     finally:
         deployment.sim.state.remove_fault(hang)
     assert _row_counts(deployment, "stock_daily_candles", day, day) == rows_before
