@@ -283,12 +283,13 @@ def test_terminate_from_the_ui_stops_the_run_in_flight_and_writes_nothing(
     # end (the delay, shorter than the client's timeout) and writes nothing. Not terminated,
     # the run would succeed once the answer comes.
     # Alone, this test starts with the sensor's history runs: their rows are not this run's.
-    deployment.wait_for(
-        "no run in flight",
-        lambda: not deployment.graphql(RUNS_IN_FLIGHT)["runsOrError"]["results"],
-        timeout=150,
-        interval=2,
-    )
+    def history_landed() -> bool:
+        runs = _sensor_runs(deployment)
+        covered = {s for r in runs for s in _tags(r)["marketdata/symbols"].split(",")}
+        in_flight = deployment.graphql(RUNS_IN_FLIGHT)["runsOrError"]["results"]
+        return covered >= set(SEEDED_STOCKS) and not in_flight
+
+    deployment.wait_for("the seeded symbols' history", history_landed, timeout=150, interval=2)
     day = stock_sessions(deployment.start_date, last_complete_day())[-1]
     rows_before = _row_counts(deployment, "stock_daily_candles", day, day)
     # Only this run's request: the grouped day (the sensor's history runs use ranges).
