@@ -28,6 +28,7 @@ from bench import (
     reference_maintenance,
     requests,
     resume,
+    run_worker,
     scale,
     sensor_tick,
 )
@@ -51,6 +52,7 @@ BENCHMARKS = {
     "reading": reading,
     "fixed_cost": fixed_cost,
     "crypto_scale": crypto_scale,
+    "run_worker": run_worker,
 }
 _USES_POSTGRES = {
     "crypto_scale",
@@ -66,6 +68,7 @@ _USES_POSTGRES = {
     "reference_maintenance",
     "reading",
     "fixed_cost",
+    "run_worker",
 }
 
 
