@@ -15,6 +15,7 @@ from pathlib import Path
 from bench import (
     backfill_overhead,
     crypto_scale,
+    daily_update,
     fixed_cost,
     ingest,
     market_scale,
@@ -52,10 +53,12 @@ BENCHMARKS = {
     "reading": reading,
     "fixed_cost": fixed_cost,
     "crypto_scale": crypto_scale,
+    "daily_update": daily_update,
     "run_worker": run_worker,
 }
 _USES_POSTGRES = {
     "crypto_scale",
+    "daily_update",
     "ingest",
     "backfill_overhead",
     "scale",

@@ -575,7 +575,9 @@ def module_main(
     argv: list[str] | None = None,
     child: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> list[Figure]:
-    """The `python -m bench.<name> [--smoke]` entry point every benchmark module shares.
+    """The `python -m bench.<name> [--smoke | --SIZE VALUE ...]` entry point every benchmark
+    module shares: each number or text in `full` is also an option (`--symbols 5000`),
+    defaulting to its full size; `--smoke` takes the `smoke` sizes instead.
 
     `child`, when given, is the measurement a benchmark runs in a fresh subprocess (so its peak
     memory is its own): `--child JSON` runs it and reports back instead of the benchmark.
@@ -584,6 +586,9 @@ def module_main(
 
     parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds)")
+    for name, default in full.items():
+        if isinstance(default, int | float | str):  # cases and lists stay as the module has them
+            parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
     if child is not None:
         parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -591,4 +596,5 @@ def module_main(
         child_report(child(json.loads(args.child)))
         sys.exit(0)
     quiet_logs()
-    return run(**(smoke if args.smoke else full))
+    sizes = smoke if args.smoke else {name: getattr(args, name, full[name]) for name in full}
+    return run(**sizes)

@@ -19,12 +19,9 @@ table (indexes included), on the same server in the same command. Target: e2e <=
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -36,8 +33,8 @@ from bench.common import (
     Figure,
     SimulatorProcess,
     Timer,
-    child_report,
     emit,
+    module_main,
     postgres,
     quiet_logs,
     run_child,
@@ -223,20 +220,7 @@ def _emit_all(
 
 def main(argv: list[str] | None = None) -> list[Figure]:
     """`python -m bench.crypto_scale [--smoke | --pairs N --days D]`."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds)")
-    parser.add_argument("--pairs", type=int, default=FULL["pairs"])
-    parser.add_argument("--days", type=int, default=FULL["days"])
-    parser.add_argument("--end", default=FULL["end"])
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child:
-        child_report(_child(json.loads(args.child)))
-        sys.exit(0)
-    quiet_logs()
-    if args.smoke:
-        return run(**SMOKE)
-    return run(pairs=args.pairs, days=args.days, end=args.end)
+    return module_main(__doc__, run, smoke=SMOKE, full=FULL, argv=argv, child=_child)
 
 
 if __name__ == "__main__":

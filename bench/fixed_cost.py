@@ -7,6 +7,9 @@ Figures are the best of `repeats` runs (the machine's load moves single runs):
 
 - `fixed_cost.backfill_one_day`: `marketdata backfill` of one tracked stock over one day (the
   stock run with its companions), against the anchor (target <= 2x);
+- `fixed_cost.run_floor`: a process that imports the code location and opens the instance
+  (what every Dagster run from the command line pays before its first step), against the
+  anchor: the part of the backfill's ratio no change to the run itself can remove;
 - `fixed_cost.symbols_list`: `marketdata symbols list` (target <= 0.3 s: it needs no Dagster).
 
 `python -m bench.fixed_cost` (about a minute); `--smoke` for fewer repeats.
@@ -36,6 +39,14 @@ SMOKE = {"repeats": 1}
 DAY = "2024-03-04"
 TARGET_BACKFILL_RATIO = 2.0
 TARGET_LIST_SECONDS = 0.3
+#: The floor of a run: the code location imported and the instance opened, nothing run.
+FLOOR_CODE = (
+    "import dagster as dg\n"
+    "from marketdata_pipeline.defs.build import build_defs\n"
+    "from marketdata_pipeline.lib.settings import load_settings\n"
+    "build_defs(load_settings()).resolve_job_def('stock_candles_job')\n"
+    "dg.DagsterInstance.get().dispose()\n"
+)
 
 
 def _timed(env: dict[str, str], *command: str) -> float:
@@ -68,6 +79,7 @@ def measure(pg: BenchPostgres, sim: Any, repeats: int) -> list[Figure]:
             _timed(env, *backfill)  # the instance's first run creates its tables: not timed
             anchor = _best(repeats, env, sys.executable, "-c", "import dagster")
             one_day = _best(repeats, env, *backfill)
+            floor = _best(repeats, env, sys.executable, "-c", FLOOR_CODE)
             listing = _best(repeats, env, *cli, "symbols", "list")
             bare = _best(repeats, env, sys.executable, "-c", "pass")
     finally:
@@ -93,6 +105,17 @@ def measure(pg: BenchPostgres, sim: Any, repeats: int) -> list[Figure]:
             target=f"<= {TARGET_BACKFILL_RATIO:g}x",
             met=ratio <= TARGET_BACKFILL_RATIO,
             note=f"1 stock x 1 day, best of {repeats}",
+        ),
+        figures,
+    )
+    emit(
+        Figure(
+            "fixed_cost.run_floor",
+            floor,
+            "s",
+            ratio=floor / anchor,
+            anchor="import dagster",
+            note=f"code location + instance, no run; the run itself: {one_day - floor:.2f} s",
         ),
         figures,
     )

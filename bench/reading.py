@@ -27,7 +27,6 @@ Figures (best of `repeats`, warm cache; every ratio is against an anchor measure
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import importlib.util
 import os
@@ -39,7 +38,7 @@ from pathlib import Path
 import polars as pl
 import psycopg
 
-from bench.common import BenchPostgres, Figure, Timer, best_of, emit, postgres, quiet_logs
+from bench.common import BenchPostgres, Figure, Timer, best_of, emit, module_main, postgres
 from marketdata_pipeline import read
 from marketdata_pipeline.export import export_parquet
 from marketdata_pipeline.lib.postgres.arrow import read_candle_window
@@ -403,16 +402,7 @@ def run(
 
 def main(argv: list[str] | None = None) -> list[Figure]:
     """`python -m bench.reading [--smoke | --symbols N --years Y]`."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds)")
-    parser.add_argument("--symbols", type=int, default=FULL["symbols"])
-    parser.add_argument("--years", type=int, default=FULL["years"])
-    parser.add_argument("--repeats", type=int, default=FULL["repeats"])
-    args = parser.parse_args(argv)
-    quiet_logs()
-    if args.smoke:
-        return run(**SMOKE)
-    return run(symbols=args.symbols, years=args.years, repeats=args.repeats)
+    return module_main(__doc__, run, smoke=SMOKE, full=FULL, argv=argv)
 
 
 if __name__ == "__main__":

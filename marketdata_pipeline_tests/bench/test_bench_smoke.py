@@ -13,6 +13,7 @@ import pytest
 
 from bench import (
     backfill_overhead,
+    daily_update,
     fixed_cost,
     ingest,
     market_scale,
@@ -221,5 +222,22 @@ def test_fixed_cost_times_the_commands_against_import_dagster(bench_pg, sim):
     assert {
         "fixed_cost.import_dagster",
         "fixed_cost.backfill_one_day",
+        "fixed_cost.run_floor",
         "fixed_cost.symbols_list",
     } <= _names(figures)
+    by_name = {f.name: f for f in figures}
+    # The floor is part of the backfill: a floor above it would mean it measured something else.
+    assert by_name["fixed_cost.run_floor"].value < by_name["fixed_cost.backfill_one_day"].value
+
+
+def test_daily_update_times_a_day_into_a_large_and_an_empty_store(bench_pg):
+    figures = daily_update.run(pg=bench_pg, **daily_update.SMOKE)
+    by_name = {f.name: f for f in figures}
+    assert {
+        "daily_update.write_empty",
+        "daily_update.write_large",
+        "daily_update.returns_empty",
+        "daily_update.returns_large",
+        "daily_update.count_scan_large",
+    } <= set(by_name)
+    assert by_name["daily_update.write_large"].ratio is not None

@@ -122,9 +122,18 @@ def upsert_splits(conn: psycopg.Connection, frame: pl.DataFrame) -> UpsertCounts
     )
 
 
+#: Dividend columns that say when and from whom a record was read, not what it says.
+_DIVIDEND_READ_COLUMNS = ("source", "fetched_at")
+
+
 def upsert_dividends(conn: psycopg.Connection, frame: pl.DataFrame) -> UpsertCounts:
-    """Insert new dividends and refresh known ones, in one transaction on `conn`."""
+    """Insert new dividends and update known ones whose record changed, in one transaction on
+    `conn`. A record read again unchanged keeps its row, `fetched_at` included: the daily
+    re-read of the market's last 45 days returns thousands of them, and the stored returns
+    rewrite the ex-dates of dividends fetched since their last refresh (`lib/postgres/
+    returns.py`), so a fresh `fetched_at` on each would rewrite all of them every day."""
     key = ("symbol", "ex_dividend_date", "dividend_id")
+    content = [c for c in DIVIDEND_SCHEMA if c not in key and c not in _DIVIDEND_READ_COLUMNS]
     with conn.transaction():
         conn.execute(table_lock_key(f"{SCHEMA}.{DIVIDENDS_TABLE}"))
         staging = _load_staging(conn, DIVIDENDS_TABLE, frame, DIVIDEND_SCHEMA)
@@ -138,6 +147,7 @@ def upsert_dividends(conn: psycopg.Connection, frame: pl.DataFrame) -> UpsertCou
             sql.SQL(
                 "INSERT INTO marketdata.stock_dividends ({columns}) SELECT {columns} FROM {staging}"
                 " ON CONFLICT ({key}) DO UPDATE SET {updates}"
+                " WHERE ({stored}) IS DISTINCT FROM ({read})"
             ).format(
                 columns=sql.SQL(", ").join(sql.Identifier(c) for c in DIVIDEND_SCHEMA),
                 staging=staging,
@@ -146,6 +156,12 @@ def upsert_dividends(conn: psycopg.Connection, frame: pl.DataFrame) -> UpsertCou
                     sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c))
                     for c in DIVIDEND_SCHEMA
                     if c not in key
+                ),
+                stored=sql.SQL(", ").join(
+                    sql.SQL("stock_dividends.{}").format(sql.Identifier(c)) for c in content
+                ),
+                read=sql.SQL(", ").join(
+                    sql.SQL("excluded.{}").format(sql.Identifier(c)) for c in content
                 ),
             )
         ).rowcount

@@ -554,6 +554,43 @@ _MIGRATIONS: list[tuple[int, str]] = [
             FOR EACH ROW EXECUTE FUNCTION marketdata.tracking_rules_touch();
         """,
     ),
+    (
+        23,
+        # Each candle table's row count, kept by the store's one write (`store.write_batch`)
+        # in the write's own transaction: the row count the UI shows after every run was a
+        # `count(*)` of the whole table, which grows with the store (docs/benchmarks.md,
+        # `bench/daily_update.py`). Any other change to a table (SQL by hand, TRUNCATE) marks
+        # its count unknown (NULL) through a statement trigger (once per statement, whatever
+        # its rows), and the next read counts again (`store.table_row_count`).
+        """
+        CREATE TABLE IF NOT EXISTS marketdata.candle_table_rows (
+            table_name text   PRIMARY KEY,
+            row_count  bigint CHECK (row_count >= 0)
+        );
+        INSERT INTO marketdata.candle_table_rows (table_name, row_count)
+            SELECT 'stock_daily_candles', count(*) FROM marketdata.stock_daily_candles
+            UNION ALL
+            SELECT 'crypto_daily_candles', count(*) FROM marketdata.crypto_daily_candles
+        ON CONFLICT (table_name) DO NOTHING;
+        CREATE OR REPLACE FUNCTION marketdata.candle_rows_changed() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            -- The store's write sets this for its own transaction and counts its rows itself.
+            IF coalesce(current_setting('marketdata.counted_write', true), '') <> 'on' THEN
+                UPDATE marketdata.candle_table_rows SET row_count = NULL
+                WHERE table_name = TG_TABLE_NAME;
+            END IF;
+            RETURN NULL;
+        END
+        $$;
+        CREATE OR REPLACE TRIGGER candle_rows_changed
+            AFTER INSERT OR DELETE OR TRUNCATE ON marketdata.stock_daily_candles
+            FOR EACH STATEMENT EXECUTE FUNCTION marketdata.candle_rows_changed();
+        CREATE OR REPLACE TRIGGER candle_rows_changed
+            AFTER INSERT OR DELETE OR TRUNCATE ON marketdata.crypto_daily_candles
+            FOR EACH STATEMENT EXECUTE FUNCTION marketdata.candle_rows_changed();
+        """,
+    ),
 ]
 
 

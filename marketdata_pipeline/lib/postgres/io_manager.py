@@ -21,7 +21,7 @@ from marketdata_pipeline.lib.errors import MarketdataError
 from marketdata_pipeline.lib.postgres.arrow import read_candle_window
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase, ensure_schema
 from marketdata_pipeline.lib.postgres.ddl import SCHEMA
-from marketdata_pipeline.lib.postgres.store import read_slice, table_row_count, write_batch
+from marketdata_pipeline.lib.postgres.store import read_slice, write_batch
 
 # Re-exported for callers that only need the store's bulk functions.
 __all__ = ["PostgresCandleIOManager", "read_slice", "write_batch"]
@@ -112,8 +112,6 @@ class PostgresCandleIOManager(dg.ConfigurableIOManager):
         try:
             with self.database.connect() as conn:
                 counts = write_batch(conn, table, batch)
-                # The whole table, beside each partition's own row count: what the store holds.
-                total = table_row_count(conn, table)
         except psycopg.OperationalError as exc:
             # Postgres went away mid-write (stopped, crashed, network). Say what that means
             # for the data instead of surfacing a bare driver message.
@@ -124,7 +122,8 @@ class PostgresCandleIOManager(dg.ConfigurableIOManager):
                 "transaction: the slice keeps its previous rows (or, only if the commit itself "
                 "got through, all of the new ones); rerun to fill it."
             ) from exc
-        return Written(counts, total, time.perf_counter() - began)
+        # The whole table, beside each partition's own row count: what the store holds.
+        return Written(counts, counts["table_rows"], time.perf_counter() - began)
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         """The upstream asset's rows for the downstream partition window, all symbols, in the

@@ -218,6 +218,9 @@ def write_batch(
         if symbols and batch.source_family is not None:
             claim_source(conn, batch.source_family)
         conn.execute(table_lock_key(f"{SCHEMA}.{table}"))
+        # This write counts its own rows (`_count_write`): the table's trigger leaves the
+        # count alone for this transaction.
+        conn.execute("SELECT set_config('marketdata.counted_write', 'on', true)")
         deleted = conn.execute(
             sql.SQL("DELETE FROM {} WHERE day >= %s AND day < %s AND symbol = ANY(%s)").format(
                 target
@@ -243,9 +246,15 @@ def write_batch(
             record_success(conn, batch.asset_class, symbols, batch.window.last)
         if batch.failures:
             record_failures(conn, batch.asset_class, batch.failures)
+        table_rows = _count_write(conn, table, inserted, deleted)
         if on_commit_ready is not None:
             on_commit_ready(conn)
-    return {"deleted": deleted, "inserted": inserted, "quarantined": quarantined}
+    return {
+        "deleted": deleted,
+        "inserted": inserted,
+        "quarantined": quarantined,
+        "table_rows": table_rows,
+    }
 
 
 def stored_counts(
@@ -264,10 +273,39 @@ def stored_counts(
     return {symbol: count for symbol, count in rows}
 
 
+def _count_write(conn: psycopg.Connection, table: str, inserted: int, deleted: int) -> int:
+    """Move the table's row count by what a write changed (the table's lock serialises the
+    writers) and return it; count the table only when its count is unknown (a change made
+    outside `write_batch`, see migration 23)."""
+    (rows,) = conn.execute(
+        "UPDATE marketdata.candle_table_rows SET row_count = row_count + %s - %s"
+        " WHERE table_name = %s RETURNING row_count",
+        (inserted, deleted, table),
+    ).fetchone()
+    return _recounted(conn, table) if rows is None else int(rows)
+
+
+def _recounted(conn: psycopg.Connection, table: str) -> int:
+    (rows,) = conn.execute(
+        sql.SQL(
+            "UPDATE marketdata.candle_table_rows SET row_count = (SELECT count(*) FROM {})"
+            " WHERE table_name = %s RETURNING row_count"
+        ).format(sql.Identifier(SCHEMA, table)),
+        (table,),
+    ).fetchone()
+    return int(rows)
+
+
 def table_row_count(conn: psycopg.Connection, table: str) -> int:
-    """Rows in the whole table (what the UI shows beside a run's slice)."""
-    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(SCHEMA, table)))
-    return int(row.fetchone()[0])
+    """Rows in the whole table (what the UI shows beside a run's slice): the count every
+    `write_batch` keeps in `marketdata.candle_table_rows`, so no scan of the table, unless a
+    change by other means left it unknown (then counted once, and kept)."""
+    if table not in CANDLE_TABLES:
+        raise ValueError(f"{table!r} is not a candle table ({', '.join(CANDLE_TABLES)})")
+    (rows,) = conn.execute(
+        "SELECT row_count FROM marketdata.candle_table_rows WHERE table_name = %s", (table,)
+    ).fetchone()
+    return _recounted(conn, table) if rows is None else int(rows)
 
 
 @dataclass(frozen=True)

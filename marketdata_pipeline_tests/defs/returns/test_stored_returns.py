@@ -178,3 +178,54 @@ def test_one_days_returns_across_the_market_read_the_day_index(database_url):
     root = found["Plan"]
     assert root["Actual Rows"] == 2000
     assert (root["Shared Hit Blocks"] + root["Shared Read Blocks"]) / root["Actual Rows"] <= 1.5
+
+
+def _returns_metadata(result) -> dict:
+    (*_, event) = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.path[-1] == "stock_daily_returns_stored"
+    ]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def test_a_dividend_read_again_unchanged_rewrites_nothing_and_a_changed_one_its_ex_date(
+    sim, resources, tracked
+):
+    nvda = {"ticker": "NVDA", "ex_dividend_date": "2024-03-15", "cash_amount": 2.0}
+    sim.configure(dividends=[nvda])
+    assert materialise(dt.date(2024, 3, 1), dt.date(2024, 4, 30), resources, assets=STOCK_RUN,
+                       symbols=SYMBOLS).success  # fmt: skip
+    # The next day: the reads on record and the returns' last refresh are a day older, the
+    # dividend's fetch two (older than the refresh's one-hour overlap reaches).
+    reference_reads_age(tracked)
+    with psycopg.connect(tracked) as conn:
+        conn.execute(
+            "UPDATE marketdata.stock_dividends SET fetched_at = fetched_at - interval '2 days'"
+        )
+        conn.execute(
+            "UPDATE marketdata.stock_daily_returns_state"
+            " SET events_through = events_through - interval '1 day'"
+        )
+    (fetched,) = query(tracked, "SELECT fetched_at FROM marketdata.stock_dividends")[0]
+    again = {"stock_dividends": {"start": "2024-03-01"}}  # re-reads the dividend's ex-date
+    result = materialise(dt.date(2024, 4, 30), dt.date(2024, 4, 30), resources, assets=STOCK_RUN,
+                         symbols=SYMBOLS, config=again)  # fmt: skip
+    assert result.success
+    assert _returns_metadata(result)["dividend_days"] == 0
+    assert query(tracked, "SELECT fetched_at FROM marketdata.stock_dividends")[0][0] == fetched
+    # The vendor corrects the record (its pay date; the simulator's ids follow the amount):
+    # that record is updated, and only its ex-date's return is rewritten.
+    sim.configure(dividends=[{**nvda, "pay_date": "2024-04-02"}])
+    reference_reads_age(tracked)
+    result = materialise(dt.date(2024, 4, 30), dt.date(2024, 4, 30), resources, assets=STOCK_RUN,
+                         symbols=SYMBOLS, config=again)  # fmt: skip
+    assert result.success
+    assert _returns_metadata(result)["dividend_days"] == 1
+    ((changed, pay_date),) = query(
+        tracked, "SELECT fetched_at, pay_date FROM marketdata.stock_dividends"
+    )
+    assert changed > fetched and pay_date == dt.date(2024, 4, 2)
+    after = assert_table_equals_view(tracked)
+    ex_day = after.filter((pl.col("symbol") == "NVDA") & (pl.col("day") == dt.date(2024, 3, 15)))
+    assert ex_day["dividend"].item() == 2.0

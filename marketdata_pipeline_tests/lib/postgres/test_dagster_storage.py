@@ -70,3 +70,32 @@ def test_a_range_run_records_every_partition(
         ).fetchall()
     assert len(rows) == 7
     assert all(count == distinct == len(days) and size > 0 for _, count, distinct, size in rows)
+
+
+def test_a_pooled_connection_dropped_by_the_server_is_replaced_after_idling(
+    repository_instance, monkeypatch: pytest.MonkeyPatch
+):
+    """A connection the server dropped while it sat in the pool (a database restart under a
+    running webserver) is tested and replaced at checkout, so the next read succeeds."""
+    import marketdata_pipeline.lib.postgres.dagster_storage as storage_module
+
+    storage = repository_instance.event_log_storage
+    assert storage.get_asset_records() is not None  # a connection now sits in the pool
+    url = storage.postgres_url.replace("+psycopg2", "")
+    with psycopg.connect(url, autocommit=True) as conn:
+        dropped = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()[0]
+    assert dropped >= 1
+    monkeypatch.setattr(storage_module, "PING_AFTER_IDLE_SECONDS", 0.0)
+    assert storage.get_asset_records() is not None
+    # Without the test at checkout the pooled connection is used as it is, and fails.
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    monkeypatch.setattr(storage_module, "PING_AFTER_IDLE_SECONDS", 3600.0)
+    with pytest.raises(Exception, match=r"(?i)terminat|closed|connection"):
+        storage.get_asset_records()

@@ -86,7 +86,7 @@ def test_a_write_replaces_only_its_window_and_symbols(database_url):
     # Replace BTCUSD for Jan 10..19 with new values and one day fewer.
     window = candles(["BTCUSD"], dt.date(2024, 1, 10), 9, seed=50.0)
     counts = write(database_url, window, dt.date(2024, 1, 10), dt.date(2024, 1, 20), ["BTCUSD"])
-    assert counts == {"deleted": 10, "inserted": 9, "quarantined": 0}
+    assert counts == {"deleted": 10, "inserted": 9, "quarantined": 0, "table_rows": 59}
     stored = read_table(database_url, TABLE)
     eth = stored.filter(pl.col("symbol") == "ETHUSD")
     assert eth.equals(candles(["ETHUSD"], start, 30, seed=10.0))  # untouched
