@@ -29,6 +29,7 @@ from bench import (
     reference_maintenance,
     requests,
     resume,
+    run_worker,
     scale,
     sensor_tick,
 )
@@ -53,6 +54,7 @@ BENCHMARKS = {
     "fixed_cost": fixed_cost,
     "crypto_scale": crypto_scale,
     "daily_update": daily_update,
+    "run_worker": run_worker,
 }
 _USES_POSTGRES = {
     "crypto_scale",
@@ -69,6 +71,7 @@ _USES_POSTGRES = {
     "reference_maintenance",
     "reading",
     "fixed_cost",
+    "run_worker",
 }
 
 
