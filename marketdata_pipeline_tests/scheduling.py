@@ -24,7 +24,7 @@ _TESTS = "marketdata_pipeline_tests/"
 #: never a test.
 MEASURED_SECONDS = {
     "bench/test_bench_smoke.py": 159,
-    "e2e/test_docs_examples.py": 72,
+    "e2e/test_docs_examples.py": 45,
     "reliability/test_truthful_ends.py": 62,
     "e2e/test_deployment.py": 60,
     "e2e/test_devserver_restart.py": 58,
