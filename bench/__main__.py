@@ -30,6 +30,7 @@ from bench import (
     requests,
     resume,
     returns_refresh,
+    run_worker,
     scale,
     sensor_tick,
 )
@@ -55,6 +56,7 @@ BENCHMARKS = {
     "fixed_cost": fixed_cost,
     "crypto_scale": crypto_scale,
     "daily_update": daily_update,
+    "run_worker": run_worker,
 }
 _USES_POSTGRES = {
     "crypto_scale",
@@ -72,6 +74,7 @@ _USES_POSTGRES = {
     "reading",
     "returns_refresh",
     "fixed_cost",
+    "run_worker",
 }
 
 

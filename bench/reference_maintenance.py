@@ -11,6 +11,14 @@ same-run baseline: what a daily load reading everything costs); the most and the
 daily loads' requests (target <= 10 a day) against it; the no-change day; and whether every
 change landed in the store (the stored listed tickers after the week are the world's).
 
+The store also tracks hand-typed tickers: ten the list has (their security comes from it, no
+request of their own) and two it lacks (as grouped daily carries thousands): each of those is
+asked about once (its ticker details: the vendor knows nobody, 1 request), on the first day.
+
+A second store tracks only hand-typed tickers and no rule, so no ticker list is loaded: each
+gets its own security from its ticker details and events on the first day (2 requests, 3 for
+one renamed away, 1 for one the vendor does not know), and no later day asks again.
+
 `python -m bench.reference_maintenance` (10,000 listed, 7 days of changes; about a minute);
 `--smoke` for 2,500 listed and 2 days.
 """
@@ -39,6 +47,10 @@ SMOKE = {"listed": 2_500, "delisted": 200, "days": 2}
 DAY_ONE = dt.date(2025, 6, 2)
 PAGE = 1000
 TARGET = 10
+#: Tickers the vendor's list lacks (grouped daily has thousands of them).
+UNLISTED = ["GRPXA", "GRPXB"]
+#: Hand-typed tickers of the store without a rule.
+HAND_TYPED = 20
 
 
 def _delisted(count: int) -> list[dict[str, Any]]:
@@ -134,9 +146,11 @@ def measure(pg: BenchPostgres, sim: Any, listed: int, delisted: int, days: int) 
             ),
             "database": PostgresDatabase(url=url),
         }
+        _track(url, plain[-10:] + UNLISTED)
         sim.reset()
         _load(resources)
         first = int(sim.stats()["requests"])
+        unlisted_asked = _details_requests(sim)
         before = _open_tickers(url)
         daily: list[int] = []
         for index, day in enumerate(sessions):
@@ -146,6 +160,7 @@ def measure(pg: BenchPostgres, sim: Any, listed: int, delisted: int, days: int) 
             sim.reset()
             _load(resources)
             daily.append(int(sim.stats()["requests"]))
+            unlisted_asked += _details_requests(sim)
             after = _open_tickers(url)
         # The same-run baseline: the last day's world read in full again (what a daily load
         # reading everything costs).
@@ -164,7 +179,19 @@ def measure(pg: BenchPostgres, sim: Any, listed: int, delisted: int, days: int) 
             first,
             "requests",
             anchor=f"ceil({listed:,} listed / {PAGE}) + ceil({delisted:,} delisted / {PAGE}) "
-            f"= {full_read + -(-delisted // PAGE)} pages",
+            f"= {full_read + -(-delisted // PAGE)} pages + {len(UNLISTED)} tracked tickers the "
+            "list lacks (their details, once)",
+        ),
+        figures,
+    )
+    emit(
+        Figure(
+            "reference_maintenance.unlisted_identity",
+            unlisted_asked,
+            "requests",
+            anchor=f"{len(UNLISTED)} tracked tickers the list lacks, {len(sessions) + 1} loads",
+            target=f"= {len(UNLISTED)} (once each)",
+            met=unlisted_asked == len(UNLISTED),
         ),
         figures,
     )
@@ -223,7 +250,80 @@ def measure(pg: BenchPostgres, sim: Any, listed: int, delisted: int, days: int) 
         ),
         figures,
     )
+    figures.extend(_hand_typed(pg, sim, plain, sessions))
     return figures
+
+
+def _track(url: str, tickers: list[str]) -> None:
+    from marketdata_pipeline.lib.postgres.tracked_symbols import add_symbols
+    from marketdata_pipeline.lib.symbols import AssetClass, parse_symbol
+
+    with psycopg.connect(url) as conn:
+        add_symbols(conn, [parse_symbol(t, AssetClass.STOCK) for t in tickers])
+
+
+def _details_requests(sim: Any) -> int:
+    """Ticker-details requests (only the tracked tickers' identity asks those; the list load's
+    events are its renamed securities')."""
+    return int(sim.stats()["by_kind"].get("ticker_details", 0))
+
+
+def _hand_typed(pg: BenchPostgres, sim: Any, plain: list[str], sessions: list[dt.date]):
+    """A store of hand-typed tickers and no rule: the identity's requests day by day (the
+    world of the last day: `plain[1]` renamed away to RNMA)."""
+    from marketdata_pipeline.lib.identity_tracked import identify_tracked
+    from marketdata_pipeline.lib.polygon.resource import PolygonResource
+
+    tickers = [plain[1], *plain[-(HAND_TYPED - 2) :], "NOPEQ"]
+    client = PolygonResource(
+        api_key=sim.api_key, base_url=sim.base_url, requests_per_minute=60_000
+    ).get_client()
+    by_day: list[int] = []
+    with pg.temporary_database("bench_handtyped") as url:
+        _track(url, tickers)
+        for day in sessions:
+            sim.configure(today=day.isoformat())
+            sim.reset()
+            with psycopg.connect(url) as conn:
+                identify_tracked(client, conn, floor=dt.date(2024, 1, 2), today=day)
+            by_day.append(int(sim.stats()["requests"]))
+        (secured,) = _count_secured(url, tickers)
+    expected = 2 * (len(tickers) - 1) + 1 + 1  # + the renamed one's current ticker, + NOPEQ
+    figures: list[Figure] = []
+    emit(
+        Figure(
+            "reference_maintenance.hand_typed_first_day",
+            by_day[0],
+            "requests",
+            anchor=f"{len(tickers)} hand-typed tickers, no rule: 2 each, +1 renamed away, "
+            f"1 for an unknown one = {expected}; the ticker list would be "
+            f"{-(-len(plain) // PAGE)}+ pages",
+            target=f"= {expected}",
+            met=by_day[0] == expected,
+            note=f"{secured} of {len(tickers) - 1} known tickers got a security",
+        ),
+        figures,
+    )
+    emit(
+        Figure(
+            "reference_maintenance.hand_typed_later_days",
+            max(by_day[1:], default=0),
+            "requests",
+            anchor=f"the most of days 2..{len(by_day)}",
+            target="= 0",
+            met=not any(by_day[1:]),
+        ),
+        figures,
+    )
+    return figures
+
+
+def _count_secured(url: str, tickers: list[str]) -> tuple[int]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT count(DISTINCT ticker) FROM marketdata.ticker_history WHERE ticker = ANY(%s)",
+            (tickers,),
+        ).fetchone()
 
 
 def run(

@@ -24,6 +24,24 @@ def _rules_pending(conn) -> bool:
     return any(refreshed_on(conn, REFRESH_KIND, r.market) != today for r in rule_list)
 
 
+def identity_line(conn, only: list[str] | None) -> tuple[str, int] | None:
+    """The one-time cost of the tracked tickers (of `only`) the store holds no security for
+    (`identity_tracked`): a line and its requests, or None when there are none."""
+    from marketdata_pipeline.lib.identity_tracked import REQUESTS_PER_TICKER, pending_tickers
+
+    pending = pending_tickers(conn, only)
+    if not pending:
+        return None
+    cost = REQUESTS_PER_TICKER * len(pending)
+    named = ", ".join(pending[:5]) + (", ..." if len(pending) > 5 else "")
+    return (
+        f"identity: {len(pending):,} tracked ticker{'' if len(pending) == 1 else 's'} without "
+        f"a security ({named}): ticker details and events once each, {cost:,} requests (one "
+        "more for a ticker renamed away), never again",
+        cost,
+    )
+
+
 def estimate_lines(database_url: str, settings: Settings, request: BackfillRequest) -> list[str]:
     """The plan of each asset and its cost at the configured budget, the reference data a
     stock run reads today with it (`corporate_action_plan`) and the total; sends no request."""
@@ -68,9 +86,14 @@ def estimate_lines(database_url: str, settings: Settings, request: BackfillReque
                 tracked = [s.symbol for s in active_symbols(conn, cls)[0]]
                 reference = corporate_action_plan(conn, tracked, start_date=settings.start_date)
                 extra = sum(reference.requests().values())
+                lines.append(f"  {reference.describe()}")
+                only = None if request.symbols is None else request.symbols.get(table, [])
+                identity = identity_line(conn, only)
+                if identity is not None:
+                    lines.append(f"  {identity[0]}")
+                    extra += identity[1]
                 total = plan.cost + extra
                 rpm = settings.requests_per_minute
-                lines.append(f"  {reference.describe()}")
                 lines.append(
                     f"  total: {total:,} request{'' if total == 1 else 's'} "
                     f"({plan.cost:,} candles + {extra:,} reference) "

@@ -23,6 +23,9 @@ REQUEST_KINDS = {
     asset_names.STOCK_DIVIDENDS: "dividends",
     asset_names.STOCK_SPLIT_ADJUSTMENTS: "split repair",
     asset_names.TICKER_REFERENCE: "tickers",
+    # The identity of hand-typed tickers (`reference_requests` of the stock assets).
+    "ticker details": "ticker details",
+    "ticker events": "ticker events",
 }
 #: Kinds the summary always names, even at 0 (a stock run's own steps).
 ALWAYS_SHOWN_KINDS = ("candles", "splits", "dividends", "split repair")
@@ -33,6 +36,7 @@ def requests_made(materializations: Iterable[Any]) -> dict[str, int]:
     (the candles) or `requests` (the other assets), counted once per asset since Dagster
     copies a single-run range's metadata onto every partition."""
     by_asset: dict[str, int] = {}
+    reference: dict[str, dict] = {}
     for event in materializations:
         materialization = event.materialization
         name = materialization.asset_key.path[-1]
@@ -40,11 +44,20 @@ def requests_made(materializations: Iterable[Any]) -> dict[str, int]:
             value = getattr(materialization.metadata.get(key), "value", None)
             if name not in by_asset and isinstance(value, int) and not isinstance(value, bool):
                 by_asset[name] = value
+        # The reference requests an asset made besides its own (the identity it chose its
+        # tickers through: `tickers`, `ticker details`, `ticker events`).
+        extra = getattr(materialization.metadata.get("reference_requests"), "value", None)
+        if isinstance(extra, dict) and name not in reference:
+            reference[name] = extra
     made: dict[str, int] = {}
     for name, count in by_asset.items():
         kind = REQUEST_KINDS.get(name, name)
         if count or kind in ALWAYS_SHOWN_KINDS:
             made[kind] = made.get(kind, 0) + count
+    for extra in reference.values():
+        for kind, count in extra.items():
+            if isinstance(count, int) and count:
+                made[kind] = made.get(kind, 0) + count
     return made
 
 

@@ -185,3 +185,15 @@ def reference_reads_age(database_url: str, days: int = 1) -> None:
             " refreshed_at = refreshed_at - make_interval(days => %s)",
             (days, days),
         )
+
+
+def mark_identified(database_url: str, tickers: list[str]) -> None:
+    """Record `tickers` as already identified (`identity_tracked`), as a store that ran
+    before has them: a test of the candle requests then sees only those (the identity's own
+    requests, once a ticker, are tested in defs/reference/test_hand_typed_identity.py)."""
+    from marketdata_pipeline.lib.identity_tracked import IDENTITY_KIND
+    from marketdata_pipeline.lib.postgres.universe import record_refresh
+
+    with psycopg.connect(database_url) as conn:
+        for ticker in tickers:
+            record_refresh(conn, IDENTITY_KIND, ticker, dt.date.today(), 0)

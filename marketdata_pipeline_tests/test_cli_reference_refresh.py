@@ -43,10 +43,18 @@ def test_a_second_stock_run_the_same_day_makes_only_candle_requests(marketdata, 
     code, out, err = marketdata("backfill", *DAY)
     assert code == 0, err
     # The candle plan (1), the splits since the first partition (1 page), the whole market's
-    # recent dividends (1 page) and AAPL's dividend history (1 query).
-    assert by_kind(sim) == {"range": 1, "splits": 1, "dividends": 2}
+    # recent dividends (1 page), AAPL's dividend history (1 query), and once for AAPL, typed
+    # by hand, its security (its ticker details and its ticker events).
+    assert by_kind(sim) == {
+        "range": 1,
+        "splits": 1,
+        "dividends": 2,
+        "ticker_details": 1,
+        "ticker_events": 1,
+    }
     assert line(out, "requests made:") == (
-        "requests made: 4 (candles 1, splits 1, dividends 2, split repair 0)"
+        "requests made: 6 (candles 1, splits 1, dividends 2, split repair 0, ticker details 1,"
+        " ticker events 1)"
     )
     (read,) = query(
         database_url, "SELECT count(*) FROM marketdata.reference_refresh WHERE scope = 'market'"
@@ -89,13 +97,14 @@ def test_a_newly_tracked_stock_gets_its_dividend_history_the_same_day(
     sim.reset()
     code, out, err = marketdata("backfill", *DAY)
     assert code == 0, err
-    # The splits and the market's recent dividends are today's; MSFT's history is new. (The
-    # candles of two stocks on one day: one grouped request.)
-    assert by_kind(sim) == {"grouped": 1, "dividends": 1}
+    # The splits and the market's recent dividends are today's; MSFT's history and its
+    # security are new. (The candles of two stocks on one day: one grouped request.)
+    assert by_kind(sim) == {"grouped": 1, "dividends": 1, "ticker_details": 1, "ticker_events": 1}
     (dividends,) = [e for e in sim.stats()["log"] if e["kind"] == "dividends"]
     assert parse_qs(dividends["query"])["ticker.any_of"] == ["MSFT"]
     assert line(out, "requests made:") == (
-        "requests made: 2 (candles 1, splits 0, dividends 1, split repair 0)"
+        "requests made: 4 (candles 1, splits 0, dividends 1, split repair 0, ticker details 1,"
+        " ticker events 1)"
     )
     (history,) = query(
         database_url, "SELECT count(*) FROM marketdata.stock_dividend_history WHERE symbol = 'MSFT'"
@@ -111,15 +120,19 @@ def test_the_dry_run_counts_the_reference_requests_it_would_make(marketdata, dat
     reference = line(out, "reference data:")
     assert reference.startswith("reference data: 3 requests (splits 1: whole market since")
     assert "never read" in reference and "1 tracked stock's history" in reference
-    assert line(out, "total:").startswith("total: 4 requests (1 candles + 3 reference)")
+    identity = line(out, "identity:")
+    assert identity.startswith("identity: 1 tracked ticker without a security (AAPL)")
+    assert "2 requests" in identity
+    assert line(out, "total:").startswith("total: 6 requests (1 candles + 5 reference)")
     # What the dry run said is what the run sends.
     code, out, err = marketdata("backfill", *DAY)
     assert code == 0, err
-    assert sim.stats()["requests"] == 4
-    assert line(out, "requests made:").startswith("requests made: 4 ")
+    assert sim.stats()["requests"] == 6
+    assert line(out, "requests made:").startswith("requests made: 6 ")
     # The same day the reference data is read: the estimate is the candle plan alone.
     code, out, err = marketdata("backfill", *DAY, "--dry-run")
     reference = line(out, "reference data:")
     assert reference.startswith("reference data: 0 requests (splits 0:")
     assert "read today at" in reference and "every tracked stock's history loaded" in reference
+    assert "identity:" not in out  # AAPL's security is stored
     assert line(out, "total:").startswith("total: 1 request (1 candles + 0 reference)")

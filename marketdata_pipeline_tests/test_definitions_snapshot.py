@@ -1,7 +1,8 @@
 """A snapshot of the code location's shape: what a change to the definitions changes for users.
 
 Asset keys, their checks (and which block), partitions (and their exclusions), backfill policy,
-jobs, schedules, sensor, resource keys and the run config schema of the candle assets. A change
+jobs and the executor each runs its steps with (the implicit asset job of the UI's Materialize
+included), schedules, sensor, resource keys and the run config schema of the candle assets. A change
 that alters any of them shows up as a diff of `snapshots/definitions.json`; regenerate it with
 `MARKETDATA_UPDATE_SNAPSHOTS=1 pytest marketdata_pipeline_tests/test_definitions_snapshot.py`.
 """
@@ -56,6 +57,8 @@ def shape() -> dict:
     return {
         "assets": assets,
         "jobs": sorted(j.name for j in repo.get_all_jobs() if not j.name.startswith("__")),
+        # In process for every job: one process per run, however it was launched.
+        "executors": sorted({j.executor_def.name for j in repo.get_all_jobs()}),
         "schedules": {s.name: s.cron_schedule for s in repo.schedule_defs},
         "sensors": sorted(s.name for s in repo.sensor_defs),
         "resources": sorted(repo.get_top_level_resources()),

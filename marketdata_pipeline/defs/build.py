@@ -22,8 +22,15 @@ from marketdata_pipeline.defs.symbols.sensors import build_tracked_symbols_senso
 from marketdata_pipeline.lib.settings import Settings
 
 
-def build_defs(settings: Settings) -> dg.Definitions:
-    """Assets, jobs, schedules, sensor and resources for `settings` (nothing else is read)."""
+def build_defs(
+    settings: Settings, executor: dg.ExecutorDefinition = dg.in_process_executor
+) -> dg.Definitions:
+    """Assets, jobs, schedules, sensor and resources for `settings` (nothing else is read).
+
+    Every run executes its steps with `executor`: in the run's own process by default, whoever
+    launched it (see "One process per run" in docs/architecture.md). `bench.run_worker` builds
+    the same definitions with Dagster's multiprocess executor, its anchor.
+    """
     with warnings.catch_warnings():
         # `backfill_policy` is still labelled beta in 1.13, but single-run ranges are the
         # documented way to backfill a rate-limited API in one run, and the Dagster packages
@@ -60,4 +67,6 @@ def build_defs(settings: Settings) -> dg.Definitions:
         # The console shows INFO and above (`python_logs` in dagster.yaml): a single-run range
         # records a DEBUG event per partition. Every event still goes to the event log.
         resources=build_resources(settings),
+        # The default for every job, the implicit asset job of the UI's Materialize included.
+        executor=executor,
     )

@@ -82,7 +82,7 @@ class SecurityRows:
             cik=main.cik,
             composite_figi=main.composite_figi,
             share_class_figi=main.share_class_figi,
-            list_date=None,
+            list_date=min((r.list_date for r in self.rows if r.list_date), default=None),
             delisted_date=self.delisted_date,
             active=self.active,
             market=main.market,

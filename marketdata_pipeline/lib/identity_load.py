@@ -14,7 +14,6 @@ leaves the stored identity as it was.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +21,6 @@ from dataclasses import dataclass, field
 import psycopg
 
 from marketdata_pipeline.lib.identity import (
-    EVENT_SLACK_DAYS,
     SecurityRows,
     cross_check,
     group_securities,
@@ -41,6 +39,7 @@ from marketdata_pipeline.lib.identity_changes import (
     renamed,
     with_stored_rows,
 )
+from marketdata_pipeline.lib.identity_switches import traded_days
 from marketdata_pipeline.lib.polygon.client import PolygonClient
 from marketdata_pipeline.lib.polygon.reference import (
     TickerEvent,
@@ -56,7 +55,14 @@ from marketdata_pipeline.lib.postgres.securities import (
 )
 from marketdata_pipeline.lib.postgres.universe import list_rules, record_refresh, refreshed_on
 
-__all__ = ["FULL_KIND", "REFRESH_KIND", "IdentityLoad", "ensure_loaded", "load_identity"]
+__all__ = [
+    "FULL_KIND",
+    "REFRESH_KIND",
+    "IdentityLoad",
+    "ensure_loaded",
+    "load_identity",
+    "write_identity",
+]
 #: What `marketdata.ticker_history.ticker` accepts (its CHECK constraint).
 STORED_TICKER = re.compile(r"[A-Z0-9][A-Za-z0-9.]{0,19}")
 
@@ -86,32 +92,6 @@ class IdentityLoad:
             "switches_moved_by_stored_bars": ", ".join(self.moved_by_candles[:20]),
             "records_left_out": len(self.rejected),
         }
-
-
-def traded_days(
-    conn: psycopg.Connection, intervals: Sequence[TickerInterval]
-) -> dict[str, list[dt.date]]:
-    """Stored stock bar days of the tickers at each switch, near the switch (for cross_check)."""
-    slack = dt.timedelta(days=EVENT_SLACK_DAYS)
-    by_security: dict[str, list[TickerInterval]] = {}
-    for interval in intervals:
-        by_security.setdefault(interval.security_id, []).append(interval)
-    windows: list[tuple[str, dt.date, dt.date]] = []
-    for held in by_security.values():
-        held.sort(key=lambda i: i.first_day)
-        for old, new in itertools.pairwise(held):
-            for ticker in (old.ticker, new.ticker):
-                windows.append((ticker, new.first_day - slack, new.first_day + slack))
-    out: dict[str, list[dt.date]] = {}
-    for ticker, first, last in windows:
-        rows = conn.execute(
-            "SELECT day FROM marketdata.stock_daily_candles"
-            " WHERE symbol = %s AND day BETWEEN %s AND %s ORDER BY day",
-            (ticker, first, last),
-        ).fetchall()
-        out.setdefault(ticker, [])
-        out[ticker] = sorted(set(out[ticker]) | {r[0] for r in rows})
-    return out
 
 
 def load_identity(
@@ -169,10 +149,8 @@ def load_identity(
         event_ids |= {s.security_id for s in needs_events(fresh, existing)}
         securities = with_stored_rows(conn, securities, existing)
     events = _events(client, [s for s in securities if s.security_id in event_ids], result)
-    checked = _placed(conn, securities, events, existing, floor, result)
     with conn.transaction():
-        result.securities = upsert_securities(conn, (s.security() for s in securities), "polygon")
-        result.intervals = replace_intervals(conn, checked, "polygon")
+        write_identity(conn, securities, events, existing, floor, result)
         result.requests = client.stats.attempts - before
         for kind, mark in marks.items():
             record_refresh(
@@ -207,6 +185,24 @@ def _events(
         if found_events:
             events[sec.security_id] = found_events
     return events
+
+
+def write_identity(
+    conn: psycopg.Connection,
+    securities: Sequence[SecurityRows],
+    events: dict[str, list[TickerEvent]],
+    existing: Sequence[TickerInterval],
+    floor: dt.date,
+    result: IdentityLoad,
+) -> None:
+    """Write `securities` and their intervals (from `events` where given), clear of the
+    stored owners of the same tickers and cross-checked against the stored bars: the one
+    writer of the vendor's identity, for the ticker list and for hand-typed tickers alike.
+    Raises AmbiguousOwnership (naming both securities) when a ticker would have two owners
+    on one day; call it in a transaction, which then stores nothing."""
+    checked = _placed(conn, securities, events, existing, floor, result)
+    result.securities = upsert_securities(conn, (s.security() for s in securities), "polygon")
+    result.intervals = replace_intervals(conn, checked, "polygon")
 
 
 def _placed(
@@ -252,31 +248,6 @@ def _storable(records: Iterable[TickerRecord], result: IdentityLoad) -> list[Tic
 
 def _key(interval: TickerInterval) -> tuple[str, str]:
     return (interval.security_id, interval.ticker)
-
-
-def recheck_switches(conn: psycopg.Connection) -> list[str]:
-    """Move stored ticker switches to the days the stored bars show (no request).
-
-    Runs after candles are stored: a switch dated by the vendor's event is confirmed or moved
-    as soon as the bars around it are in the store, not only at the next daily load. Returns
-    the switches moved (`META 2022-06-11->2022-06-09`).
-    """
-    intervals = all_intervals(conn)
-    checked = cross_check(intervals, traded_days(conn, intervals))
-    changed = {
-        new.security_id
-        for old, new in zip(intervals, checked, strict=True)
-        if (old.first_day, old.last_day) != (new.first_day, new.last_day)
-    }
-    moved = [
-        f"{new.ticker} {old.first_day}->{new.first_day}"
-        for old, new in zip(intervals, checked, strict=True)
-        if old.first_day != new.first_day
-    ]
-    if changed:
-        with conn.transaction():
-            replace_intervals(conn, [i for i in checked if i.security_id in changed], "candles")
-    return moved
 
 
 def ensure_loaded(

@@ -198,9 +198,14 @@ def test_reference_daily_second_run_of_the_day_pays_only_its_candle_plan(bench_p
 def test_reference_maintenance_counts_a_few_requests_a_day_and_lands_every_change(bench_pg, sim):
     figures = reference_maintenance.run(pg=bench_pg, sim=sim, **reference_maintenance.SMOKE)
     by_name = {f.name: f for f in figures}
-    # Listed (3 pages) and delisted (1) in full, then each day: listed and delisted newest
-    # first, one reconciliation page and the renamed company's events.
-    assert by_name["reference_maintenance.first_load"].value == 4
+    # Listed (3 pages) and delisted (1) in full, and the details of the two tracked tickers
+    # the list lacks (once); then each day: listed and delisted newest first, one
+    # reconciliation page and the renamed company's events.
+    assert by_name["reference_maintenance.first_load"].value == 4 + 2
+    assert by_name["reference_maintenance.unlisted_identity"].met
+    # Hand-typed tickers without a rule: their identity on the first day, nothing after.
+    assert by_name["reference_maintenance.hand_typed_first_day"].met
+    assert by_name["reference_maintenance.hand_typed_later_days"].value == 0
     assert by_name["reference_maintenance.daily_max"].value == 4
     assert by_name["reference_maintenance.no_change_day"].value == 3
     assert by_name["reference_maintenance.changes_landed"].met
@@ -246,9 +251,8 @@ def test_fixed_cost_times_the_commands_against_import_dagster(bench_pg, sim):
         "fixed_cost.run_floor",
         "fixed_cost.symbols_list",
     } <= _names(figures)
-    by_name = {f.name: f for f in figures}
-    # The floor is part of the backfill: a floor above it would mean it measured something else.
-    assert by_name["fixed_cost.run_floor"].value < by_name["fixed_cost.backfill_one_day"].value
+    floor = next(f for f in figures if f.name == "fixed_cost.run_floor")
+    assert floor.anchor == "import dagster" and floor.ratio is not None
 
 
 def test_daily_update_times_a_day_into_a_large_and_an_empty_store(bench_pg):

@@ -246,3 +246,91 @@ def test_ui_backfill_and_symbol_sensor_on_separate_processes(deployment: Deploym
     ) == [(False,)]
     assert _row_counts(deployment, "stock_daily_candles", start, end)["MSFT"] == len(sessions)
     print(f"e2e: backfills, sensor, checks and CLI verified in {time.monotonic() - started:.0f} s")
+
+
+TERMINATE_RUN = """
+mutation Terminate($runId: String!) {
+  terminateRun(runId: $runId, terminatePolicy: SAFE_TERMINATE) {
+    __typename
+    ... on TerminateRunFailure { message }
+    ... on PythonError { message }
+  }
+}"""
+
+RUNS_IN_FLIGHT = """
+query InFlight {
+  runsOrError(filter: {statuses: [QUEUED, NOT_STARTED, STARTING, STARTED, CANCELING]}) {
+    ... on Runs { results { runId } }
+  }
+}"""
+
+#: Seconds the API takes to answer the terminated run's request.
+DELAY = 15
+
+MATERIALIZATIONS = """
+query Materializations($asset: AssetKeyInput!) {
+  assetOrError(assetKey: $asset) {
+    ... on Asset { assetMaterializations(limit: 100) { runId } }
+  }
+}"""
+
+
+def test_terminate_from_the_ui_stops_the_run_in_flight_and_writes_nothing(
+    deployment: Deployment,
+) -> None:
+    # The steps run in the run worker's process (the code location's in-process executor): the
+    # UI's Terminate interrupts the step waiting on the API, which lets its request in flight
+    # end (the delay, shorter than the client's timeout) and writes nothing. Not terminated,
+    # the run would succeed once the answer comes.
+    # Alone, this test starts with the sensor's history runs: their rows are not this run's.
+    def history_landed() -> bool:
+        runs = _sensor_runs(deployment)
+        covered = {s for r in runs for s in _tags(r)["marketdata/symbols"].split(",")}
+        in_flight = deployment.graphql(RUNS_IN_FLIGHT)["runsOrError"]["results"]
+        return covered >= set(SEEDED_STOCKS) and not in_flight
+
+    deployment.wait_for("the seeded symbols' history", history_landed, timeout=150, interval=2)
+    day = stock_sessions(deployment.start_date, last_complete_day())[-1]
+    rows_before = _row_counts(deployment, "stock_daily_candles", day, day)
+    # Only this run's request: the grouped day (the sensor's history runs use ranges).
+    hang = deployment.sim.add_fault(kind="delay", seconds=DELAY, endpoint="grouped", times=1)
+    try:
+        launched = deployment.graphql(
+            LAUNCH_BACKFILL,
+            {
+                "params": {
+                    "assetSelection": [{"path": ["stock_daily_candles"]}],
+                    "partitionNames": [str(day)],
+                    "fromFailure": False,
+                    "title": "e2e terminate",
+                }
+            },
+        )["launchPartitionBackfill"]
+        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+
+        def waiting_on_the_api() -> dict[str, Any] | None:
+            runs = deployment.graphql(
+                RUNS_BY_TAG, {"key": "dagster/backfill", "value": launched["backfillId"]}
+            )["runsOrError"]["results"]
+            fired = next(f for f in deployment.sim.state.faults() if f["id"] == hang)["fired"]
+            return runs[0] if runs and runs[0]["status"] == "STARTED" and fired else None
+
+        run = deployment.wait_for("the run waiting on the API", waiting_on_the_api, timeout=90)
+        terminated = deployment.graphql(TERMINATE_RUN, {"runId": run["runId"]})["terminateRun"]
+        assert terminated["__typename"] == "TerminateRunSuccess", terminated
+
+        def ended() -> str | None:
+            runs = deployment.graphql(
+                RUNS_BY_TAG, {"key": "dagster/backfill", "value": launched["backfillId"]}
+            )["runsOrError"]["results"]
+            return runs[0]["status"] if runs[0]["status"] in FINISHED_RUN else None
+
+        assert deployment.wait_for("the run to end", ended, timeout=DELAY + 40) == "CANCELED"
+    finally:
+        deployment.sim.state.remove_fault(hang)
+    assert _row_counts(deployment, "stock_daily_candles", day, day) == rows_before
+    materialized = deployment.graphql(
+        MATERIALIZATIONS, {"asset": {"path": ["stock_daily_candles"]}}
+    )
+    runs = {m["runId"] for m in materialized["assetOrError"]["assetMaterializations"]}
+    assert run["runId"] not in runs

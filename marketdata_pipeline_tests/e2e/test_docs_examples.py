@@ -643,11 +643,25 @@ def _timed(what: str) -> Iterator[None]:
     print(f"{time.perf_counter() - began:6.1f} s  {what}", flush=True)
 
 
+@pytest.fixture
+def small_market(simulator_server):
+    """The session's simulator serving a market of 200 stocks (the named ones among them).
+
+    The guides' tracking rule (`symbols add --market stocks`) makes every later stock backfill
+    fetch the simulator's whole market: 200 tickers instead of 2,000 keep operations.md's
+    six-month backfill a few seconds long instead of half a minute."""
+    before = simulator_server.configure()
+    simulator_server.configure(stock_universe_size=200)
+    yield simulator_server
+    simulator_server.configure(stock_universe_size=before.stock_universe_size)
+
+
 @pytest.mark.e2e
 @pytest.mark.timeout(900)
 def test_every_documented_command_runs_from_another_directory(  # noqa: C901
-    pg_server, database_url, simulator_server, tmp_path
+    pg_server, database_url, small_market, tmp_path
 ):
+    simulator_server = small_market
     storage_url = fresh_database(pg_server, "docs_examples_dagster")
     store = Store(database_url, storage_url)
     # A user's shell: no key and no settings, but the project's store is this test's database

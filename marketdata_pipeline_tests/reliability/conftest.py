@@ -16,6 +16,7 @@ import psycopg
 
 from marketdata_pipeline.lib.postgres.tracked_symbols import add_symbols
 from marketdata_pipeline.lib.symbols import parse_symbols
+from marketdata_pipeline_tests.helpers import mark_identified
 
 REPO = Path(__file__).resolve().parents[2]
 MARKETDATA = REPO / ".venv" / "bin" / "marketdata"
@@ -35,10 +36,15 @@ _SCRUBBED = (
 )
 
 
-def track(database_url: str, symbols: list[str], asset_class: str = "stock") -> None:
-    """Add `symbols` to marketdata.tracked_symbols."""
+def track(
+    database_url: str, symbols: list[str], asset_class: str = "stock", *, identified: bool = True
+) -> None:
+    """Add `symbols` to marketdata.tracked_symbols; stocks as already `identified` (their
+    security asked about once before), so the faults meet the candle requests."""
     with psycopg.connect(database_url) as conn:
         add_symbols(conn, parse_symbols(symbols, asset_class))
+    if identified and asset_class == "stock":
+        mark_identified(database_url, symbols)
 
 
 def symbol_status(database_url: str) -> dict[str, tuple[str, str | None]]:

@@ -135,6 +135,25 @@ def test_transient_faults_are_retried_and_the_run_succeeds(sim, database_url, fa
     }
 
 
+def test_a_transient_fault_on_the_identity_requests_is_retried(sim, database_url):
+    """A hand-typed stock's security (its ticker details, then its events) goes through the
+    same client: a 503 twice on the details is retried, the security stored, the run's
+    candles unchanged."""
+    track(database_url, SYMBOLS, identified=False)
+    expected = _reference(sim).drop("fetched_at")
+    sim.add_fault(kind="status", status_code=503, match_path="/v3/reference/tickers/AAPL", times=2)
+    result = _run(make_polygon(sim, max_attempts=3), database_url)
+    assert result.success
+    assert _stored(database_url).equals(expected)
+    details = [e for e in sim.stats()["log"] if e["path"] == "/v3/reference/tickers/AAPL"]
+    assert [e["status"] for e in details] == [503, 503, 200]
+    with psycopg.connect(database_url) as conn:
+        held = conn.execute(
+            "SELECT ticker FROM marketdata.ticker_history ORDER BY ticker"
+        ).fetchall()
+    assert held == [("AAPL",), ("MSFT",)]
+
+
 def test_read_timeout_is_retried_and_the_run_succeeds(sim, database_url):
     track(database_url, SYMBOLS)
     expected = _reference(sim).drop("fetched_at")

@@ -9,7 +9,6 @@ rows out).
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -18,11 +17,11 @@ import dagster as dg
 from pydantic import Field
 
 from marketdata_pipeline.defs.candles import checks
+from marketdata_pipeline.defs.candles.identity_first import ensure_identity
 from marketdata_pipeline.defs.candles.partition_metadata import (
     record_partition_row_counts,
     run_metadata_partition,
 )
-from marketdata_pipeline.lib.calendar import NEW_YORK
 from marketdata_pipeline.lib.candles.accumulator import CandleAccumulator
 from marketdata_pipeline.lib.candles.batch import CandleBatch
 from marketdata_pipeline.lib.candles.quality import DEFAULT_JUMP_THRESHOLD
@@ -30,12 +29,10 @@ from marketdata_pipeline.lib.candles.spool import CandleSpool
 from marketdata_pipeline.lib.candles.validation import StructuralReport
 from marketdata_pipeline.lib.candles.window import CandleWindow
 from marketdata_pipeline.lib.errors import InputError
-from marketdata_pipeline.lib.identity_load import ensure_loaded
 from marketdata_pipeline.lib.polygon.errors import PolygonError
 from marketdata_pipeline.lib.polygon.planner import DEFAULT_CHUNK_ROWS
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
-from marketdata_pipeline.lib.postgres.securities import AmbiguousOwnership
 from marketdata_pipeline.lib.postgres.store import stored_counts
 from marketdata_pipeline.lib.postgres.tracked_symbols import active_symbols, record_failures
 from marketdata_pipeline.lib.postgres.universe import rule_symbols, universe_symbols
@@ -110,28 +107,6 @@ def resolve_symbols(
     return sorted(set(chosen)), invalid
 
 
-def _ensure_reference(
-    context: dg.AssetExecutionContext, polygon: PolygonResource, database: PostgresDatabase
-) -> None:
-    """Tracking rules expand through the ticker reference: load it first when it was not
-    loaded today (at most once a day per store; the `ticker_reference` step of the same run
-    then finds it done)."""
-    first = context.assets_def.partitions_def.get_first_partition_key()
-    today = dt.datetime.now(NEW_YORK).date()
-    with database.connect() as conn:
-        try:
-            loaded = ensure_loaded(
-                polygon.get_client, conn, floor=dt.date.fromisoformat(first), today=today
-            )
-        except AmbiguousOwnership as exc:
-            raise dg.Failure(f"ticker reference: {exc}") from None
-    if loaded is not None:
-        context.log.info(
-            f"ticker reference loaded for the tracking rules: {loaded.securities} securities "
-            f"in {loaded.requests} requests"
-        )
-
-
 def materialise_candles(
     context: dg.AssetExecutionContext,
     config: CandleConfig,
@@ -147,8 +122,11 @@ def materialise_candles(
     """
     asset = context.asset_key.path[-1]
     partitions = CandleWindow.of(context)
-    if asset_class is AssetClass.STOCK and config.symbols is None:
-        _ensure_reference(context, polygon, database)
+    reference: dict[str, int] = {}
+    if asset_class is AssetClass.STOCK:
+        reference = ensure_identity(
+            context, polygon, database, partitions, config.symbols, tracked=config.rules is None
+        )
     symbols, invalid = resolve_symbols(config, asset_class, database, partitions)
     context.log.info(f"{asset}: {len(symbols)} symbols, {partitions}")
     # The run replaces only the days the key's plan serves: earlier stored history is kept.
@@ -163,7 +141,7 @@ def materialise_candles(
         symbols = []
     with CandleSpool(polygon.spool_dir) as spool:
         rows = CandleAccumulator(asset, asset_class, config.jump_threshold, spool=spool)
-        fetch = _RunFetch()
+        fetch = _RunFetch(reference_requests=reference)
         yield from _fetch_into(
             context, config, polygon, database, rows, fetch, window, symbols, invalid
         )
@@ -179,6 +157,8 @@ class _RunFetch:
     requests: dict = field(default_factory=dict)
     requests_made: int = 0
     run_plan: Any = None
+    #: Reference requests the run made before choosing its tickers, by kind (identity_first).
+    reference_requests: dict[str, int] = field(default_factory=dict)
 
 
 def _fetch_into(
@@ -289,6 +269,7 @@ def _emit(
         "plan": dg.MetadataValue.json(run_plan.as_metadata() if run_plan else {}),
         "requests": dg.MetadataValue.json({**fetch.requests, "requests": fetch.requests_made}),
         "requests_made": fetch.requests_made,
+        "reference_requests": dg.MetadataValue.json(fetch.reference_requests),
         "run_rows_rejected": rejected.height,
         "spooled_chunks": spool.chunks,
     }

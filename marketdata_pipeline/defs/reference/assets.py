@@ -2,11 +2,12 @@
 
 Not partitioned: it is one whole-market load (the ticker list, listed and delisted, and the
 ticker-change events of renamed securities; after the first, only what changed), done at most
-once a day per store, whatever the number of runs. Every stock run includes it, and the stock
-candles load it themselves first when a tracking rule needs it and it was not loaded today
-(Dagster does not order steps without a dependency, and a dependency would make the UI ask to
-materialise it before the candles), so a run's tickers follow renames and the rules see
-today's listings and delistings.
+once a day per store, whatever the number of runs; and, with or without a rule, the security of
+each tracked ticker the store has none for, asked once a ticker (`identity_tracked`). Every
+stock run includes it, and the stock candles do both themselves first when needed
+(`defs/candles/identity_first.py`: Dagster does not order steps without a dependency, and a
+dependency would make the UI ask to materialise it before the candles), so a run's tickers
+follow renames and the rules see today's listings and delistings.
 """
 # No `from __future__ import annotations`: Dagster reads the real annotation objects.
 
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from pydantic import Field
 
+from marketdata_pipeline.defs.candles.identity_first import identify_pending
 from marketdata_pipeline.defs.candles.jobs import STOCK_CANDLES_JOB
 from marketdata_pipeline.defs.reference.names import (
     GROUP,
@@ -24,7 +26,8 @@ from marketdata_pipeline.defs.reference.names import (
     TICKER_SWITCHES,
 )
 from marketdata_pipeline.lib.identity_changes import RECONCILE_PAGES
-from marketdata_pipeline.lib.identity_load import load_identity, recheck_switches
+from marketdata_pipeline.lib.identity_load import load_identity
+from marketdata_pipeline.lib.identity_switches import recheck_switches
 from marketdata_pipeline.lib.polygon.resource import PolygonResource
 from marketdata_pipeline.lib.postgres.database import PostgresDatabase
 from marketdata_pipeline.lib.postgres.securities import AmbiguousOwnership
@@ -75,15 +78,22 @@ def build_reference_assets(start_date: dt.date) -> tuple[dg.AssetsDefinition, ..
         reads everything again). Switch dates are
         cross-checked against the stored bars (the vendor's event dates can be days off). A
         load that would give one ticker two owners on one day fails, naming both, and leaves
-        the stored identity as it was.
+        the stored identity as it was. A tracked ticker still without a security (typed by
+        hand with no rule, or absent from the list) gets its own from its ticker details and
+        ticker events, once a ticker (2 requests, 3 when renamed away).
         """
         today = dt.datetime.now(NEW_YORK).date()
         with database.connect() as conn:
-            if context.job_name == STOCK_CANDLES_JOB and not list_rules(conn):
-                # Without a rule a stock run needs no vendor list: the tracked tickers are
-                # the universe. Materialising this asset itself loads it whatever the rules.
-                context.log.info("ticker_reference: no tracking rule, nothing to load")
-                return dg.MaterializeResult(metadata={"skipped_no_rule": True, "requests": 0})
+            no_rule = context.job_name == STOCK_CANDLES_JOB and not list_rules(conn)
+        if no_rule:
+            # Without a rule a stock run needs no vendor list: the tracked tickers are the
+            # universe, each identified on its own once (materialising this asset itself
+            # loads the list whatever the rules).
+            made = _identify(context, polygon, database)
+            context.log.info("ticker_reference: no tracking rule, no ticker list loaded")
+            return dg.MaterializeResult(
+                metadata={"skipped_no_rule": True, "requests": 0, **_kinds(made)}
+            )
         client = polygon.get_client()
         with database.connect() as conn:
             try:
@@ -97,6 +107,8 @@ def build_reference_assets(start_date: dt.date) -> tuple[dg.AssetsDefinition, ..
                 )
             except AmbiguousOwnership as exc:
                 raise dg.Failure(f"ticker_reference: {exc}") from None
+        # Tracked tickers the list lacks (grouped daily carries thousands) get theirs too.
+        made = _identify(context, polygon, database)
         if result.skipped:
             context.log.info("ticker_reference: already loaded today, no request made")
         else:
@@ -105,7 +117,7 @@ def build_reference_assets(start_date: dt.date) -> tuple[dg.AssetsDefinition, ..
                 f"intervals in {result.requests} requests"
                 + (" (only what changed since the last load)" if result.mode == "changes" else "")
             )
-        return dg.MaterializeResult(metadata=result.as_metadata())
+        return dg.MaterializeResult(metadata={**result.as_metadata(), **_kinds(made)})
 
     @dg.asset(
         name=TICKER_SWITCHES,
@@ -138,4 +150,18 @@ def build_reference_assets(start_date: dt.date) -> tuple[dg.AssetsDefinition, ..
             context.log.info(f"ticker_switches: moved by stored bars: {', '.join(moved)}")
         return dg.MaterializeResult(metadata={"moved": ", ".join(moved[:20]), "requests": 0})
 
+    def _identify(
+        context: dg.AssetExecutionContext, polygon: PolygonResource, database: PostgresDatabase
+    ) -> dict[str, int]:
+        try:
+            return identify_pending(context.log, polygon, database, start_date, None)
+        except AmbiguousOwnership as exc:
+            raise dg.Failure(f"ticker_reference: {exc}") from None
+
     return (ticker_reference, ticker_switches)
+
+
+def _kinds(made: dict[str, int]) -> dict[str, object]:
+    """The identity requests by kind, as metadata (`reference_requests`, read by the
+    backfill's summary)."""
+    return {"reference_requests": dg.MetadataValue.json(made)} if made else {}

@@ -5,6 +5,8 @@
   the `type` parameter, so a rule of several types costs no more pages than one. Newest first
   (`sort=last_updated_utc` or `delisted_utc`, `order=desc`), `fetch_recent` reads only the
   rows changed since a watermark; `fetch_ticker_range` reads a few pages from a ticker on.
+- `/v3/reference/tickers/{ticker}` (`date=` for a ticker no longer current): one ticker's
+  details, for a hand-typed ticker the ticker list was not loaded for (`fetch_ticker_details`);
 - `/vX/reference/tickers/{id}/events?types=ticker_change`: a security's ticker changes, by
   composite FIGI (or by the ticker it holds today); 404 when the id names nobody.
 
@@ -45,6 +47,8 @@ class TickerRecord:
     delisted_utc: dt.datetime | None
     #: When the vendor last changed the row (list results only).
     last_updated_utc: dt.datetime | None = None
+    #: The first day listed (ticker details only).
+    list_date: dt.date | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,15 @@ def parse_ticker(record: Any) -> TickerRecord | str:
         share_class_figi=_text(record.get("share_class_figi")),
         delisted_utc=_instant(record.get("delisted_utc")),
         last_updated_utc=_instant(record.get("last_updated_utc")),
+        list_date=_day(record.get("list_date")),
     )
+
+
+def _day(value: Any) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -292,3 +304,20 @@ def fetch_ticker_events(client: PolygonClient, identifier: str) -> list[TickerEv
             events.append(TickerEvent(ticker, day))
     events.sort(key=lambda e: e.day)
     return events
+
+
+def fetch_ticker_details(
+    client: PolygonClient, ticker: str, on: dt.date | None = None
+) -> TickerRecord | None:
+    """One ticker's details (as of `on`, else today), or None when the vendor knows nobody
+    holding it then (404)."""
+    path = f"{TICKERS_PATH}/{quote(ticker, safe='')}"
+    params = {"date": on.isoformat()} if on else {}
+    what = f"ticker details of {ticker}" + (f" on {on}" if on else "")
+    doc = _get_object(client, path, params, what)
+    if doc is None:
+        return None
+    record = parse_ticker(doc["results"])
+    if isinstance(record, str):
+        raise PolygonPayloadError(f"Polygon response for {what}: {record}", request=what)
+    return record

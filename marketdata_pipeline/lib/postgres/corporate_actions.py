@@ -301,7 +301,7 @@ def split_candidate_steps(
     The pairing (`lag` over each symbol's bars) and a slightly looser filter run in Postgres,
     so only the few candidate steps leave it: reading every bar of a ten-year market into
     polars cost 50 s at 12.6 M bars, psycopg's COPY handing over one row per call
-    (docs/benchmarks.md 17). Non-positive prices are always passed on, for the caller to judge.
+    (docs/benchmarks.md 19). Non-positive prices are always passed on, for the caller to judge.
     """
     bound = math.exp(max(min_log_ratio - _PREFILTER_SLACK, 0.0))
     query = sql.SQL(

@@ -16,7 +16,7 @@ into disjoint ranges, and each (symbol, first..last) range takes its bars plus t
 before `first` (one primary-key probe), so no query reads a symbol's whole history to know one
 day's previous close, and no row is computed twice. Into an empty table (a store's first
 history backfill) the rows go into the bare heap and the indexes are built afterwards, in the
-same transaction (`_insert_then_index`). docs/benchmarks.md 17 has the figures.
+same transaction (`_insert_then_index`). docs/benchmarks.md 19 has the figures.
 """
 
 from __future__ import annotations
@@ -227,7 +227,7 @@ def _insert_then_index(conn: psycopg.Connection, insert: str) -> int:
 
     Inserting 12.6 M rows while maintaining the primary key and the day index (rows arrive
     by symbol, so every row lands on another page of the day index) took 2.2x as long as
-    inserting into the bare heap and building both indexes from it (docs/benchmarks.md 17).
+    inserting into the bare heap and building both indexes from it (docs/benchmarks.md 19).
     The price: dropping an index locks the table, so a reader of the (empty) table waits for
     this transaction to commit instead of reading nothing.
     """

@@ -23,6 +23,7 @@ from marketdata_pipeline.lib.symbols import parse_symbols
 from marketdata_pipeline_tests.conftest import make_polygon
 from marketdata_pipeline_tests.helpers import (
     check_evaluations,
+    mark_identified,
     materialise,
     query,
     read_table,
@@ -48,8 +49,11 @@ def fractional_stock_volume(sim):
 
 
 def track(database_url: str, *symbols: str) -> None:
+    """Track `symbols`, as a store that identified them before (their candle requests alone
+    are counted here)."""
     with psycopg.connect(database_url) as conn:
         add_symbols(conn, parse_symbols(list(symbols), "stock"))
+    mark_identified(database_url, list(symbols))
 
 
 def vendor_bars(sim, symbol: str, start: dt.date, end: dt.date, *, adjusted: bool) -> pl.DataFrame:

@@ -143,7 +143,15 @@ def test_the_requested_run_fetches_history_for_the_new_symbol_only(
     msft = stored.filter(pl.col("symbol") == "MSFT")
     assert msft.get_column("day").min() == stock_sessions(START_DATE, end)[0]
     assert msft.get_column("day").max() <= end
-    assert {e["ticker"] for e in sim.stats()["log"]} == {"MSFT"}
+    log = sim.stats()["log"]
+    assert {e["ticker"] for e in log if e["kind"] in ("range", "grouped")} == {"MSFT"}
+    # The history run chose its tickers through MSFT's security, identified once (details,
+    # then events by its FIGI).
+    assert [e["kind"] for e in log if e["kind"].startswith("ticker_")] == [
+        "ticker_details",
+        "ticker_events",
+    ]
+    assert ("MSFT",) in query(database_url, "SELECT ticker FROM marketdata.ticker_history")
     assert query(
         database_url,
         "SELECT status, last_success_day FROM marketdata.tracked_symbols WHERE symbol='MSFT'",
