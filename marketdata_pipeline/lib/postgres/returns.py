@@ -31,10 +31,12 @@ from marketdata_pipeline.lib.postgres.ddl import SCHEMA
 from marketdata_pipeline.lib.postgres.store import table_lock_key
 
 TABLE = "stock_daily_returns_stored"
-#: Events (splits, dividends) are looked at again from this long before the newest one seen: a
+#: Events (splits, dividends) are looked at again from this long before the last refresh: a
 #: transaction that stamped its rows earlier but committed later (a concurrent run's split
-#: refresh) is still picked up. The price: the newest hour of events is redone by every refresh
-#: until newer events arrive (the few symbols of the latest split batch: milliseconds).
+#: refresh) is still picked up. The price: the events of the hour before a refresh are redone
+#: by the next one, once. (The watermark was the newest event seen, so the newest hour of
+#: events was redone by every refresh until newer ones arrived: after a store's first dividend
+#: history load, all of it, every day.)
 EVENT_OVERLAP = dt.timedelta(hours=1)
 
 #: The columns of the table (and of the view), in order.
@@ -141,24 +143,19 @@ def refresh_returns(conn: psycopg.Connection, first: dt.date, last: dt.date) -> 
         ).fetchone() or (None,)
         # None: never refreshed, every event counts.
         since = seen - EVENT_OVERLAP if seen is not None else None
-        (newest,) = conn.execute(
-            "SELECT greatest("
-            " (SELECT max(greatest(learned_at, applied_at)) FROM marketdata.stock_splits),"
-            " (SELECT max(fetched_at) FROM marketdata.stock_dividends))"
-        ).fetchone()
         window, history, dividends = _targets(conn, first, last, since)
         (empty,) = conn.execute(f"SELECT NOT EXISTS (SELECT 1 FROM marketdata.{TABLE})").fetchone()
         deleted = 0 if empty else _delete(conn, first, last)
         columns = ", ".join(RETURN_COLUMNS)
         insert = f"INSERT INTO marketdata.{TABLE} ({columns}) {_COMPUTE}"
         written = _insert_then_index(conn, insert) if empty else conn.execute(insert).rowcount
-        if newest is not None:
-            conn.execute(
-                "INSERT INTO marketdata.stock_daily_returns_state (events_through) VALUES (%s)"
-                " ON CONFLICT (singleton) DO UPDATE SET events_through ="
-                " greatest(excluded.events_through, stock_daily_returns_state.events_through)",
-                (newest,),
-            )
+        # Every event this transaction could see is handled: the next refresh looks from
+        # this refresh's start (less the overlap), not from the newest event's stamp.
+        conn.execute(
+            "INSERT INTO marketdata.stock_daily_returns_state (events_through) VALUES (now())"
+            " ON CONFLICT (singleton) DO UPDATE SET events_through ="
+            " greatest(excluded.events_through, stock_daily_returns_state.events_through)"
+        )
     return ReturnsRefresh(window, history, dividends, deleted, written)
 
 

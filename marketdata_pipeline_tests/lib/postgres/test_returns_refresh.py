@@ -112,7 +112,7 @@ def test_every_refresh_leaves_the_table_equal_to_the_view(database_url):
         )
         conn.commit()
         done = refresh_returns(conn, dt.date(2024, 2, 1), dt.date(2024, 2, 9))
-        # S10's new split, and S4's again (applied within EVENT_OVERLAP of the newest event).
+        # S10's new split, and S4's again (applied within EVENT_OVERLAP before the last refresh).
         assert done.history_symbols == 2
         assert_table_equals_view(conn)
         assert indexes(conn) == defined
@@ -140,3 +140,23 @@ def test_a_first_refresh_of_the_whole_history_builds_the_same_table(database_url
             " WHERE conrelid = 'marketdata.stock_daily_returns_stored'::regclass"
         ).fetchone()
         assert kind == "p"
+
+
+def test_events_a_refresh_saw_are_redone_once_at_most(database_url):
+    """A refresh after the overlap has passed redoes none of the events the last one saw, even
+    when no newer event came since (the store's first dividend load, then quiet days)."""
+    with psycopg.connect(database_url) as conn:
+        fill(conn)  # dividends read a day ago
+        conn.commit()
+        first = refresh_returns(conn, FIRST, LAST)
+        assert first.dividend_days > 0
+        # Two hours later, nothing new read: the day's refresh is its window only.
+        conn.execute(
+            "UPDATE marketdata.stock_daily_returns_state"
+            " SET events_through = events_through - interval '2 hours'"
+        )
+        conn.commit()
+        later = refresh_returns(conn, LAST, LAST)
+        assert later.dividend_days == 0 and later.history_symbols == 0
+        assert later.window_symbols == 12
+        assert_table_equals_view(conn)
