@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from polygon_simulator.corporate_actions import SimDividend, SimSplit
-from polygon_simulator.reference_query import EventQueryError
+from polygon_simulator.reference_query import EventQueryError, parse_query_day
 
 Version = Literal["v1", "v3"]
 Kind = Literal["splits", "dividends"]
@@ -108,20 +108,11 @@ def dividend_record(
     }
 
 
-def _parse_day(value: str, name: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise EventQueryError(
-            f"Could not parse the query parameter: '{name}'. Value must be formatted 'yyyy-mm-dd'"
-        ) from None
-
-
 def _matches(value: Any, op: str, wanted: str, name: str) -> bool:
     if op == "any_of":
         return str(value) in wanted.split(",")
     if isinstance(value, dt.date):
-        target: Any = _parse_day(wanted, name)
+        target: Any = parse_query_day(wanted, name)
     elif isinstance(value, int | float):
         try:
             target = float(wanted)
@@ -208,7 +199,7 @@ def list_events(
             rows = [r for r in rows if r[0]["reverse_split"] == flag]
             continue
         if field.endswith("_date") and op != "any_of":
-            _parse_day(wanted, key)
+            parse_query_day(wanted, key)
         rows = [
             r for r in rows if r[0][field] is not None and _matches(r[0][field], op, wanted, key)
         ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 from urllib.parse import parse_qsl, urlencode
 
 
@@ -30,3 +31,13 @@ def decode_event_cursor(cursor: str) -> tuple[list[tuple[str, str]], int]:
     except (binascii.Error, UnicodeDecodeError, ValueError, KeyError):
         raise EventQueryError("Failed to parse query parameters: invalid cursor") from None
     return [(k, v) for k, v in pairs if k != "page_marker"], offset
+
+
+def parse_query_day(value: str, name: str) -> dt.date:
+    """A `yyyy-mm-dd` query parameter, or the vendor's 400 naming `name`."""
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise EventQueryError(
+            f"Could not parse the query parameter: '{name}'. Value must be formatted 'yyyy-mm-dd'"
+        ) from None

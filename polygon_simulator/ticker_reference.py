@@ -35,7 +35,7 @@ from polygon_simulator.listings import (
     universe_listing,
     world,
 )
-from polygon_simulator.reference_query import EventQueryError
+from polygon_simulator.reference_query import EventQueryError, parse_query_day
 
 
 def _updated_utc(ticker: str, day: dt.date) -> str:
@@ -143,15 +143,6 @@ def ticker_rows(
     return tuple(rows)
 
 
-def _parse_day(value: str, name: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise EventQueryError(
-            f"Could not parse the query parameter: '{name}'. Value must be formatted 'yyyy-mm-dd'"
-        ) from None
-
-
 def _parse_active(value: str | None) -> bool:
     if value is None or value == "":
         return True
@@ -183,7 +174,7 @@ def list_tickers(
             f"Use an integer from 1 to {TICKERS_MAX_LIMIT}"
         )
     limit = min(int(raw_limit), TICKERS_MAX_LIMIT)
-    on = _parse_day(params["date"], "date") if params.get("date") else today
+    on = parse_query_day(params["date"], "date") if params.get("date") else today
     active = _parse_active(params.get("active"))
     market_name = params.get("market")
     if market_name and market_name not in MARKETS:
